@@ -1,0 +1,228 @@
+"""``python -m studio``: headless renders, comparisons, history and the model list.
+
+stdout carries results (one mp4 path per line, or JSON with --json); progress and
+messages go to stderr. A StudioError prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import StudioError
+
+EXIT_USER_ERROR = 2
+
+
+def _budgets(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step budgets like 1,2,4,8; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one step budget")
+    return values
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where history and renders live (default: $STUDIO_DATA_DIR or a per-user folder)")
+    p.add_argument("--model", help="model id (see `python -m studio models`)")
+    p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--offload", choices=["none", "model"], help="model: keep only the active component on the GPU")
+    p.add_argument("--memory-budget", type=float, metavar="GB", help="memory budget for loaded models")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--allow-download", action="store_true", default=None, help="allow hub downloads")
+    net.add_argument("--offline", dest="allow_download", action="store_false", help="never download (default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio", description="AnyFlow Studio from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="render a video (or a preview/refine or comparison plan)")
+    _common(r)
+    r.add_argument("--prompt", required=True)
+    r.add_argument("--mode", default="t2v", choices=["t2v", "i2v", "v2v"])
+    r.add_argument("--negative-prompt", default="")
+    r.add_argument("--image", help="first frame for --mode i2v")
+    r.add_argument("--video", help="clip to continue for --mode v2v")
+    r.add_argument("--context-frames", type=int, help="v2v: use at most this many input frames as context")
+    r.add_argument("--seed", help="integer seed (default: random, printed)")
+    r.add_argument("--steps", default="4", help="step budget (1-128)")
+    r.add_argument("--height")
+    r.add_argument("--width")
+    r.add_argument("--frames")
+    r.add_argument("--fps")
+    r.add_argument("--guidance-scale", type=float, default=1.0, help="keep 1.0 for AnyFlow (guidance is distilled)")
+    plan = r.add_mutually_exclusive_group()
+    plan.add_argument("--preview", type=int, metavar="STEPS", help="render a cheap preview first, then --steps")
+    plan.add_argument("--compare", type=_budgets, metavar="B1,B2,...", help="render the same seed at several budgets")
+    r.add_argument("--gif", action="store_true", help="also write a GIF next to each mp4")
+    r.add_argument("--json", action="store_true", help="print a JSON summary instead of paths")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    h = sub.add_parser("history", help="list or search past renders")
+    _common(h)
+    h.add_argument("--search", default="", help="full-text search over prompts")
+    h.add_argument("--mode", choices=["t2v", "i2v", "v2v"])
+    h.add_argument("--steps", type=int)
+    h.add_argument("--status", choices=["running", "ok", "failed", "cancelled", "interrupted"])
+    h.add_argument("--limit", type=int, default=20)
+    h.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("models", help="models in the catalogue: available locally, cached, memory")
+    _common(m)
+    m.add_argument("--json", action="store_true")
+    return parser
+
+
+def _open(args):
+    from .services import Studio
+
+    return Studio.open(
+        data_dir=args.data_dir,
+        default_model=None,
+        device=args.device,
+        offload=args.offload,
+        memory_budget_gb=args.memory_budget,
+        allow_download=args.allow_download,
+        models_file=args.models_file,
+    )
+
+
+def cmd_render(args) -> int:
+    from tqdm import tqdm
+
+    from . import media
+    from .render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
+
+    studio = _open(args)
+    req = RenderRequest(
+        prompt=args.prompt, mode=args.mode, negative_prompt=args.negative_prompt, image=args.image, video=args.video,
+        seed=args.seed, steps=args.steps, height=args.height, width=args.width, frames=args.frames, fps=args.fps,
+        model=args.model, guidance_scale=args.guidance_scale, context_frames=args.context_frames,
+    )
+    resolved, notes = studio.engine.validate(req)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.compare:
+        plan = Plan.compare(args.compare)
+    elif args.preview:
+        plan = Plan.refine(args.preview, resolved.steps)
+    else:
+        plan = Plan.single(resolved.steps)
+    print(f"seed {resolved.seed}, model {resolved.model}, {resolved.width}x{resolved.height}x{resolved.frames}, "
+          f"budgets {list(plan.budgets)}", file=sys.stderr)
+    bar = None
+    results, failure = [], None
+    try:
+        for event in studio.engine.render(resolved, plan):
+            if isinstance(event, Status) and not args.quiet:
+                print(event.message, file=sys.stderr)
+            elif isinstance(event, Progress) and not args.quiet:
+                if bar is None or bar.desc != f"{event.steps} steps":
+                    if bar is not None:
+                        bar.close()
+                    bar = tqdm(total=event.total, desc=f"{event.steps} steps", file=sys.stderr, leave=False)
+                bar.update(event.step - bar.n)
+            elif isinstance(event, Result):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                if args.gif:
+                    media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), resolved.fps)
+                results.append(event)
+                if not args.json:
+                    print(event.video_path, flush=True)
+                    t = event.timings
+                    print(f"  {event.steps} steps: {t['total']:.2f} s (denoise {t['denoise']:.2f}, decode "
+                          f"{t['decode']:.2f}, write {t['write']:.2f})", file=sys.stderr)
+            elif isinstance(event, (Failed, Cancelled)):
+                failure = event.message
+    except KeyboardInterrupt:
+        failure = "Interrupted."
+    finally:
+        if bar is not None:
+            bar.close()
+        studio.close()
+    if args.json:
+        summary = {
+            "ok": failure is None,
+            "error": failure,
+            "seed": resolved.seed,
+            "model": resolved.model,
+            "plan": plan.kind,
+            "notes": notes,
+            "results": [
+                {"id": r.record_id, "steps": r.steps, "role": r.role, "video": r.video_path, "thumbnail": r.thumb_path,
+                 "timings": r.timings, "request": r.request}
+                for r in results
+            ],
+        }
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .history import Query
+
+    studio = _open(args)
+    try:
+        rows = studio.history.search(Query(text=args.search, mode=args.mode, model=args.model, steps=args.steps,
+                                           status=args.status, limit=args.limit))
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no renders found", file=sys.stderr)
+        return 0
+    for row in rows:
+        total = (row.get("timings") or {}).get("total")
+        secs = f"{total:6.2f}s" if isinstance(total, (int, float)) else "      -"
+        print(f"{row['id']}  {row['status']:<9} {row['mode']}  {row['model']:<18} {row['steps']:>3} steps {secs}  "
+              f"seed {row['seed']}  {row['prompt'][:60]!r}")
+        if row.get("video_path"):
+            print(f"    {row['video_path']}")
+        if row.get("error"):
+            print(f"    error: {row['error']}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    studio = _open(args)
+    try:
+        rows = studio.models.describe()
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        where = row["folder"] if row["available"] else "not on this machine"
+        print(f"{row['id']:<18} {row['family']:<13} {','.join(row['modes']):<11} native {row['native']:<15} "
+              f"~{row['memory_gb']:g} GB  {where}")
+        print(f"{'':<18} {row['source']}  [{row['license']}]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models}
+    try:
+        return handlers[args.command](args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (e.g. piped into `head`)
+        return 0

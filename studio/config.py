@@ -1,0 +1,85 @@
+"""Settings: one named place for every knob, from flags and the environment.
+
+Precedence: explicit argument (CLI flag) > environment variable > default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+PRESETS_DIR = REPO_ROOT / "presets"
+DEFAULT_MODEL = "anyflow-tiny-far"
+
+
+def default_data_dir() -> Path:
+    """A per-user data folder (XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows)."""
+    env = os.environ.get("STUDIO_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local"))
+    elif (home / "Library" / "Application Support").is_dir():
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share"))
+    return base / "anyflow-studio"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    default_model: str = DEFAULT_MODEL
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    memory_budget_gb: float | None = None  # None: derived from the device (see models.py)
+    offload: str = "none"  # none | model  (model = diffusers enable_model_cpu_offload)
+    allow_download: bool = False  # hub downloads only when the user says so
+    models_file: Path | None = None  # extra registry entries; default <data_dir>/models.toml
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Settings from STUDIO_* environment variables, then explicit overrides (None = not given)."""
+        base = cls(
+            default_model=os.environ.get("STUDIO_MODEL", DEFAULT_MODEL),
+            device=os.environ.get("STUDIO_DEVICE", "auto"),
+            dtype=os.environ.get("STUDIO_DTYPE", "auto"),
+            memory_budget_gb=_env_float("STUDIO_MEMORY_BUDGET_GB"),
+            offload=os.environ.get("STUDIO_OFFLOAD", "none"),
+            allow_download=_env_bool("STUDIO_ALLOW_DOWNLOAD", False) and not _env_bool("HF_HUB_OFFLINE", False),
+            models_file=Path(os.environ["STUDIO_MODELS_FILE"]) if os.environ.get("STUDIO_MODELS_FILE") else None,
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "data_dir" in given:
+            given["data_dir"] = Path(given["data_dir"]).expanduser()
+        if "models_file" in given:
+            given["models_file"] = Path(given["models_file"]).expanduser()
+        return replace(base, **given)
+
+    @property
+    def user_models_file(self) -> Path:
+        return self.models_file or (self.data_dir / "models.toml")
+
+    @property
+    def renders_dir(self) -> Path:
+        return self.data_dir / "renders"
+
+    @property
+    def history_path(self) -> Path:
+        return self.data_dir / "history.db"

@@ -1,0 +1,43 @@
+"""The studio's error types. Each carries one message a user can act on.
+
+The UI shows ``str(err)``; the CLI prints it and exits non-zero. Anything that is
+not a StudioError is a bug and is reported as such.
+"""
+
+
+class StudioError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+
+class InvalidRequest(StudioError):
+    """A request field is out of range or malformed."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        lines = [f"{field}: {msg}" for field, msg in self.errors.items()]
+        super().__init__("Invalid request - " + "; ".join(lines))
+
+
+class UnknownModel(StudioError):
+    pass
+
+
+class ModeNotServed(StudioError):
+    pass
+
+
+class WeightsUnavailable(StudioError):
+    """Weights are not on disk and may not be downloaded."""
+
+
+class NotEnoughMemory(StudioError):
+    pass
+
+
+class MediaError(StudioError):
+    """An input image or video could not be read or used."""
+
+
+class RenderCancelled(StudioError):
+    def __init__(self, message: str = "Render cancelled."):
+        super().__init__(message)

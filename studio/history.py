@@ -1,0 +1,261 @@
+"""HistoryStore: every render, one row, in SQLite (the only module that touches SQLite).
+
+Schema moves forward by numbered migrations gated on ``PRAGMA user_version``.
+One connection shared across threads behind a lock (WAL, busy timeout), so
+Gradio worker threads and the CLI can use the same file at once. User text only
+reaches SQL as parameters; full-text search builds a quoted query from words (``fts_query``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import sqlite_utils
+
+STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
+_JSON_FIELDS = ("request", "timings")
+
+
+def fts_query(text: str) -> str:
+    """User text -> a safe FTS5 query: each word quoted, as a prefix, all words required.
+
+    Quoting tokens ourselves means no user text is ever parsed as FTS syntax
+    (sqlite-utils' quote=True still fails on input like '""').
+    """
+    words = re.findall(r"\w+", text or "")
+    return " ".join('"' + w.replace('"', "") + '"*' for w in words[:32])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+# ---- migrations ------------------------------------------------------------------
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["renders"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "status": str,
+            "mode": str,
+            "model": str,
+            "prompt": str,
+            "negative_prompt": str,
+            "seed": int,
+            "steps": int,
+            "height": int,
+            "width": int,
+            "frames": int,
+            "fps": int,
+            "request": str,  # JSON of the whole RenderRequest
+            "timings": str,  # JSON: load, encode, denoise, decode, write, total (seconds)
+            "video_path": str,
+            "thumb_path": str,
+            "error": str,
+            "accepted": int,
+        },
+        pk="id",
+        defaults={"accepted": 0},
+        not_null={"id", "created_at", "status"},
+    )
+    db["renders"].enable_fts(["prompt"], create_triggers=True)
+
+
+def _m2_plans(db: sqlite_utils.Database) -> None:
+    """Group the budgets of one plan; search negative prompts too; index what the gallery filters on."""
+    table = db["renders"]
+    table.add_column("plan_id", str)
+    table.add_column("plan_kind", str)
+    table.add_column("budget_index", int)
+    table.add_column("finished_at", str)
+    table.add_column("total_seconds", float)
+    table.create_index(["created_at"], if_not_exists=True)
+    table.create_index(["status"], if_not_exists=True)
+    table.create_index(["model", "mode", "steps"], if_not_exists=True)
+    table.enable_fts(["prompt", "negative_prompt"], create_triggers=True, replace=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database, upto: int = SCHEMA_VERSION) -> int:
+    """Apply migrations after the file's user_version, each in its own transaction. Returns the new version."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(version + 1, upto + 1):
+        with db.conn:
+            MIGRATIONS[number - 1](db)
+            db.execute(f"PRAGMA user_version = {number}")
+    return max(version, upto)
+
+
+@dataclass
+class Query:
+    text: str = ""
+    mode: str | None = None
+    model: str | None = None
+    steps: int | None = None
+    status: str | None = None
+    accepted: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class HistoryStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        with self._lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            migrate(self.db)
+            # Anything still "running" belongs to a process that died mid-render.
+            self.db.execute(
+                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
+                "WHERE status = 'running'"
+            )
+            self.db.conn.commit()
+
+    @property
+    def table(self) -> sqlite_utils.db.Table:
+        return self.db["renders"]
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # ---- writing -------------------------------------------------------------------
+    def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int) -> str:
+        """Record a render that is about to run; returns its id."""
+        rid = new_id()
+        row = {
+            "id": rid,
+            "created_at": _now(),
+            "status": "running",
+            "mode": request.get("mode"),
+            "model": request.get("model"),
+            "prompt": request.get("prompt"),
+            "negative_prompt": request.get("negative_prompt") or "",
+            "seed": request.get("seed"),
+            "steps": steps,
+            "height": request.get("height"),
+            "width": request.get("width"),
+            "frames": request.get("frames"),
+            "fps": request.get("fps"),
+            "request": json.dumps(request, ensure_ascii=False),
+            "timings": "{}",
+            "plan_id": plan_id,
+            "plan_kind": plan_kind,
+            "budget_index": budget_index,
+            "accepted": 0,
+        }
+        with self._lock, self.db.conn:
+            self.table.insert(row)
+        return rid
+
+    def finish(self, rid: str, status: str, *, timings: dict | None = None, video_path: str | None = None,
+               thumb_path: str | None = None, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status}")
+        updates = {"status": status, "finished_at": _now(), "error": error}
+        if timings is not None:
+            updates["timings"] = json.dumps(timings)
+            updates["total_seconds"] = timings.get("total")
+        if video_path is not None:
+            updates["video_path"] = video_path
+        if thumb_path is not None:
+            updates["thumb_path"] = thumb_path
+        with self._lock, self.db.conn:
+            self.table.update(rid, updates)
+
+    def set_accepted(self, rid: str, accepted: bool = True) -> None:
+        with self._lock, self.db.conn:
+            self.table.update(rid, {"accepted": int(bool(accepted))})
+
+    def delete(self, rid: str, remove_files: bool = True) -> bool:
+        """Delete a row and (by default) its files. Only files inside ``allowed_root`` are removed."""
+        row = self.get(rid)
+        if row is None:
+            return False
+        with self._lock, self.db.conn:
+            self.table.delete(rid)
+        if remove_files:
+            for key in ("video_path", "thumb_path"):
+                p = row.get(key)
+                if p and Path(p).is_file():
+                    Path(p).unlink()
+        return True
+
+    # ---- reading -------------------------------------------------------------------
+    @staticmethod
+    def _decode(row: dict) -> dict:
+        row = dict(row)
+        for key in _JSON_FIELDS:
+            if isinstance(row.get(key), str):
+                try:
+                    row[key] = json.loads(row[key])
+                except json.JSONDecodeError:
+                    pass
+        row.pop("rank", None)
+        return row
+
+    def get(self, rid: str) -> dict | None:
+        with self._lock:
+            rows = list(self.table.rows_where("id = ?", [rid]))
+        return self._decode(rows[0]) if rows else None
+
+    def count(self) -> int:
+        with self._lock:
+            return self.table.count
+
+    def search(self, query: Query | None = None, **kwargs) -> list[dict]:
+        """Newest first; ``text`` is full-text over prompts (quoted: any user text is safe)."""
+        q = query or Query(**kwargs)
+        where, args = [], {}
+        for column in ("mode", "model", "steps", "status"):
+            value = getattr(q, column)
+            if value not in (None, ""):
+                where.append(f"[{column}] = :{column}")
+                args[column] = value
+        if q.accepted is not None:
+            where.append("accepted = :accepted")
+            args["accepted"] = int(q.accepted)
+        clause = " AND ".join(where) or None
+        limit, offset = max(1, min(int(q.limit), 1000)), max(0, int(q.offset))
+        with self._lock:
+            if q.text and q.text.strip():
+                match = fts_query(q.text)
+                if not match:  # only punctuation or symbols: nothing can match
+                    return []
+                rows = self.table.search(
+                    match, where=clause, where_args=args or None,
+                    order_by="created_at desc", limit=limit, offset=offset,
+                )
+            else:
+                rows = self.table.rows_where(clause, args or None, order_by="created_at desc", limit=limit, offset=offset)
+            return [self._decode(r) for r in rows]
+
+    def plan(self, plan_id: str) -> list[dict]:
+        with self._lock:
+            rows = self.table.rows_where("plan_id = ?", [plan_id], order_by="budget_index")
+            return [self._decode(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()

@@ -1,0 +1,211 @@
+"""Pixels in and out: the only module that encodes or decodes video.
+
+Outputs: h264/yuv420p mp4 with +faststart and the render's parameters in the file's
+metadata, PNG thumbnails, GIFs. Inputs: images and videos normalised to a model's
+size (resize to cover, centre crop) and frame rate. Every write goes to a
+temporary name first and is renamed into place, so no half-written file is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import MediaError
+
+METADATA_KEY = "comment"  # mp4 muxer keeps title/comment; we store JSON in comment
+
+Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear error
+
+
+def to_uint8(frames) -> np.ndarray:
+    """(T, H, W, 3) float in [0, 1] (or uint8) -> uint8."""
+    arr = np.asarray(frames)
+    if arr.dtype == np.uint8:
+        return arr
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_video(frames, path: str | Path, fps: int, metadata: dict | None = None, crf: int = 18) -> Path:
+    """Write an h264/yuv420p mp4 (faststart) with ``metadata`` as JSON in the comment tag."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    arr = to_uint8(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] < 1:
+        raise MediaError(f"expected frames of shape (T, H, W, 3), got {arr.shape}")
+    _, h, w, _ = arr.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    params = ["-preset", "veryfast", "-crf", str(crf), "-movflags", "+faststart"]
+    if metadata:
+        params += ["-metadata", f"{METADATA_KEY}={json.dumps(metadata, ensure_ascii=False)}"]
+        if metadata.get("prompt"):
+            params += ["-metadata", f"title={metadata['prompt'][:200]}"]
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (w, h),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            macro_block_size=2,  # yuv420p needs even sizes; model sizes are multiples of 16
+            output_params=params,
+            ffmpeg_log_level="error",
+        )
+        writer.send(None)
+        for frame in arr:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _parse_ffmetadata(text: str) -> dict[str, str]:
+    """key=value lines; a backslash escapes the next character (including a newline)."""
+    fields: dict[str, str] = {}
+    key, cur, escaped = None, [], False
+    for ch in text + "\n":
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "=" and key is None:
+            key, cur = "".join(cur), []
+        elif ch == "\n":
+            if key is not None and not key.startswith(";"):
+                fields[key.strip().lower()] = "".join(cur)
+            key, cur = None, []
+        else:
+            cur.append(ch)
+    return fields
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON metadata written by ``write_video`` (empty dict if none)."""
+    proc = subprocess.run(
+        [_ffmpeg(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise MediaError(f"{path}: could not read metadata ({proc.stderr.decode(errors='replace').strip()[:200]})")
+    fields = _parse_ffmetadata(proc.stdout.decode("utf-8", errors="replace"))
+    raw = fields.get(METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return {"comment": raw}
+
+
+def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video to uint8 (T, H, W, 3) and its frame rate. Raises MediaError with a clear reason."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"Video not found: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"Video file is empty (0 bytes): {path.name}")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = reader.__next__()
+        w, h = meta["size"]
+        fps = float(meta.get("fps") or 0) or 16.0
+        frames = []
+        for raw in reader:
+            frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3))
+            if max_frames is not None and len(frames) >= max_frames:
+                reader.close()
+                break
+    except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as exc:
+        raise MediaError(f"Could not read {path.name} as a video: {str(exc).strip().splitlines()[0][:200]}") from None
+    if not frames:
+        raise MediaError(f"{path.name} has no video frames.")
+    return np.stack(frames), fps
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image as RGB (first frame of animations, EXIF rotation applied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"Image not found: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"Image file is empty (0 bytes): {path.name}")
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257.0).clip(0, 255).astype(np.uint8))
+            return img.convert("RGB")
+    except Image.DecompressionBombError:
+        raise MediaError(f"{path.name} is too large to use (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"Could not read {path.name} as an image: {exc}") from None
+
+
+def fit_frame(img: Image.Image | np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize to cover (width, height) keeping aspect, then centre-crop. Returns uint8 (H, W, 3)."""
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)
+    fitted = ImageOps.fit(img.convert("RGB"), (width, height), method=Image.Resampling.LANCZOS)
+    return np.asarray(fitted, dtype=np.uint8)
+
+
+def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> list[int]:
+    """Indices of source frames to show at ``dst_fps`` (nearest earlier frame), covering the same duration."""
+    if num_frames <= 0:
+        return []
+    if src_fps <= 0 or abs(src_fps - dst_fps) < 1e-6:
+        return list(range(num_frames))
+    duration = num_frames / src_fps
+    count = max(1, int(duration * dst_fps + 1e-6))
+    return [min(num_frames - 1, int(i * src_fps / dst_fps + 1e-6)) for i in range(count)]
+
+
+def write_thumbnail(frames, path: str | Path, max_side: int = 320) -> Path:
+    """PNG of the middle frame, scaled so its longer side is at most ``max_side``."""
+    path = Path(path)
+    arr = to_uint8(frames)
+    img = Image.fromarray(arr[len(arr) // 2])
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    if max(img.size) < 128:  # tiny models: scale up so the thumbnail is visible
+        scale = 128 // max(img.size)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    tmp = _tmp_path(path)
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def write_gif(frames, path: str | Path, fps: int) -> Path:
+    path = Path(path)
+    arr = to_uint8(frames)
+    images = [Image.fromarray(f) for f in arr]
+    tmp = _tmp_path(path)
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / max(fps, 1)), loop=0)
+    os.replace(tmp, path)
+    return path

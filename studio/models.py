@@ -1,0 +1,349 @@
+"""ModelManager: resolve weights offline-first, load each pipeline once, lend it, evict LRU.
+
+Eviction policy (documented, tested): every loaded pipeline is charged the bytes of
+its parameters and buffers. Before a load, the estimated size of the new model is
+checked against the memory budget; least-recently-*lent* models that are not in
+use are unloaded until it fits. A model bigger than the whole budget is refused
+with a message, never half-loaded. Only this module calls ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from . import nvlabs
+from .config import Settings
+from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
+from .registry import ModelSpec, Registry
+
+GB = 1024**3
+ProgressFn = Callable[[str], None]
+
+
+def _weights_bytes(folder: Path) -> int:
+    exts = (".safetensors", ".bin", ".pt", ".pth")
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name.endswith(exts))
+
+
+def _pipeline_bytes(pipe) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            for t in list(component.parameters()) + list(component.buffers()):
+                total += t.numel() * t.element_size()
+    return total
+
+
+def _host_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * GB
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    pipe: object
+    folder: Path
+    device: str
+    dtype: str
+    nbytes: int
+    load_seconds: float
+    render_lock: threading.Lock = field(default_factory=threading.Lock)
+    in_use: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, registry: Registry | None = None):
+        self.settings = settings
+        self.registry = registry or Registry.load(settings.user_models_file)
+        self.device = self._pick_device(settings.device)
+        self.load_counts: Counter[str] = Counter()  # how many times each model was really loaded
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.RLock()
+        self._load_locks: dict[str, threading.Lock] = {}
+
+    # ---- device, dtype, budget -------------------------------------------------
+    @staticmethod
+    def _pick_device(wanted: str) -> str:
+        if wanted in ("auto", "", None):
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise StudioError(f"Device '{wanted}' was asked for, but no CUDA GPU is available. Use --device cpu.")
+        return wanted
+
+    def dtype_for(self, component: str | None = None) -> torch.dtype:
+        names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if self.settings.dtype != "auto":
+            return names[self.settings.dtype]
+        if self.device.startswith("cuda"):
+            # The Wan VAE is kept in fp32 for quality (as diffusers' Wan examples do).
+            return torch.float32 if component == "vae" else torch.bfloat16
+        return torch.float32
+
+    @property
+    def budget_bytes(self) -> int:
+        if self.settings.memory_budget_gb is not None:
+            return int(self.settings.memory_budget_gb * GB)
+        if self.device.startswith("cuda") and self.settings.offload == "none":
+            return int(torch.cuda.get_device_properties(self.device).total_memory * 0.9)
+        return int(_host_memory_bytes() * 0.6)
+
+    def loaded_bytes(self) -> int:
+        with self._lock:
+            return sum(m.nbytes for m in self._loaded.values())
+
+    # ---- resolving weights -------------------------------------------------------
+    def resolve(self, spec: ModelSpec, progress: ProgressFn | None = None) -> Path:
+        """The folder holding the model's weights, offline first. Raises WeightsUnavailable."""
+        folder = spec.local_folder()
+        if folder is not None and (folder / "model_index.json").is_file():
+            return folder
+        if spec.source_kind in ("embedded", "local"):
+            hint = (
+                "Run `python scripts/make_embedded_model.py` to rebuild the embedded models."
+                if spec.source_kind == "embedded"
+                else f"Check the path in {spec.origin}."
+            )
+            raise WeightsUnavailable(f"Model '{spec.id}': no diffusers folder at {folder} (no model_index.json). {hint}")
+        return self._resolve_hub(spec, progress)
+
+    def cached_folder(self, spec: ModelSpec) -> Path | None:
+        """The model's folder if its weights are already on this machine, else None (never downloads)."""
+        folder = spec.local_folder()
+        if folder is not None and (folder / "model_index.json").is_file():
+            return folder
+        if spec.hub_repo is None:
+            return None
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(spec.hub_repo, local_files_only=True))
+        except Exception:
+            return None
+
+    def _resolve_hub(self, spec: ModelSpec, progress: ProgressFn | None) -> Path:
+        cached = self.cached_folder(spec)
+        if cached is not None:
+            return cached
+        if not self.settings.allow_download:
+            raise WeightsUnavailable(
+                f"Model '{spec.id}' ({spec.hub_repo}) is not on this machine and downloads are off. "
+                f"Either run with --allow-download (needs network; about {spec.memory_gb:g} GB), "
+                f"or download it yourself with `hf download {spec.hub_repo}` and try again, "
+                f"or put the files in a folder and add `path = \"/that/folder\"` under [models.\"{spec.id}\"] "
+                f"in {self.settings.user_models_file}."
+            )
+        from huggingface_hub import snapshot_download
+
+        if progress:
+            progress(f"Downloading {spec.hub_repo} (progress on the console)...")
+        try:
+            return Path(snapshot_download(spec.hub_repo))
+        except Exception as exc:  # network errors, auth, disk full
+            raise WeightsUnavailable(f"Model '{spec.id}': download of {spec.hub_repo} failed: {exc}") from None
+
+    # ---- loading and caching ----------------------------------------------------
+    def is_loaded(self, model_id: str) -> bool:
+        with self._lock:
+            return model_id in self._loaded
+
+    def get(self, model_id: str, progress: ProgressFn | None = None) -> LoadedModel:
+        """The loaded model, loading it first if needed. Concurrent callers share one load."""
+        spec = self.registry.get(model_id)
+        with self._lock:
+            if model_id in self._loaded:
+                entry = self._loaded[model_id]
+                entry.last_used = time.monotonic()
+                return entry
+            load_lock = self._load_locks.setdefault(model_id, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if model_id in self._loaded:  # loaded by another thread while we waited
+                    entry = self._loaded[model_id]
+                    entry.last_used = time.monotonic()
+                    return entry
+            folder = self.resolve(spec, progress)
+            self._make_room(spec, folder)
+            if progress:
+                progress(f"Loading {spec.id} onto {self.device}...")
+            entry = self._load(spec, folder)
+            with self._lock:
+                self._loaded[model_id] = entry
+                self.load_counts[model_id] += 1
+            return entry
+
+    @contextmanager
+    def lend(self, model_id: str, progress: ProgressFn | None = None) -> Iterator[LoadedModel]:
+        """Borrow a loaded model for one render. One render at a time per pipeline; never evicted while lent."""
+        while True:
+            entry = self.get(model_id, progress)
+            with self._lock:
+                if self._loaded.get(model_id) is entry:  # not evicted between get() and here
+                    entry.in_use += 1
+                    break
+        try:
+            with entry.render_lock:
+                entry.last_used = time.monotonic()
+                yield entry
+        finally:
+            with self._lock:
+                entry.in_use -= 1
+                entry.last_used = time.monotonic()
+
+    def estimate_bytes(self, spec: ModelSpec, folder: Path | None) -> int:
+        on_disk = _weights_bytes(folder) if folder is not None else 0
+        if on_disk:
+            # Files are usually stored in fp32 or bf16; on CPU we load fp32.
+            return on_disk * (2 if self.dtype_for() == torch.float32 and on_disk > GB else 1)
+        return int(spec.memory_gb * GB)
+
+    def _make_room(self, spec: ModelSpec, folder: Path) -> None:
+        need = self.estimate_bytes(spec, folder)
+        budget = self.budget_bytes
+        if need > budget:
+            raise NotEnoughMemory(
+                f"Model '{spec.id}' needs about {need / GB:.1f} GB but the memory budget is {budget / GB:.1f} GB. "
+                "Try --offload model (keeps only the active part on the GPU), a larger --memory-budget, "
+                "or a smaller model."
+            )
+        with self._lock:
+            while self.loaded_bytes() + need > budget:
+                idle = [m for m in self._loaded.values() if m.in_use == 0]
+                if not idle:
+                    raise NotEnoughMemory(
+                        f"Model '{spec.id}' needs about {need / GB:.1f} GB; the loaded models in use leave too "
+                        f"little of the {budget / GB:.1f} GB budget. Wait for the current render to finish."
+                    )
+                victim = min(idle, key=lambda m: m.last_used)
+                self._evict(victim.spec.id)
+
+    def _load(self, spec: ModelSpec, folder: Path) -> LoadedModel:
+        from diffusers import AnyFlowFARPipeline, AnyFlowPipeline, DiffusionPipeline
+        from diffusers.utils import logging as dlogging
+        from transformers.utils import logging as tlogging
+
+        started = time.perf_counter()
+        load_from = folder
+        if nvlabs.is_nvlabs_layout(folder):
+            load_from = nvlabs.diffusers_view(folder, self.settings.data_dir / "cache" / "nvlabs-views")
+        dtype = {"default": self.dtype_for(), "vae": self.dtype_for("vae")}
+        previous = dlogging.get_verbosity()
+        dlogging.set_verbosity_error()  # no per-component progress bars or warnings on the console
+        dlogging.disable_progress_bar()
+        tlogging.disable_progress_bar()
+        try:
+            pipe = DiffusionPipeline.from_pretrained(str(load_from), dtype=dtype)
+        except torch.OutOfMemoryError:
+            raise NotEnoughMemory(
+                f"Out of memory while loading '{spec.id}'. Try --offload model or close other GPU programs."
+            ) from None
+        except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
+            raise WeightsUnavailable(f"Model '{spec.id}': the folder {folder} could not be loaded: {exc}") from None
+        finally:
+            dlogging.enable_progress_bar()
+            tlogging.enable_progress_bar()
+            dlogging.set_verbosity(previous)
+        expected = AnyFlowFARPipeline if spec.family == "causal" else AnyFlowPipeline
+        if not isinstance(pipe, expected):
+            raise StudioError(
+                f"Model '{spec.id}' is registered as {spec.family} ({expected.__name__}) but {folder} "
+                f"holds a {type(pipe).__name__}. Fix 'family' in {spec.origin}."
+            )
+        try:
+            if self.settings.offload == "model" and self.device.startswith("cuda"):
+                pipe.enable_model_cpu_offload(device=self.device)
+            else:
+                pipe.to(self.device)
+        except torch.OutOfMemoryError:
+            del pipe
+            self._free_device_memory()
+            raise NotEnoughMemory(
+                f"Out of memory moving '{spec.id}' to {self.device}. Try --offload model, or a smaller model."
+            ) from None
+        pipe.set_progress_bar_config(disable=True)
+        return LoadedModel(
+            spec=spec,
+            pipe=pipe,
+            folder=folder,
+            device=self.device,
+            dtype=str(self.dtype_for()).replace("torch.", ""),
+            nbytes=_pipeline_bytes(pipe),
+            load_seconds=time.perf_counter() - started,
+        )
+
+    def _evict(self, model_id: str) -> None:
+        with self._lock:
+            entry = self._loaded.pop(model_id, None)
+        if entry is not None:
+            entry.pipe = None
+            del entry
+            self._free_device_memory()
+
+    def _free_device_memory(self) -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def unload(self, model_id: str) -> bool:
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is None:
+                return False
+            if entry.in_use:
+                raise StudioError(f"Model '{model_id}' is rendering; unload it when the render is done.")
+            self._evict(model_id)
+            return True
+
+    def transformer_config(self, model_id: str) -> dict:
+        """The transformer's config, from the loaded model or from disk (no load). Empty if unknown."""
+        import json
+
+        with self._lock:
+            entry = self._loaded.get(model_id)
+        if entry is not None:
+            return dict(entry.pipe.transformer.config)
+        folder = self.cached_folder(self.registry.get(model_id))
+        path = folder / "transformer" / "config.json" if folder else None
+        if path is None or not path.is_file():
+            return {}
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    # ---- reporting ------------------------------------------------------------------
+    def describe(self) -> list[dict]:
+        """One row per registered model: where its weights are, whether it is loaded, memory."""
+        rows = []
+        for spec in self.registry.specs.values():
+            folder = self.cached_folder(spec)
+            with self._lock:
+                entry = self._loaded.get(spec.id)
+            rows.append(
+                {
+                    "id": spec.id,
+                    "title": spec.title,
+                    "family": spec.family,
+                    "modes": list(spec.modes),
+                    "source": spec.source,
+                    "available": folder is not None,
+                    "folder": str(folder) if folder else None,
+                    "loaded": entry is not None,
+                    "loaded_gb": round(entry.nbytes / GB, 3) if entry else None,
+                    "device": entry.device if entry else None,
+                    "memory_gb": spec.memory_gb,
+                    "native": f"{spec.width}x{spec.height}x{spec.frames}@{spec.fps}",
+                    "license": spec.license,
+                }
+            )
+        return rows

@@ -1,0 +1,133 @@
+"""The catalogue of models: what each is, where its weights come from, what it serves.
+
+Built-in entries live in ``presets/models.toml``; users add or override entries in
+``<data dir>/models.toml`` without touching code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .config import ASSETS_DIR, PRESETS_DIR
+from .errors import StudioError, UnknownModel
+
+MODES = ("t2v", "i2v", "v2v")
+FAMILIES = ("bidirectional", "causal")
+SOURCE_KINDS = ("embedded", "local", "hub")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    source: str  # "embedded:<rel>" | "local:<path>" | "hub:<repo>"
+    family: str = "bidirectional"
+    modes: tuple[str, ...] = ("t2v",)
+    title: str = ""
+    height: int = 480
+    width: int = 832
+    frames: int = 81
+    fps: int = 16
+    temporal_factor: int = 4  # frames per latent frame: valid frame counts are temporal_factor*n + 1
+    memory_gb: float = 0.0
+    license: str = ""
+    notes: str = ""
+    path: str | None = None  # optional local folder holding a hub model's files
+    origin: str = "built-in"  # which file the entry came from
+
+    @property
+    def source_kind(self) -> str:
+        return self.source.split(":", 1)[0]
+
+    @property
+    def source_ref(self) -> str:
+        return self.source.split(":", 1)[1]
+
+    @property
+    def hub_repo(self) -> str | None:
+        return self.source_ref if self.source_kind == "hub" else None
+
+    @property
+    def is_noncommercial(self) -> bool:
+        return "non-commercial" in self.license.lower()
+
+    def local_folder(self) -> Path | None:
+        """The folder on disk the weights are expected in, if the entry names one."""
+        if self.source_kind == "embedded":
+            return ASSETS_DIR / self.source_ref
+        if self.source_kind == "local":
+            return Path(self.source_ref).expanduser()
+        if self.path:
+            return Path(self.path).expanduser()
+        return None
+
+    def serves(self, mode: str) -> bool:
+        return mode in self.modes
+
+    def valid_frame_counts(self, up_to: int | None = None) -> list[int]:
+        limit = up_to or max(self.frames, 1)
+        return [n for n in range(1, limit + 1) if (n - 1) % self.temporal_factor == 0]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _spec_from_table(model_id: str, table: dict, origin: str) -> ModelSpec:
+    known = set(ModelSpec.__dataclass_fields__) - {"id", "origin"}
+    unknown = set(table) - known
+    if unknown:
+        raise StudioError(f"{origin}: model '{model_id}' has unknown keys: {', '.join(sorted(unknown))}")
+    if "source" not in table:
+        raise StudioError(f"{origin}: model '{model_id}' needs a 'source' (embedded:, local: or hub:)")
+    kind = str(table["source"]).split(":", 1)[0]
+    if kind not in SOURCE_KINDS or ":" not in str(table["source"]):
+        raise StudioError(f"{origin}: model '{model_id}' source must start with embedded:, local: or hub:")
+    family = table.get("family", "bidirectional")
+    if family not in FAMILIES:
+        raise StudioError(f"{origin}: model '{model_id}' family must be one of {', '.join(FAMILIES)}")
+    modes = tuple(table.get("modes", ["t2v"]))
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise StudioError(f"{origin}: model '{model_id}' has unknown modes {bad}; use {', '.join(MODES)}")
+    values = dict(table, modes=modes)
+    return ModelSpec(id=model_id, origin=origin, **values)
+
+
+def _read_file(path: Path) -> dict[str, ModelSpec]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise StudioError(f"{path}: not valid TOML ({exc})") from None
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise StudioError(f"{path}: expected [models.<id>] tables")
+    return {mid: _spec_from_table(mid, table, str(path)) for mid, table in models.items()}
+
+
+@dataclass
+class Registry:
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, user_file: Path | None = None, builtin_file: Path = PRESETS_DIR / "models.toml") -> "Registry":
+        specs = _read_file(builtin_file)
+        if user_file is not None and user_file.is_file():
+            specs.update(_read_file(user_file))
+        return cls(specs)
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.specs[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self.specs))
+            raise UnknownModel(f"Unknown model '{model_id}'. Known models: {known}.") from None
+
+    def add(self, spec: ModelSpec) -> None:
+        self.specs[spec.id] = spec
+
+    def ids(self) -> list[str]:
+        return list(self.specs)
+
+    def serving(self, mode: str) -> list[ModelSpec]:
+        return [s for s in self.specs.values() if s.serves(mode)]

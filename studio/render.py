@@ -1,0 +1,489 @@
+"""RenderRequest, RenderEvents, plans of step budgets, and the engine that runs them.
+
+One schema for a request: the UI, the CLI, the history and the file metadata all
+use ``RenderRequest.to_dict()``. The engine calls the stock diffusers AnyFlow
+pipelines; it only adds what a studio needs around them: validated inputs, one
+prompt encoding shared by every budget of a plan, per-step events, cancellation,
+timings, files and a history row per budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import chunks, media
+from .config import Settings
+from .errors import InvalidRequest, MediaError, ModeNotServed, RenderCancelled, StudioError
+from .history import HistoryStore, new_id
+from .models import ModelManager
+from .registry import MODES, ModelSpec
+
+log = logging.getLogger(__name__)
+
+MIN_STEPS, MAX_STEPS = 1, 128
+MAX_PROMPT_CHARS = 2000
+MAX_SIDE, MAX_FRAMES = 4096, 1025
+MAX_SEED = 2**32 - 1
+MAX_PLAN_BUDGETS = 8
+
+
+# ---- the request ------------------------------------------------------------------
+@dataclass(frozen=True)
+class RenderRequest:
+    prompt: str
+    mode: str = "t2v"
+    negative_prompt: str = ""
+    image: str | None = None  # i2v: path of the first frame
+    video: str | None = None  # v2v: path of the clip to continue
+    seed: int | None = None  # None: a random seed, recorded
+    steps: int = 4
+    height: int | None = None  # None: the model's native size
+    width: int | None = None
+    frames: int | None = None
+    fps: int | None = None
+    model: str | None = None  # None: the studio's default model
+    guidance_scale: float = 1.0  # guidance is distilled into AnyFlow weights: keep 1.0
+    context_frames: int | None = None  # v2v: at most this many input frames as context
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RenderRequest":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidRequest({k: "unknown field" for k in unknown})
+        if "prompt" not in data:
+            raise InvalidRequest({"prompt": "is required"})
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_int(value: Any, name: str, errors: dict, lo: int, hi: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        errors[name] = "must be a whole number"
+        return None
+    try:
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, float):
+            if not np.isfinite(number) or number != int(number):
+                raise ValueError
+        number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        errors[name] = f"must be a whole number, got {str(value)[:40]!r}"
+        return None
+    if not lo <= number <= hi:
+        errors[name] = f"must be between {lo} and {hi}, got {number}"
+        return None
+    return number
+
+
+def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[str]]:
+    """Check every field against the model; fill defaults. Returns (request, notes on adjustments)."""
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+
+    prompt = req.prompt if isinstance(req.prompt, str) else ""
+    prompt = "".join(ch for ch in prompt if ch.isprintable() or ch in "\n\t").strip()
+    if not prompt:
+        errors["prompt"] = "is empty: describe the video you want"
+    elif len(prompt) > MAX_PROMPT_CHARS:
+        errors["prompt"] = f"is {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
+    negative = req.negative_prompt if isinstance(req.negative_prompt, str) else ""
+    if len(negative) > MAX_PROMPT_CHARS:
+        errors["negative_prompt"] = f"is longer than {MAX_PROMPT_CHARS:,} characters"
+
+    mode = req.mode
+    if mode not in MODES:
+        errors["mode"] = f"must be one of {', '.join(MODES)}"
+    steps = _as_int(req.steps, "steps", errors, MIN_STEPS, MAX_STEPS)
+    seed = _as_int(req.seed, "seed", errors, 0, MAX_SEED)
+    height = _as_int(req.height if req.height is not None else spec.height, "height", errors, 16, MAX_SIDE)
+    width = _as_int(req.width if req.width is not None else spec.width, "width", errors, 16, MAX_SIDE)
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and value % 16:
+            errors[name] = f"must be a multiple of 16 (nearest: {max(16, round(value / 16) * 16)}), got {value}"
+    frames = _as_int(req.frames if req.frames is not None else spec.frames, "frames", errors, 1, MAX_FRAMES)
+    if frames is not None and (frames - 1) % spec.temporal_factor:
+        fixed = chunks.nearest_valid_frames(frames, spec.temporal_factor)
+        notes.append(f"frames {frames} -> {fixed}: this model needs {spec.temporal_factor}n+1 frames")
+        frames = fixed
+    fps = _as_int(req.fps if req.fps is not None else spec.fps, "fps", errors, 1, 120)
+    context = _as_int(req.context_frames, "context_frames", errors, 1, MAX_FRAMES)
+    try:
+        guidance = float(req.guidance_scale)
+        if not 1.0 <= guidance <= 20.0:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["guidance_scale"] = "must be a number from 1 to 20 (AnyFlow weights want 1.0)"
+        guidance = 1.0
+
+    if mode == "i2v" and not req.image:
+        errors["image"] = "i2v needs an input image"
+    if mode == "v2v" and not req.video:
+        errors["video"] = "v2v needs an input video"
+    if mode != "i2v" and req.image:
+        errors["image"] = f"is only used in i2v mode (mode is {mode})"
+    if mode != "v2v" and req.video:
+        errors["video"] = f"is only used in v2v mode (mode is {mode})"
+    for name in ("image", "video"):
+        path = getattr(req, name)
+        if path and name not in errors and not Path(path).is_file():
+            errors[name] = f"file not found: {path}"
+    if errors:
+        raise InvalidRequest(errors)
+    if seed is None:
+        seed = random.randint(0, MAX_SEED)
+    resolved = replace(
+        req, prompt=prompt, negative_prompt=negative, mode=mode, steps=steps, seed=seed, height=height,
+        width=width, frames=frames, fps=fps, model=spec.id, guidance_scale=guidance, context_frames=context,
+        image=str(req.image) if req.image else None, video=str(req.video) if req.video else None,
+    )
+    return resolved, notes
+
+
+# ---- plans --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Step budgets run one after another with the same seed and prompt encoding."""
+
+    budgets: tuple[int, ...]
+    kind: str = "single"  # single | refine | compare
+
+    @classmethod
+    def single(cls, steps: int) -> "Plan":
+        return cls((int(steps),), "single")
+
+    @classmethod
+    def refine(cls, preview: int, steps: int) -> "Plan":
+        """A cheap preview, then the user's budget. Collapses to one render if the preview is not cheaper."""
+        if int(preview) >= int(steps):
+            return cls.single(steps)
+        return cls((int(preview), int(steps)), "refine")
+
+    @classmethod
+    def compare(cls, budgets) -> "Plan":
+        seen: list[int] = []
+        for b in budgets:
+            if int(b) not in seen:
+                seen.append(int(b))
+        return cls(tuple(seen), "compare")
+
+    def check(self) -> None:
+        bad = [b for b in self.budgets if not MIN_STEPS <= b <= MAX_STEPS]
+        if not self.budgets or len(self.budgets) > MAX_PLAN_BUDGETS or bad:
+            raise InvalidRequest(
+                {"budgets": f"give 1 to {MAX_PLAN_BUDGETS} step budgets, each {MIN_STEPS}-{MAX_STEPS}; got {list(self.budgets)}"}
+            )
+
+    def role(self, index: int) -> str:
+        if self.kind == "refine":
+            return "preview" if index == 0 else "final"
+        return self.kind
+
+
+# ---- events ---------------------------------------------------------------------------
+@dataclass
+class Status:
+    message: str
+    kind: str = "status"
+
+
+@dataclass
+class Progress:
+    budget_index: int
+    steps: int  # the budget being rendered
+    step: int  # transformer calls done in this budget (1-based)
+    total: int  # transformer calls this budget needs (steps x generated chunks for FAR)
+    fraction: float  # of the whole plan, 0..1
+    kind: str = "progress"
+
+
+@dataclass
+class Result:
+    budget_index: int
+    steps: int
+    role: str  # single | preview | final | compare
+    record_id: str
+    video_path: str
+    thumb_path: str
+    timings: dict
+    request: dict
+    frames: np.ndarray = field(repr=False)
+    notes: list = field(default_factory=list)
+    kind: str = "result"
+
+
+@dataclass
+class Failed:
+    message: str
+    budget_index: int
+    record_id: str | None
+    kind: str = "failed"
+
+
+@dataclass
+class Cancelled:
+    budget_index: int
+    record_id: str | None
+    message: str = "Render cancelled."
+    kind: str = "cancelled"
+
+
+Event = Status | Progress | Result | Failed | Cancelled
+_DONE = object()
+
+
+# ---- inputs -----------------------------------------------------------------------------
+@dataclass
+class _Inputs:
+    frames: np.ndarray | None = None  # uint8 (T, H, W, 3), already fitted to the request's size and fps
+
+
+def _read_inputs(req: RenderRequest) -> _Inputs:
+    """Decode and normalise the conditioning image/video before any model work."""
+    if req.mode == "i2v":
+        img = media.load_image(req.image)
+        return _Inputs(frames=media.fit_frame(img, req.width, req.height)[None])
+    if req.mode == "v2v":
+        clip, src_fps = media.read_video(req.video, max_frames=4 * MAX_FRAMES)
+        idx = media.resample_indices(len(clip), src_fps, req.fps)
+        return _Inputs(frames=np.stack([media.fit_frame(clip[i], req.width, req.height) for i in idx]))
+    return _Inputs()
+
+
+class RenderEngine:
+    def __init__(self, models: ModelManager, history: HistoryStore, settings: Settings):
+        self.models = models
+        self.history = history
+        self.settings = settings
+
+    # ---- planning helpers the UI and CLI use ---------------------------------------
+    def spec_for(self, req: RenderRequest) -> ModelSpec:
+        spec = self.models.registry.get(req.model or self.settings.default_model)
+        if req.mode in MODES and not spec.serves(req.mode):
+            others = [s.id for s in self.models.registry.serving(req.mode)]
+            hint = f" Models that do: {', '.join(others)}." if others else ""
+            raise ModeNotServed(f"Model '{spec.id}' does not do {req.mode.upper()} (it serves {', '.join(spec.modes)}).{hint}")
+        return spec
+
+    def validate(self, req: RenderRequest) -> tuple[RenderRequest, list[str]]:
+        return validate(req, self.spec_for(req))
+
+    def chunk_template(self, spec: ModelSpec) -> list[int] | None:
+        """The causal model's chunk_partition template (from its config), None for bidirectional models."""
+        if spec.family != "causal":
+            return None
+        cfg = self.models.transformer_config(spec.id)
+        return list(cfg.get("chunk_partition") or chunks.DEFAULT_TEMPLATE)
+
+    def context_frames_for(self, req: RenderRequest, available: int) -> int:
+        """How many of ``available`` input frames (at the model's fps) a V2V render keeps as context."""
+        spec = self.spec_for(req)
+        total = req.frames or spec.frames
+        return chunks.fit_context(available, total, spec.temporal_factor, self.chunk_template(spec), req.context_frames)
+
+    # ---- rendering ----------------------------------------------------------------------
+    def render(self, request: RenderRequest, plan: Plan | None = None,
+               cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Run a plan; yield events as they happen. Invalid requests raise StudioError before anything runs."""
+        req, notes = self.validate(request)
+        plan = plan or Plan.single(req.steps)
+        plan.check()
+        cancel = cancel or threading.Event()
+        events: queue.Queue = queue.Queue()
+        worker = threading.Thread(
+            target=self._run_plan, args=(req, plan, notes, events.put, cancel), name="render", daemon=True
+        )
+        worker.start()
+        try:
+            while True:
+                event = events.get()
+                if event is _DONE:
+                    break
+                yield event
+        finally:
+            if worker.is_alive():  # the consumer went away: stop the render
+                cancel.set()
+                worker.join()
+
+    def run(self, request: RenderRequest, plan: Plan | None = None) -> list[Result]:
+        """Render and return the results; raise StudioError on failure or cancellation."""
+        results = []
+        for event in self.render(request, plan):
+            if isinstance(event, Result):
+                results.append(event)
+            elif isinstance(event, Failed):
+                raise StudioError(event.message)
+            elif isinstance(event, Cancelled):
+                raise RenderCancelled()
+        return results
+
+    def _run_plan(self, req: RenderRequest, plan: Plan, notes: list[str], emit, cancel: threading.Event) -> None:
+        plan_id = new_id()
+        record = req.to_dict()
+        rid: str | None = None
+        index = 0
+        try:
+            rid = self.history.start(record, plan.budgets[0], plan_id, plan.kind, 0)
+            inputs = _read_inputs(req)
+            started = time.perf_counter()
+            was_loaded = self.models.is_loaded(req.model)
+            if not was_loaded:
+                emit(Status(f"Loading model {req.model}..."))
+            self.models.get(req.model, progress=lambda m: emit(Status(m)))
+            load_s = 0.0 if was_loaded else time.perf_counter() - started
+            waited = time.perf_counter()
+            with self.models.lend(req.model) as loaded:
+                wait_s = time.perf_counter() - waited
+                pipe = loaded.pipe
+                extra = self._conditioning(req, inputs, pipe)
+                t = time.perf_counter()
+                embeds = self._encode(pipe, req)
+                encode_s = time.perf_counter() - t
+                for index, steps in enumerate(plan.budgets):
+                    if index > 0:
+                        rid = self.history.start(record, steps, plan_id, plan.kind, index)
+                    if cancel.is_set():
+                        raise RenderCancelled()
+                    first = {"wait": wait_s, "load": load_s, "encode": encode_s} if index == 0 else {}
+                    result = self._render_budget(req, plan, index, steps, pipe, embeds, extra, rid, first, notes, emit, cancel)
+                    self.history.finish(rid, "ok", timings=result.timings, video_path=result.video_path,
+                                        thumb_path=result.thumb_path)
+                    emit(result)
+                    rid = None
+        except RenderCancelled:
+            if rid:
+                self.history.finish(rid, "cancelled", error="Cancelled by the user.")
+            emit(Cancelled(index, rid))
+        except StudioError as exc:
+            if rid:
+                self.history.finish(rid, "failed", error=str(exc))
+            emit(Failed(str(exc), index, rid))
+        except Exception as exc:  # a bug or an unexpected library error: keep serving, say what happened
+            log.exception("render failed")
+            message = self._describe_unexpected(exc)
+            if rid:
+                self.history.finish(rid, "failed", error=message)
+            emit(Failed(message, index, rid))
+        finally:
+            emit(_DONE)
+
+    @staticmethod
+    def _describe_unexpected(exc: Exception) -> str:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return ("Out of GPU memory. Try fewer frames, a smaller size, or start the studio with --offload model.")
+        return f"Render failed: {type(exc).__name__}: {exc}"
+
+    def _encode(self, pipe, req: RenderRequest) -> dict:
+        import torch
+
+        with torch.no_grad():
+            prompt_embeds, negative_embeds = pipe.encode_prompt(
+                prompt=req.prompt,
+                negative_prompt=req.negative_prompt or None,
+                do_classifier_free_guidance=req.guidance_scale > 1.0,
+                max_sequence_length=512,
+                device=pipe._execution_device,
+            )
+        return {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_embeds}
+
+    def _conditioning(self, req: RenderRequest, inputs: _Inputs, pipe) -> dict:
+        """Pipeline kwargs for the FAR chunk partition and the I2V/V2V context."""
+        import torch
+        from diffusers import AnyFlowFARPipeline
+
+        tf = pipe.vae_scale_factor_temporal
+        causal = isinstance(pipe, AnyFlowFARPipeline)
+        extra: dict = {}
+        template = None
+        if causal:
+            template = list(pipe.transformer.config.chunk_partition)
+            extra["chunk_partition"] = chunks.chunk_partition(chunks.latent_frames(req.frames, tf), template)
+        if inputs.frames is not None:
+            frames = inputs.frames
+            if req.mode == "v2v":
+                keep = chunks.fit_context(len(frames), req.frames, tf, template, req.context_frames)
+                if keep == 0:
+                    raise MediaError(
+                        f"The input video is too short to use as context: it has {len(frames)} frame(s) at "
+                        f"{req.fps} fps and a {req.frames}-frame render needs at least 1 frame plus room to continue."
+                    )
+                frames = frames[:keep]
+            video = torch.from_numpy(np.array(frames, copy=True)).permute(0, 3, 1, 2).float().div(255.0)[None]
+            extra["video"] = video
+        return extra
+
+    def _render_budget(self, req, plan, index, steps, pipe, embeds, extra, rid, first, notes, emit, cancel) -> Result:
+        import torch
+
+        tf = pipe.vae_scale_factor_temporal
+        if "chunk_partition" in extra:
+            partition = extra["chunk_partition"]
+            context = chunks.latent_frames(extra["video"].shape[1], tf) if "video" in extra else 0
+            calls = steps * chunks.generated_chunks(partition, context)
+        else:
+            calls = steps
+        n_budgets = len(plan.budgets)
+        state = {"done": 0, "last": None}
+
+        def on_step(_pipe, _i, _t, _kwargs):
+            if cancel.is_set():
+                raise RenderCancelled()
+            state["done"] += 1
+            state["last"] = time.perf_counter()
+            fraction = (index + min(state["done"], calls) / calls) / n_budgets
+            emit(Progress(index, steps, state["done"], calls, fraction))
+            return {}
+
+        # AnyFlowPipeline adds one frame when the VAE has no temporal compression (see NOTES).
+        num_frames = req.frames - 1 if tf == 1 else req.frames
+        generator = torch.Generator("cpu").manual_seed(req.seed)
+        t_call = time.perf_counter()
+        output = pipe(
+            **embeds,
+            **extra,
+            height=req.height,
+            width=req.width,
+            num_frames=num_frames,
+            num_inference_steps=steps,
+            guidance_scale=req.guidance_scale,
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=on_step,
+            callback_on_step_end_tensor_inputs=[],
+        )
+        t_end = time.perf_counter()
+        last = state["last"] or t_call
+        frames = media.to_uint8(output.frames[0])
+
+        t = time.perf_counter()
+        day = time.strftime("%Y-%m-%d")
+        out_dir = self.settings.renders_dir / day
+        video_path = out_dir / f"{rid}.mp4"
+        metadata = {"studio": "AnyFlow Studio", "id": rid, "steps": steps, "plan": plan.kind, **req.to_dict()}
+        metadata["steps"] = steps
+        media.write_video(frames, video_path, req.fps, metadata)
+        thumb_path = media.write_thumbnail(frames, out_dir / f"{rid}.png")
+        write_s = time.perf_counter() - t
+
+        timings = dict(first)
+        timings.update(denoise=last - t_call, decode=t_end - last, write=write_s)
+        timings = {k: round(v, 4) for k, v in timings.items()}
+        timings["total"] = round(sum(v for k, v in timings.items() if k != "wait"), 4)
+        request = dict(req.to_dict(), steps=steps)
+        return Result(index, steps, plan.role(index), rid, str(video_path), str(thumb_path), timings, request, frames,
+                      notes=list(notes) if index == 0 else [])

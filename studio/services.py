@@ -1,0 +1,47 @@
+"""Wiring: the one place where settings, registry, model manager, history and engine meet."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+from .config import Settings
+from .history import HistoryStore
+from .models import ModelManager
+from .registry import Registry
+from .render import RenderEngine
+
+
+def quiet_libraries() -> None:
+    """Keep diffusers/transformers chatter (per-call warnings, progress bars) off the user's console."""
+    from diffusers.utils import logging as dlogging
+    from transformers.utils import logging as tlogging
+
+    dlogging.set_verbosity_error()
+    tlogging.set_verbosity_error()
+    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
+    # The FAR transformer runs flex_attention uncompiled on CPU; torch warns once per process.
+    warnings.filterwarnings("ignore", message=".*flex_attention.*")
+
+
+@dataclass
+class Studio:
+    settings: Settings
+    registry: Registry
+    models: ModelManager
+    history: HistoryStore
+    engine: RenderEngine
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
+        settings = settings or Settings.from_env(**overrides)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        quiet_libraries()
+        registry = Registry.load(settings.user_models_file)
+        models = ModelManager(settings, registry)
+        history = HistoryStore(settings.history_path)
+        return cls(settings, registry, models, history, RenderEngine(models, history, settings))
+
+    def close(self) -> None:
+        self.history.close()

@@ -1,0 +1,89 @@
+"""Shared fixtures: tiny AnyFlow models built from config (never the hub), a Studio per test."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.pop("STUDIO_DATA_DIR", None)
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from studio.config import Settings  # noqa: E402
+from studio.services import Studio  # noqa: E402
+from studio.tiny import tiny_pipeline  # noqa: E402
+
+# Small enough that a render takes a fraction of a second on 2 cores.
+NATIVE = dict(height=32, width=32, frames=9, fps=8)
+
+
+def _models_toml(folders: dict[str, Path]) -> str:
+    lines = []
+    for model_id, (family, folder, modes) in folders.items():
+        lines += [
+            f'[models."{model_id}"]',
+            f'source = "local:{folder.as_posix()}"',
+            f'family = "{family}"',
+            f"modes = {list(modes)!r}".replace("'", '"'),
+            *(f"{k} = {v}" for k, v in NATIVE.items()),
+            "memory_gb = 0.01",
+            'license = "test"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory) -> dict:
+    """Save one tiny pipeline per family; return {model id: (family, folder, modes)}."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    out = {}
+    for model_id, family, modes in (("t-far", "causal", ("t2v", "i2v", "v2v")), ("t-bidi", "bidirectional", ("t2v",))):
+        folder = root / model_id
+        tiny_pipeline(family, seed=0).save_pretrained(folder)
+        out[model_id] = (family, folder, modes)
+    return out
+
+
+@pytest.fixture()
+def models_file(tmp_path, tiny_dirs) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(_models_toml(tiny_dirs), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def settings(tmp_path, models_file) -> Settings:
+    return Settings(data_dir=tmp_path / "data", default_model="t-far", models_file=models_file, device="cpu")
+
+
+@pytest.fixture()
+def studio(settings):
+    s = Studio.open(settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def sample_media(tmp_path_factory):
+    """A PNG image and a 20-frame mp4 at 8 fps, made here."""
+    import numpy as np
+    from PIL import Image
+
+    from studio import media
+
+    root = tmp_path_factory.mktemp("media")
+    rng = np.random.default_rng(0)
+    image = root / "first.png"
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(image)
+    clip = np.zeros((20, 48, 64, 3), dtype=np.uint8)
+    for t in range(20):
+        clip[t, 10:30, 2 * t : 2 * t + 16] = (255, 0, 0)
+    video = media.write_video(clip, root / "clip.mp4", fps=8)
+    return {"image": image, "video": video}

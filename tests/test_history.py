@@ -1,0 +1,105 @@
+"""HistoryStore: round trip, hostile search text, filters, migrations, crashes, threads."""
+
+import sqlite3
+import threading
+
+import pytest
+import sqlite_utils
+
+from studio.history import SCHEMA_VERSION, HistoryStore, Query, migrate
+
+REQ = {"mode": "t2v", "model": "m", "prompt": "a red panda eating bamboo", "negative_prompt": "blurry", "seed": 7,
+       "steps": 4, "height": 64, "width": 64, "frames": 17, "fps": 8}
+
+
+def _add(store, prompt="a red panda eating bamboo", status="ok", **overrides):
+    rid = store.start(dict(REQ, prompt=prompt, **overrides), overrides.get("steps", 4), "plan", "single", 0)
+    store.finish(rid, status, timings={"denoise": 1.0, "total": 1.5}, video_path="/v.mp4")
+    return rid
+
+
+def test_round_trip(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    rid = _add(store)
+    row = store.get(rid)
+    assert row["request"] == REQ and row["timings"]["total"] == 1.5 and row["status"] == "ok"
+    assert row["accepted"] == 0 and row["created_at"] and row["finished_at"]
+    store.set_accepted(rid)
+    assert store.get(rid)["accepted"] == 1
+
+
+@pytest.mark.parametrize("text", ['panda "OR', "panda OR", "*", "NEAR(", "'; DROP TABLE renders; --", "a:b", "\"\"", "(((", "🐼", "-panda"])
+def test_search_with_hostile_text_is_safe(tmp_path, text):
+    store = HistoryStore(tmp_path / "h.db")
+    _add(store)
+    store.search(text=text)  # must not raise
+    assert store.count() == 1
+    assert len(store.search(text="panda")) == 1
+
+
+def test_search_and_filters(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    _add(store, "a red panda", steps=4)
+    _add(store, "a blue whale", steps=8, mode="i2v")
+    _add(store, "a red fox", status="failed", steps=8)
+    assert [r["prompt"] for r in store.search(text="red")] == ["a red fox", "a red panda"]
+    assert [r["prompt"] for r in store.search(text="red", status="ok")] == ["a red panda"]
+    assert [r["prompt"] for r in store.search(Query(steps=8, mode="i2v"))] == ["a blue whale"]
+    assert len(store.search(text="blurry")) == 3  # negative prompts are searchable too
+    assert store.search(text="zebra") == []
+
+
+def test_migration_from_version_1(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    assert migrate(db, upto=1) == 1
+    db["renders"].insert({"id": "old1", "created_at": "2026-01-01T00:00:00", "status": "ok", "mode": "t2v",
+                          "model": "m", "prompt": "an old grey lighthouse", "seed": 1, "steps": 4})
+    db.conn.close()
+    store = HistoryStore(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    cols = {c.name for c in store.table.columns}
+    assert {"plan_id", "plan_kind", "budget_index", "finished_at", "total_seconds"} <= cols
+    assert [r["id"] for r in store.search(text="lighthouse")] == ["old1"]
+    _add(store, "a new lighthouse")  # FTS triggers still work after the migration
+    assert len(store.search(text="lighthouse")) == 2
+
+
+def test_running_rows_become_interrupted_on_reopen(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    rid = store.start(REQ, 4, "p", "single", 0)
+    store.close()
+    again = HistoryStore(tmp_path / "h.db")
+    assert again.get(rid)["status"] == "interrupted"
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_many_threads_write_one_row_each(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    ids, errors = [], []
+
+    def work(i):
+        try:
+            ids.append(_add(store, f"prompt number {i}"))
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.count() == 16 and len(set(ids)) == 16
+
+
+def test_delete_removes_row_and_files(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    video, thumb = tmp_path / "v.mp4", tmp_path / "v.png"
+    video.write_bytes(b"x")
+    thumb.write_bytes(b"y")
+    rid = store.start(REQ, 4, "p", "single", 0)
+    store.finish(rid, "ok", video_path=str(video), thumb_path=str(thumb))
+    assert store.delete(rid)
+    assert store.get(rid) is None and not video.exists() and not thumb.exists()

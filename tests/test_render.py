@@ -1,0 +1,160 @@
+"""The render engine: modes, plans, events, cancellation, validation, chunk arithmetic."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from studio import chunks, media
+from studio.errors import InvalidRequest
+from studio.render import Plan, RenderRequest
+
+
+def _events(studio, req, plan=None, cancel=None):
+    return list(studio.engine.render(req, plan, cancel))
+
+
+@pytest.mark.parametrize("mode", ["t2v", "i2v", "v2v"])
+def test_far_renders_each_mode(studio, sample_media, mode):
+    kwargs = {"i2v": {"image": str(sample_media["image"])}, "v2v": {"video": str(sample_media["video"])}}.get(mode, {})
+    events = _events(studio, RenderRequest(prompt="a red circle moving right", mode=mode, steps=2, seed=3, **kwargs))
+    results = [e for e in events if e.kind == "result"]
+    assert [e.kind for e in events if e.kind in ("failed", "cancelled")] == []
+    assert len(results) == 1
+    res = results[0]
+    assert res.frames.shape == (9, 32, 32, 3) and res.frames.dtype == np.uint8
+    frames, fps = media.read_video(res.video_path)
+    assert frames.shape == (9, 32, 32, 3) and fps == 8
+    row = studio.history.get(res.record_id)
+    assert row["status"] == "ok" and row["mode"] == mode and row["steps"] == 2 and row["seed"] == 3
+    assert set(res.timings) >= {"load", "encode", "denoise", "decode", "write", "total"}
+    # progress counts every transformer call: FAR runs the full schedule per generated chunk
+    progress = [e for e in events if e.kind == "progress"]
+    assert progress[-1].step == progress[-1].total and progress[-1].fraction == pytest.approx(1.0)
+
+
+def test_i2v_keeps_the_first_frame(studio, sample_media):
+    # with the image as a clean one-frame context, frame 0 is the (VAE round-tripped) input image
+    img = media.fit_frame(media.load_image(sample_media["image"]), 32, 32)
+    res = studio.engine.run(RenderRequest(prompt="x", mode="i2v", image=str(sample_media["image"]), steps=1, seed=0))[0]
+    t2v = studio.engine.run(RenderRequest(prompt="x", steps=1, seed=0))[0]
+    err_i2v = np.abs(res.frames[0].astype(int) - img).mean()
+    err_t2v = np.abs(t2v.frames[0].astype(int) - img).mean()
+    assert err_i2v < err_t2v
+
+
+def test_preview_then_refine_yields_budgets_in_order_with_same_seed(studio):
+    req = RenderRequest(prompt="a blue square moving up", model="t-bidi", steps=4, seed=11)
+    events = _events(studio, req, Plan.refine(1, 4))
+    kinds = [(e.kind, getattr(e, "budget_index", None)) for e in events if e.kind in ("progress", "result")]
+    first_refine_progress = kinds.index(("progress", 1))
+    preview_result = kinds.index(("result", 0))
+    assert preview_result < first_refine_progress  # the preview arrives before the refine starts
+    results = [e for e in events if e.kind == "result"]
+    assert [(r.steps, r.role) for r in results] == [(1, "preview"), (4, "final")]
+    assert {r.request["seed"] for r in results} == {11}
+    # the refined result is exactly what a standalone 4-step render with that seed gives
+    alone = studio.engine.run(RenderRequest(prompt="a blue square moving up", model="t-bidi", steps=4, seed=11))[0]
+    assert (alone.frames == results[1].frames).all()
+    rows = studio.history.plan(studio.history.get(results[0].record_id)["plan_id"])
+    assert [r["steps"] for r in rows] == [1, 4] and all(r["plan_kind"] == "refine" for r in rows)
+
+
+def test_comparison_returns_one_result_per_budget(studio):
+    events = _events(studio, RenderRequest(prompt="a cat", model="t-bidi", seed=2), Plan.compare([1, 2, 4, 2]))
+    results = [e for e in events if e.kind == "result"]
+    assert [r.steps for r in results] == [1, 2, 4]
+    assert len({r.video_path for r in results}) == 3
+    # different budgets give different videos from the same noise
+    assert not (results[0].frames == results[2].frames).all()
+
+
+def test_cancel_stops_within_a_step_and_is_recorded(studio):
+    cancel = threading.Event()
+    seen = []
+    for event in studio.engine.render(RenderRequest(prompt="a dog", steps=8, seed=1), Plan.refine(2, 8), cancel):
+        seen.append(event)
+        if event.kind == "progress":
+            cancel.set()
+    assert seen[-1].kind == "cancelled"
+    assert sum(1 for e in seen if e.kind == "progress") == 1  # stopped at the next step boundary
+    assert studio.history.get(seen[-1].record_id)["status"] == "cancelled"
+
+
+def test_consumer_closing_the_stream_cancels_the_render(studio):
+    stream = studio.engine.render(RenderRequest(prompt="a dog", steps=8, seed=1))
+    for event in stream:
+        if event.kind == "progress":
+            break
+    stream.close()
+    rows = studio.history.search(text="dog")
+    assert rows and rows[0]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "fields, bad",
+    [
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x" * 5000}, "prompt"),
+        ({"steps": 0}, "steps"),
+        ({"steps": -1}, "steps"),
+        ({"steps": 10_000}, "steps"),
+        ({"steps": "four"}, "steps"),
+        ({"seed": -5}, "seed"),
+        ({"height": 30}, "height"),
+        ({"width": 100_000}, "width"),
+        ({"fps": 0}, "fps"),
+        ({"mode": "x2v"}, "mode"),
+        ({"mode": "i2v"}, "image"),
+        ({"mode": "v2v", "video": "/no/such/file.mp4"}, "video"),
+        ({"image": "a.png"}, "image"),
+        ({"guidance_scale": 0}, "guidance_scale"),
+    ],
+)
+def test_invalid_fields_get_a_clear_message(studio, fields, bad):
+    req = RenderRequest(**{"prompt": "a fox", **fields})
+    with pytest.raises(InvalidRequest) as err:
+        studio.engine.validate(req)
+    assert bad in err.value.errors and bad in str(err.value)
+
+
+def test_validation_fills_defaults_and_rounds_frames(studio):
+    req, notes = studio.engine.validate(RenderRequest(prompt="  a fox\x00 ", frames=12, steps="3"))
+    assert req.prompt == "a fox" and req.steps == 3 and req.frames == 13
+    assert (req.height, req.width, req.fps, req.model) == (32, 32, 8, "t-far")
+    assert 0 <= req.seed < 2**32 and "frames 12 -> 13" in notes[0]
+
+
+def test_request_round_trips_through_dict():
+    req = RenderRequest(prompt="p", mode="v2v", video="v.mp4", seed=1, steps=8, context_frames=5)
+    assert RenderRequest.from_dict(req.to_dict()) == req
+    with pytest.raises(InvalidRequest, match="unknown field"):
+        RenderRequest.from_dict({"prompt": "p", "stepz": 3})
+
+
+@pytest.mark.parametrize(
+    "latents, partition",
+    [(21, [1, 3, 3, 3, 3, 3, 3, 2]), (1, [1]), (2, [1, 1]), (5, [1, 3, 1]), (9, [1, 3, 3, 2]), (11, [1, 3, 3, 3, 1])],
+)
+def test_chunk_partition_for_any_length(latents, partition):
+    got = chunks.chunk_partition(latents)
+    assert got == partition and sum(got) == latents
+
+
+def test_context_fits_whole_chunks():
+    # 81 frames at tf=4: partition [1,3,3,3,3,3,3,2]; context must end on a chunk boundary
+    assert chunks.fit_context(100, 81, 4, chunks.DEFAULT_TEMPLATE) == 73
+    assert chunks.fit_context(20, 81, 4, chunks.DEFAULT_TEMPLATE) == 13
+    assert chunks.fit_context(12, 81, 4, chunks.DEFAULT_TEMPLATE) == 1
+    assert chunks.fit_context(0, 81, 4, chunks.DEFAULT_TEMPLATE) == 0
+    assert chunks.fit_context(100, 17, 4, None) == 13  # bidirectional: any 4n+1 prefix
+    assert chunks.fit_context(100, 17, 1, None) == 16
+    assert chunks.generated_chunks([1, 3, 3, 2], 4) == 2
+
+
+def test_v2v_context_shown_before_rendering(studio):
+    # 20 input frames, 9-frame render at tf=4: partition [1,3,...] of 3 latents -> [1, 2]; context 1 frame
+    req = RenderRequest(prompt="x", mode="v2v", video="clip.mp4", frames=9)
+    assert studio.engine.context_frames_for(req, 20) == 1
+    req17 = RenderRequest(prompt="x", mode="v2v", video="clip.mp4", frames=17)
+    assert studio.engine.context_frames_for(req17, 20) == 13
