@@ -53,6 +53,11 @@ class Settings:
     allow_download: bool = False  # hub downloads only when the user says so
     models_file: Path | None = None  # extra registry entries; default <data_dir>/models.toml
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.models_file is not None:
+            object.__setattr__(self, "models_file", Path(self.models_file).expanduser())
+
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         """Settings from STUDIO_* environment variables, then explicit overrides (None = not given)."""
@@ -65,12 +70,7 @@ class Settings:
             allow_download=_env_bool("STUDIO_ALLOW_DOWNLOAD", False) and not _env_bool("HF_HUB_OFFLINE", False),
             models_file=Path(os.environ["STUDIO_MODELS_FILE"]) if os.environ.get("STUDIO_MODELS_FILE") else None,
         )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if "data_dir" in given:
-            given["data_dir"] = Path(given["data_dir"]).expanduser()
-        if "models_file" in given:
-            given["models_file"] = Path(given["models_file"]).expanduser()
-        return replace(base, **given)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
     def user_models_file(self) -> Path:
