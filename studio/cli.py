@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = r.add_mutually_exclusive_group()
     plan.add_argument("--preview", type=int, metavar="STEPS", help="render a cheap preview first, then --steps")
     plan.add_argument("--compare", type=_budgets, metavar="B1,B2,...", help="render the same seed at several budgets")
+    r.add_argument("--policy", help="a budget policy by name (presets/policies.toml): its steps, size, frames")
     r.add_argument("--gif", action="store_true", help="also write a GIF next to each mp4")
     r.add_argument("--json", action="store_true", help="print a JSON summary instead of paths")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -76,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="models in the catalogue: available locally, cached, memory")
     _common(m)
     m.add_argument("--json", action="store_true")
+
+    st = sub.add_parser("stats", help="what each step budget bought: renders, accepted rate, median seconds")
+    _common(st)
+    st.add_argument("--json", action="store_true")
+
+    pol = sub.add_parser("policies", help="the budget policies and the queue cap")
+    _common(pol)
+
+    b = sub.add_parser("board", help="storyboards from a JSON file (headless, resumable)")
+    bsub = b.add_subparsers(dest="board_command", required=True)
+    br = bsub.add_parser("run", help="render a board file's shots at the preview or final stage")
+    _common(br)
+    br.add_argument("file", help="board JSON: {name, model?, preview_policy?, final_policy?, shots: [{prompt, ...}]}")
+    br.add_argument("--stage", choices=["preview", "final"], default="preview")
+    br.add_argument("--export-dir", help="also write contact sheet, joined finals and board JSON here")
+    br.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -105,6 +122,8 @@ def cmd_render(args) -> int:
         seed=args.seed, steps=args.steps, height=args.height, width=args.width, frames=args.frames, fps=args.fps,
         model=args.model, guidance_scale=args.guidance_scale, context_frames=args.context_frames,
     )
+    if args.policy:
+        req = studio.policies.get(args.policy).apply(req)
     resolved, notes = studio.engine.validate(req)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -119,7 +138,7 @@ def cmd_render(args) -> int:
     bar = None
     results, failure = [], None
     try:
-        for event in studio.engine.render(resolved, plan):
+        for event in studio.engine.render(resolved, plan, policy=args.policy):
             if isinstance(event, Status) and not args.quiet:
                 print(event.message, file=sys.stderr)
             elif isinstance(event, Progress) and not args.quiet:
@@ -213,9 +232,82 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    studio = _open(args)
+    try:
+        rows = studio.history.stats()
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no finished renders yet", file=sys.stderr)
+        return 0
+    print(f"{'model':<20} {'steps':>5} {'renders':>7} {'accepted':>8} {'median s':>9}")
+    for r in rows:
+        med = f"{r['median_seconds']:.2f}" if r["median_seconds"] is not None else "-"
+        print(f"{str(r['model']):<20} {r['steps']:>5} {r['renders']:>7} {r['accepted_rate']:>8.0%} {med:>9}")
+    return 0
+
+
+def cmd_policies(args) -> int:
+    studio = _open(args)
+    studio.close()
+    for p in studio.policies.policies.values():
+        size = f" {p.width}x{p.height}" if p.width and p.height else ""
+        frames = f" {p.frames} frames" if p.frames else ""
+        print(f"{p.name:<10} {p.steps:>3} steps{size}{frames}  {p.description}")
+    caps = studio.policies.caps
+    print(f"queue cap: above {caps.threshold} waiting renders, budgets are capped at {caps.max_steps} steps")
+    return 0
+
+
+def cmd_board(args) -> int:
+    from tqdm import tqdm
+
+    from .render import Progress, Result
+    from .storyboard import Storyboards
+
+    studio = _open(args)
+    try:
+        boards = Storyboards(studio)
+        board = boards.import_file(args.file)
+        todo, done = boards.pending(board, args.stage)
+        print(f"board '{board.name}': {len(board.shots)} shots; {args.stage}: {len(todo)} to render, "
+              f"{len(done)} already done", file=sys.stderr)
+        bar = None if args.quiet else tqdm(total=len(todo), desc=args.stage, unit="shot", file=sys.stderr)
+        summary = None
+        for ev in boards.run(board.id, args.stage):
+            if ev.kind == "batch_done":
+                summary = ev
+            elif isinstance(ev.event, Result):
+                print(ev.event.video_path, flush=True)
+                if bar is not None:
+                    bar.update(1)
+            elif isinstance(ev.event, Progress) and bar is not None:
+                bar.set_postfix_str(f"shot {ev.index + 1}: step {ev.event.step}/{ev.event.total}")
+        if bar is not None:
+            bar.close()
+        if args.export_dir:
+            out = Path(args.export_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            boards.export_json(board.id, out / "board.json")
+            boards.export_contact_sheet(board.id, out / "contact_sheet.png")
+            if args.stage == "final":
+                boards.export_finals(board.id, out / "finals.mp4")
+            print(f"exported to {out}", file=sys.stderr)
+        for shot_id, message in (summary.failed if summary else {}).items():
+            print(f"error: shot {board.shot(shot_id).position + 1}: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR if summary is None or summary.failed or summary.cancelled else 0
+    finally:
+        studio.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models}
+    handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models, "stats": cmd_stats,
+                "policies": cmd_policies, "board": cmd_board}
     try:
         return handlers[args.command](args)
     except StudioError as exc:

@@ -77,6 +77,10 @@ class Settings:
         return self.models_file or (self.data_dir / "models.toml")
 
     @property
+    def user_policies_file(self) -> Path:
+        return self.data_dir / "policies.toml"
+
+    @property
     def renders_dir(self) -> Path:
         return self.data_dir / "renders"
 

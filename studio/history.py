@@ -87,7 +87,36 @@ def _m2_plans(db: sqlite_utils.Database) -> None:
     table.enable_fts(["prompt", "negative_prompt"], create_triggers=True, replace=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans]
+def _m3_policies(db: sqlite_utils.Database) -> None:
+    """Record which budget policy a render used, the budget asked for, and whether a queue cap lowered it."""
+    table = db["renders"]
+    table.add_column("policy", str)
+    table.add_column("requested_steps", int)
+    table.add_column("capped", int, not_null_default=0)
+
+
+def _m4_boards(db: sqlite_utils.Database) -> None:
+    """Storyboards: ordered shots, and batches of renders that survive a restart."""
+    db["boards"].create(
+        {"id": str, "name": str, "model": str, "preview_policy": str, "final_policy": str, "session": str,
+         "created_at": str, "updated_at": str},
+        pk="id", not_null={"id", "name"},
+    )
+    db["shots"].create(
+        {"id": str, "board_id": str, "position": int, "mode": str, "prompt": str, "negative_prompt": str,
+         "seed": int, "image": str, "video": str, "frames": int, "approved": int, "preview_id": str,
+         "final_id": str, "updated_at": str},
+        pk="id", foreign_keys=[("board_id", "boards", "id")], defaults={"approved": 0},
+    )
+    db["shots"].create_index(["board_id", "position"])
+    db["batches"].create(
+        {"id": str, "board_id": str, "stage": str, "status": str, "created_at": str, "finished_at": str},
+        pk="id", foreign_keys=[("board_id", "boards", "id")],
+    )
+    db["renders"].add_column("session", str)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -141,7 +170,9 @@ class HistoryStore:
             return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     # ---- writing -------------------------------------------------------------------
-    def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int) -> str:
+    def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int, *,
+              policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
+              session: str | None = None) -> str:
         """Record a render that is about to run; returns its id."""
         rid = new_id()
         row = {
@@ -164,6 +195,10 @@ class HistoryStore:
             "plan_kind": plan_kind,
             "budget_index": budget_index,
             "accepted": 0,
+            "policy": policy,
+            "requested_steps": requested_steps if requested_steps is not None else steps,
+            "capped": int(bool(capped)),
+            "session": session,
         }
         with self._lock, self.db.conn:
             self.table.insert(row)
@@ -250,6 +285,27 @@ class HistoryStore:
             else:
                 rows = self.table.rows_where(clause, args or None, order_by="created_at desc", limit=limit, offset=offset)
             return [self._decode(r) for r in rows]
+
+    def stats(self) -> list[dict]:
+        """What each budget bought: per model and step budget, renders, accepted rate, median seconds."""
+        import statistics
+
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT model, steps, accepted, total_seconds FROM renders WHERE status = 'ok'"
+            ).fetchall()
+        groups: dict[tuple, list] = {}
+        for model, steps, accepted, seconds in rows:
+            groups.setdefault((model, steps), []).append((accepted or 0, seconds))
+        out = []
+        for (model, steps), items in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
+            secs = [s for _, s in items if s is not None]
+            out.append({
+                "model": model, "steps": steps, "renders": len(items),
+                "accepted_rate": round(sum(a for a, _ in items) / len(items), 3),
+                "median_seconds": round(statistics.median(secs), 3) if secs else None,
+            })
+        return out
 
     def plan(self, plan_id: str) -> list[dict]:
         with self._lock:

@@ -209,3 +209,57 @@ def write_gif(frames, path: str | Path, fps: int) -> Path:
     images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / max(fps, 1)), loop=0)
     os.replace(tmp, path)
     return path
+
+
+def sample_frames(frames: np.ndarray, count: int) -> np.ndarray:
+    """``count`` frames spread evenly from first to last."""
+    idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
+    return frames[idx]
+
+
+SHEET_LABEL_H, SHEET_PAD, SHEET_CELL = 22, 6, 128  # contact-sheet geometry: a row is label + cell + pad
+
+
+def contact_sheet(rows: list[tuple[str, np.ndarray]], path: str | Path, per_row: int = 6,
+                  cell: int = SHEET_CELL) -> Path:
+    """A PNG with one labelled row per entry: the label, then ``per_row`` frames sampled from its clip."""
+    from PIL import ImageDraw, ImageFont
+
+    path = Path(path)
+    label_h, pad = SHEET_LABEL_H, SHEET_PAD
+    width = pad + per_row * (cell + pad)
+    height = pad + len(rows) * (label_h + cell + pad)
+    sheet = Image.new("RGB", (width, max(height, label_h + 2 * pad)), (24, 24, 28))
+    draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 13)
+    except OSError:
+        font = ImageFont.load_default()
+    y = pad
+    for label, frames in rows:
+        draw.text((pad, y + 3), label[:110], fill=(235, 235, 235), font=font)
+        x = pad
+        for frame in sample_frames(to_uint8(frames), per_row):
+            img = Image.fromarray(frame)
+            img.thumbnail((cell, cell), Image.Resampling.NEAREST if max(img.size) < cell else Image.Resampling.LANCZOS)
+            if max(img.size) < cell:
+                scale = cell / max(img.size)
+                img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.NEAREST)
+            sheet.paste(img, (x, y + label_h))
+            x += cell + pad
+        y += label_h + cell + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    sheet.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def join_videos(paths: list[str | Path], path: str | Path, fps: int, metadata: dict | None = None) -> Path:
+    """Concatenate clips into one mp4, in order; clips of another size are fitted to the first one's."""
+    clips = [read_video(p)[0] for p in paths]
+    if not clips:
+        raise MediaError("Nothing to join: no clips.")
+    h, w = clips[0].shape[1:3]
+    fitted = [c if c.shape[1:3] == (h, w) else np.stack([fit_frame(f, w, h) for f in c]) for c in clips]
+    return write_video(np.concatenate(fitted), path, fps, metadata)

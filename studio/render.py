@@ -25,6 +25,7 @@ from .config import Settings
 from .errors import InvalidRequest, MediaError, ModeNotServed, RenderCancelled, StudioError
 from .history import HistoryStore, new_id
 from .models import ModelManager
+from .policy import Policies
 from .registry import MODES, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,19 @@ Event = Status | Progress | Result | Failed | Cancelled
 _DONE = object()
 
 
+@dataclass
+class _Job:
+    """A validated request, its (possibly capped) plan and what to record about it."""
+
+    req: RenderRequest
+    plan: Plan
+    notes: list[str]
+    policy: str | None
+    asked: tuple[int, ...]  # the budget each plan entry was asked as, before any cap
+    capped: bool
+    session: str | None
+
+
 # ---- inputs -----------------------------------------------------------------------------
 @dataclass
 class _Inputs:
@@ -264,10 +278,19 @@ def _read_inputs(req: RenderRequest) -> _Inputs:
 
 
 class RenderEngine:
-    def __init__(self, models: ModelManager, history: HistoryStore, settings: Settings):
+    def __init__(self, models: ModelManager, history: HistoryStore, settings: Settings,
+                 policies: Policies | None = None):
         self.models = models
         self.history = history
         self.settings = settings
+        self.policies = policies or Policies.load(settings.user_policies_file)
+        self._active = 0  # renders started and not finished (the queue the caps look at)
+        self._active_lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        with self._active_lock:
+            return self._active
 
     # ---- planning helpers the UI and CLI use ---------------------------------------
     def spec_for(self, req: RenderRequest) -> ModelSpec:
@@ -295,28 +318,48 @@ class RenderEngine:
         return chunks.fit_context(available, total, spec.temporal_factor, self.chunk_template(spec), req.context_frames)
 
     # ---- rendering ----------------------------------------------------------------------
-    def render(self, request: RenderRequest, plan: Plan | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]:
-        """Run a plan; yield events as they happen. Invalid requests raise StudioError before anything runs."""
+    def render(self, request: RenderRequest, plan: Plan | None = None, cancel: threading.Event | None = None,
+               *, policy: str | None = None, waiting: int | None = None, session: str | None = None) -> Iterator[Event]:
+        """Run a plan; yield events as they happen. Invalid requests raise StudioError before anything runs.
+
+        ``policy`` names a budget policy (its steps and optional size/length apply to the request; with no
+        plan it is the plan). ``waiting`` is the number of renders queued ahead (default: the engine's own
+        count of active renders); above the policies' threshold every budget is capped, and the render's
+        notes and history row say so.
+        """
+        if policy is not None:
+            request = self.policies.get(policy).apply(request)
         req, notes = self.validate(request)
         plan = plan or Plan.single(req.steps)
         plan.check()
-        cancel = cancel or threading.Event()
-        events: queue.Queue = queue.Queue()
-        worker = threading.Thread(
-            target=self._run_plan, args=(req, plan, notes, events.put, cancel), name="render", daemon=True
-        )
-        worker.start()
+        with self._active_lock:
+            ahead = self._active if waiting is None else waiting
+            self._active += 1
         try:
-            while True:
-                event = events.get()
-                if event is _DONE:
-                    break
-                yield event
-        finally:
-            if worker.is_alive():  # the consumer went away: stop the render
-                cancel.set()
+            budgets, asked, cap_note = self.policies.caps.cap(plan.budgets, ahead)
+            if cap_note:
+                notes = notes + [cap_note]
+                plan = replace(plan, budgets=budgets)
+            job = _Job(req, plan, notes, policy, asked, cap_note is not None, session)
+            cancel = cancel or threading.Event()
+            events: queue.Queue = queue.Queue()
+            worker = threading.Thread(target=self._run_plan, args=(job, events.put, cancel), name="render", daemon=True)
+            worker.start()
+            finished = False
+            try:
+                while True:
+                    event = events.get()
+                    if event is _DONE:
+                        finished = True
+                        break
+                    yield event
+            finally:
+                if not finished:  # the consumer went away before the end: stop the render
+                    cancel.set()
                 worker.join()
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def run(self, request: RenderRequest, plan: Plan | None = None) -> list[Result]:
         """Render and return the results; raise StudioError on failure or cancellation."""
@@ -330,13 +373,20 @@ class RenderEngine:
                 raise RenderCancelled()
         return results
 
-    def _run_plan(self, req: RenderRequest, plan: Plan, notes: list[str], emit, cancel: threading.Event) -> None:
+    def _start_row(self, job: "_Job", plan_id: str, index: int) -> str:
+        return self.history.start(
+            job.req.to_dict(), job.plan.budgets[index], plan_id, job.plan.kind, index, policy=job.policy,
+            requested_steps=job.asked[index], capped=job.capped and job.asked[index] != job.plan.budgets[index],
+            session=job.session,
+        )
+
+    def _run_plan(self, job: "_Job", emit, cancel: threading.Event) -> None:
+        req, plan, notes = job.req, job.plan, job.notes
         plan_id = new_id()
-        record = req.to_dict()
         rid: str | None = None
         index = 0
         try:
-            rid = self.history.start(record, plan.budgets[0], plan_id, plan.kind, 0)
+            rid = self._start_row(job, plan_id, 0)
             inputs = _read_inputs(req)
             started = time.perf_counter()
             was_loaded = self.models.is_loaded(req.model)
@@ -354,7 +404,7 @@ class RenderEngine:
                 encode_s = time.perf_counter() - t
                 for index, steps in enumerate(plan.budgets):
                     if index > 0:
-                        rid = self.history.start(record, steps, plan_id, plan.kind, index)
+                        rid = self._start_row(job, plan_id, index)
                     if cancel.is_set():
                         raise RenderCancelled()
                     first = {"wait": wait_s, "load": load_s, "encode": encode_s} if index == 0 else {}

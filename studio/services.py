@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .config import Settings
 from .history import HistoryStore
 from .models import ModelManager
+from .policy import Policies
 from .registry import Registry
 from .render import RenderEngine
 
@@ -32,6 +33,7 @@ class Studio:
     models: ModelManager
     history: HistoryStore
     engine: RenderEngine
+    policies: Policies
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
@@ -41,7 +43,9 @@ class Studio:
         registry = Registry.load(settings.user_models_file)
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
-        return cls(settings, registry, models, history, RenderEngine(models, history, settings))
+        policies = Policies.load(settings.user_policies_file)
+        engine = RenderEngine(models, history, settings, policies)
+        return cls(settings, registry, models, history, engine, policies)
 
     def close(self) -> None:
         self.history.close()

@@ -1,0 +1,237 @@
+"""BoardStore: storyboards (ordered shots) and their render batches, in the studio database.
+
+Boards share ``history.db`` with the render history (one file, one set of numbered
+migrations in ``history.py``) and its connection lock. A shot points at the history
+rows of its latest preview and final; editing what a shot renders clears them, so
+nothing stale is ever shown as that shot's result.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+from .errors import StudioError
+from .history import HistoryStore, _now, new_id
+from .registry import MODES
+from .render import MAX_SEED
+
+# Fields that change what a shot renders: editing any of them invalidates its renders.
+RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames")
+STAGES = ("preview", "final")
+
+
+@dataclass
+class Shot:
+    id: str
+    board_id: str
+    position: int
+    prompt: str
+    mode: str = "t2v"
+    negative_prompt: str = ""
+    seed: int | None = None
+    image: str | None = None
+    video: str | None = None
+    frames: int | None = None
+    approved: bool = False
+    preview_id: str | None = None
+    final_id: str | None = None
+    updated_at: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Board:
+    id: str
+    name: str
+    model: str | None = None
+    preview_policy: str = "preview"
+    final_policy: str = "final"
+    session: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    shots: list[Shot] = field(default_factory=list)
+
+    def shot(self, shot_id: str) -> Shot:
+        for s in self.shots:
+            if s.id == shot_id:
+                return s
+        raise StudioError(f"No shot {shot_id} on board '{self.name}'.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _shot(row: dict) -> Shot:
+    row = dict(row)
+    row["approved"] = bool(row.get("approved"))
+    return Shot(**row)
+
+
+class BoardStore:
+    def __init__(self, history: HistoryStore):
+        self.db = history.db
+        self._lock = history._lock
+        with self._lock, self.db.conn:
+            # A batch still "running" belongs to a process that stopped: it can be resumed.
+            self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'")
+
+    # ---- boards ------------------------------------------------------------------
+    def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",
+               final_policy: str = "final", session: str | None = None, board_id: str | None = None) -> Board:
+        name = (name or "").strip() or "Untitled board"
+        now = _now()
+        row = {"id": board_id or new_id(), "name": name[:200], "model": model, "preview_policy": preview_policy,
+               "final_policy": final_policy, "session": session, "created_at": now, "updated_at": now}
+        with self._lock, self.db.conn:
+            self.db["boards"].insert(row)
+        return self.get(row["id"])
+
+    def exists(self, board_id: str) -> bool:
+        with self._lock:
+            return bool(list(self.db["boards"].rows_where("id = ?", [board_id])))
+
+    def get(self, board_id: str, session: str | None = None) -> Board:
+        with self._lock:
+            rows = list(self.db["boards"].rows_where("id = ?", [board_id]))
+            if not rows or (session is not None and rows[0]["session"] != session):
+                raise StudioError(f"No board with id {board_id}.")
+            shots = [_shot(r) for r in self.db["shots"].rows_where("board_id = ?", [board_id], order_by="position")]
+        return Board(**rows[0], shots=shots)
+
+    def list(self, session: str | None = None) -> list[dict]:
+        where, args = ("session = ?", [session]) if session is not None else (None, None)
+        with self._lock:
+            boards = list(self.db["boards"].rows_where(where, args, order_by="updated_at desc"))
+            for b in boards:
+                b["shots"] = self.db.execute("SELECT count(*) FROM shots WHERE board_id = ?", [b["id"]]).fetchone()[0]
+        return boards
+
+    def update(self, board_id: str, **changes) -> Board:
+        allowed = {"name", "model", "preview_policy", "final_policy"}
+        bad = set(changes) - allowed
+        if bad:
+            raise StudioError(f"Boards have no field(s) {', '.join(sorted(bad))}.")
+        with self._lock, self.db.conn:
+            self.db["boards"].update(board_id, dict(changes, updated_at=_now()))
+        return self.get(board_id)
+
+    def delete(self, board_id: str) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute("DELETE FROM shots WHERE board_id = ?", [board_id])
+            self.db.execute("DELETE FROM batches WHERE board_id = ?", [board_id])
+            self.db.execute("DELETE FROM boards WHERE id = ?", [board_id])
+
+    def _touch(self, board_id: str) -> None:
+        self.db["boards"].update(board_id, {"updated_at": _now()})
+
+    # ---- shots -------------------------------------------------------------------
+    def add_shot(self, board_id: str, prompt: str, *, mode: str = "t2v", negative_prompt: str = "",
+                 seed: int | None = None, image: str | None = None, video: str | None = None,
+                 frames: int | None = None, position: int | None = None, approved: bool = False) -> Shot:
+        if mode not in MODES:
+            raise StudioError(f"Shot mode must be one of {', '.join(MODES)}, not {mode!r}.")
+        board = self.get(board_id)
+        seed = random.randint(0, MAX_SEED) if seed is None else int(seed)
+        end = len(board.shots)
+        position = end if position is None else max(0, min(int(position), end))
+        row = {"id": new_id(), "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
+               "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
+               "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
+               "updated_at": _now()}
+        with self._lock, self.db.conn:
+            self.db.execute("UPDATE shots SET position = position + 1 WHERE board_id = ? AND position >= ?",
+                            [board_id, position])
+            self.db["shots"].insert(row)
+            self._touch(board_id)
+        return _shot(row)
+
+    def get_shot(self, shot_id: str) -> Shot:
+        with self._lock:
+            rows = list(self.db["shots"].rows_where("id = ?", [shot_id]))
+        if not rows:
+            raise StudioError(f"No shot with id {shot_id}.")
+        return _shot(rows[0])
+
+    def update_shot(self, shot_id: str, **changes) -> Shot:
+        shot = self.get_shot(shot_id)
+        bad = set(changes) - set(RENDER_FIELDS) - {"approved"}
+        if bad:
+            raise StudioError(f"Shots have no editable field(s) {', '.join(sorted(bad))}.")
+        if "mode" in changes and changes["mode"] not in MODES:
+            raise StudioError(f"Shot mode must be one of {', '.join(MODES)}.")
+        updates = dict(changes)
+        if "approved" in updates:
+            updates["approved"] = int(bool(updates["approved"]))
+        if any(k in RENDER_FIELDS and changes[k] != getattr(shot, k) for k in changes):
+            updates.update(preview_id=None, final_id=None)  # old renders no longer match
+            updates.setdefault("approved", 0)  # nor does the approval, unless given with the edit
+        updates["updated_at"] = _now()
+        with self._lock, self.db.conn:
+            self.db["shots"].update(shot_id, updates)
+            self._touch(shot.board_id)
+        return self.get_shot(shot_id)
+
+    def approve(self, shot_id: str, approved: bool = True) -> Shot:
+        return self.update_shot(shot_id, approved=approved)
+
+    def reroll(self, shot_id: str) -> Shot:
+        """A new random seed (clears the shot's renders and approval)."""
+        return self.update_shot(shot_id, seed=random.randint(0, MAX_SEED))
+
+    def duplicate_shot(self, shot_id: str) -> Shot:
+        s = self.get_shot(shot_id)
+        return self.add_shot(s.board_id, s.prompt, mode=s.mode, negative_prompt=s.negative_prompt, seed=s.seed,
+                             image=s.image, video=s.video, frames=s.frames, position=s.position + 1)
+
+    def move_shot(self, shot_id: str, position: int) -> Board:
+        shot = self.get_shot(shot_id)
+        board = self.get(shot.board_id)
+        order = [s.id for s in board.shots if s.id != shot_id]
+        order.insert(max(0, min(int(position), len(order))), shot_id)
+        with self._lock, self.db.conn:
+            for i, sid in enumerate(order):
+                self.db["shots"].update(sid, {"position": i})
+            self._touch(board.id)
+        return self.get(board.id)
+
+    def delete_shot(self, shot_id: str) -> Board:
+        shot = self.get_shot(shot_id)
+        with self._lock, self.db.conn:
+            self.db.execute("DELETE FROM shots WHERE id = ?", [shot_id])
+            self.db.execute("UPDATE shots SET position = position - 1 WHERE board_id = ? AND position > ?",
+                            [shot.board_id, shot.position])
+            self._touch(shot.board_id)
+        return self.get(shot.board_id)
+
+    def set_render(self, shot_id: str, stage: str, record_id: str) -> None:
+        if stage not in STAGES:
+            raise ValueError(stage)
+        with self._lock, self.db.conn:
+            self.db["shots"].update(shot_id, {f"{stage}_id": record_id, "updated_at": _now()})
+
+    # ---- batches -------------------------------------------------------------------
+    def start_batch(self, board_id: str, stage: str) -> str:
+        bid = new_id()
+        with self._lock, self.db.conn:
+            self.db["batches"].insert({"id": bid, "board_id": board_id, "stage": stage, "status": "running",
+                                       "created_at": _now(), "finished_at": None})
+        return bid
+
+    def finish_batch(self, batch_id: str, status: str) -> None:
+        with self._lock, self.db.conn:
+            self.db["batches"].update(batch_id, {"status": status, "finished_at": _now()})
+
+    def batches(self, board_id: str | None = None, status: str | None = None) -> list[dict]:
+        where, args = [], []
+        if board_id:
+            where.append("board_id = ?")
+            args.append(board_id)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        with self._lock:
+            return list(self.db["batches"].rows_where(" AND ".join(where) or None, args or None,
+                                                      order_by="created_at"))

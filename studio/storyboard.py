@@ -1,0 +1,223 @@
+"""Storyboards at work: preview every shot cheaply, render the approved ones as finals, export.
+
+A stage runs as a *batch* recorded in the database. A shot whose render for that
+stage is already done (its history row is ``ok``) is skipped, so a batch stopped by
+a crash, a restart or a cancel carries on where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from . import media
+from .boards import STAGES, Board, BoardStore, Shot
+from .errors import StudioError
+from .render import Cancelled, Failed, RenderRequest, Result
+
+
+@dataclass
+class ShotEvent:
+    """An engine event (progress, result, ...) for one shot of a batch."""
+
+    shot_id: str
+    index: int  # position of the shot among those this batch renders
+    total: int
+    event: object
+    kind: str = "shot"
+
+
+@dataclass
+class BatchDone:
+    batch_id: str
+    stage: str
+    rendered: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+    cancelled: bool = False
+    kind: str = "batch_done"
+
+
+class Storyboards:
+    def __init__(self, studio, boards: BoardStore | None = None):
+        self.studio = studio
+        self.boards = boards or BoardStore(studio.history)
+
+    # ---- running -------------------------------------------------------------------
+    def shot_request(self, board: Board, shot: Shot) -> RenderRequest:
+        return RenderRequest(prompt=shot.prompt, mode=shot.mode, negative_prompt=shot.negative_prompt,
+                             image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
+                             model=board.model)
+
+    def _done(self, shot: Shot, stage: str) -> bool:
+        rid = getattr(shot, f"{stage}_id")
+        row = self.studio.history.get(rid) if rid else None
+        return bool(row and row["status"] == "ok" and row.get("video_path") and Path(row["video_path"]).is_file())
+
+    def pending(self, board: Board, stage: str) -> tuple[list[Shot], list[Shot]]:
+        """(shots this stage would render, shots already done). Finals only take approved shots."""
+        candidates = board.shots if stage == "preview" else [s for s in board.shots if s.approved]
+        todo = [s for s in candidates if not self._done(s, stage)]
+        return todo, [s for s in candidates if s not in todo]
+
+    def run(self, board_id: str, stage: str, cancel: threading.Event | None = None,
+            shot_ids: list[str] | None = None, session: str | None = None) -> Iterator[ShotEvent | BatchDone]:
+        """Render a stage shot by shot, yielding each shot's events as they happen; then BatchDone."""
+        if stage not in STAGES:
+            raise StudioError(f"Stage must be one of {', '.join(STAGES)}.")
+        board = self.boards.get(board_id, session)
+        todo, done = self.pending(board, stage)
+        if shot_ids is not None:  # e.g. "re-preview this shot": render exactly these
+            todo = [board.shot(sid) for sid in shot_ids]
+            done = []
+        if stage == "final" and not todo and not done:
+            raise StudioError("No approved shots: approve the shots you want as finals first.")
+        policy = board.preview_policy if stage == "preview" else board.final_policy
+        self.studio.policies.get(policy)  # a clear error before anything runs
+        cancel = cancel or threading.Event()
+        batch = self.boards.start_batch(board.id, stage)
+        rendered, failed = [], {}
+        status = "running"
+        try:
+            for i, shot in enumerate(todo):
+                if cancel.is_set():
+                    status = "cancelled"
+                    break
+                try:
+                    events = self.studio.engine.render(self.shot_request(board, shot), cancel=cancel,
+                                                       policy=policy, session=session)
+                    for event in events:
+                        if isinstance(event, Result):
+                            self.boards.set_render(shot.id, stage, event.record_id)
+                            rendered.append(shot.id)
+                        elif isinstance(event, Failed):
+                            failed[shot.id] = event.message
+                        elif isinstance(event, Cancelled):
+                            status = "cancelled"
+                        yield ShotEvent(shot.id, i, len(todo), event)
+                except StudioError as exc:  # invalid shot (e.g. missing input file): report, go on
+                    failed[shot.id] = str(exc)
+                    yield ShotEvent(shot.id, i, len(todo), Failed(str(exc), 0, None))
+                if status == "cancelled":
+                    break
+            else:
+                status = "done"
+        finally:
+            # A consumer that stops early (closed generator) leaves the batch "interrupted": resumable.
+            self.boards.finish_batch(batch, "interrupted" if status == "running" else status)
+        yield BatchDone(batch, stage, rendered, [s.id for s in done], failed, cancelled=status == "cancelled")
+
+    # ---- exports --------------------------------------------------------------------
+    def _video_for(self, shot: Shot, stage: str | None) -> str | None:
+        stages = [stage] if stage else ["final", "preview"]
+        for st in stages:
+            rid = getattr(shot, f"{st}_id")
+            row = self.studio.history.get(rid) if rid else None
+            if row and row["status"] == "ok" and row.get("video_path") and Path(row["video_path"]).is_file():
+                return row["video_path"]
+        return None
+
+    def export_contact_sheet(self, board_id: str, path: str | Path, stage: str | None = None) -> Path:
+        """One labelled row of sampled frames per shot (the final if there is one, else the preview)."""
+        board = self.boards.get(board_id)
+        rows = []
+        for shot in board.shots:
+            video = self._video_for(shot, stage)
+            if video is None:
+                continue
+            frames, _ = media.read_video(video)
+            tag = "final" if video == self._video_for(shot, "final") else "preview"
+            rows.append((f"{shot.position + 1}. [{tag}] {shot.prompt}  (seed {shot.seed})", frames))
+        if not rows:
+            raise StudioError("Nothing to put on a contact sheet yet: preview the board first.")
+        return media.contact_sheet(rows, path)
+
+    def export_finals(self, board_id: str, path: str | Path) -> Path:
+        """The approved shots' finals joined in board order into one mp4."""
+        board = self.boards.get(board_id)
+        approved = [s for s in board.shots if s.approved]
+        missing = [s.position + 1 for s in approved if self._video_for(s, "final") is None]
+        if not approved or missing:
+            raise StudioError("Render finals first: " + (f"shots {missing} have none." if missing else "no approved shots."))
+        videos = [self._video_for(s, "final") for s in approved]
+        fps = self.studio.history.get(approved[0].final_id)["fps"] or 16
+        return media.join_videos(videos, path, fps, {"board": board.name, "shots": len(videos)})
+
+    def export_json(self, board_id: str, path: str | Path | None = None) -> dict:
+        """The board with every parameter and the budgets actually used (policy, requested, capped)."""
+        board = self.boards.get(board_id)
+        data = {"name": board.name, "model": board.model, "preview_policy": board.preview_policy,
+                "final_policy": board.final_policy, "shots": []}
+        for shot in board.shots:
+            entry = {k: getattr(shot, k) for k in ("mode", "prompt", "negative_prompt", "seed", "image", "video",
+                                                  "frames", "approved")}
+            for stage in STAGES:
+                rid = getattr(shot, f"{stage}_id")
+                row = self.studio.history.get(rid) if rid else None
+                if row:
+                    entry[stage] = {k: row.get(k) for k in ("id", "status", "model", "steps", "requested_steps",
+                                                            "policy", "capped", "seed", "height", "width", "frames",
+                                                            "fps", "video_path", "timings")}
+            data["shots"].append(entry)
+        if path is not None:
+            Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        return data
+
+    # ---- board files (headless) ---------------------------------------------------
+    def import_file(self, path: str | Path, session: str | None = None) -> Board:
+        """Load a board JSON file into the database. The same file maps to the same board, so runs resume:
+        shots whose render parameters are unchanged keep their finished renders."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StudioError(f"Board file not found: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StudioError(f"{path.name} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("shots"), list) or not data["shots"]:
+            raise StudioError(f"{path.name}: expected an object with a non-empty \"shots\" list.")
+        problems, shots = [], []
+        for i, raw in enumerate(data["shots"], 1):
+            if not isinstance(raw, dict) or not isinstance(raw.get("prompt"), str):
+                problems.append(f"shot {i}: needs a \"prompt\" string")
+                continue
+            shot = {k: raw.get(k) for k in ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames")}
+            shot["mode"] = shot["mode"] or "t2v"
+            shot["negative_prompt"] = shot["negative_prompt"] or ""
+            for key in ("image", "video"):
+                if shot[key]:
+                    p = Path(shot[key])
+                    p = p if p.is_absolute() else (path.parent / p)
+                    if not p.is_file():
+                        problems.append(f"shot {i}: {key} file not found: {shot[key]}")
+                    shot[key] = str(p.resolve())
+            shot["approved"] = bool(raw.get("approved", True))
+            shots.append(shot)
+        if problems:
+            raise StudioError(f"{path.name}: " + "; ".join(problems))
+        board_id = "file-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        if not self.boards.exists(board_id):
+            self.boards.create(data.get("name") or path.stem, model=data.get("model"), board_id=board_id,
+                               preview_policy=data.get("preview_policy", "preview"),
+                               final_policy=data.get("final_policy", "final"), session=session)
+        else:
+            self.boards.update(board_id, name=data.get("name") or path.stem, model=data.get("model"),
+                               preview_policy=data.get("preview_policy", "preview"),
+                               final_policy=data.get("final_policy", "final"))
+        existing = self.boards.get(board_id).shots
+        for i, shot in enumerate(shots):
+            approved = shot.pop("approved")
+            if i < len(existing):
+                old = existing[i]
+                if shot["seed"] is None:
+                    shot["seed"] = old.seed  # keep the seed a previous run picked
+                self.boards.update_shot(old.id, **shot, approved=approved)
+            else:
+                self.boards.add_shot(board_id, **shot, approved=approved)
+        for extra in existing[len(shots):]:
+            self.boards.delete_shot(extra.id)
+        return self.boards.get(board_id)
