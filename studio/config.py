@@ -52,6 +52,8 @@ class Settings:
     offload: str = "none"  # none | model  (model = diffusers enable_model_cpu_offload)
     allow_download: bool = False  # hub downloads only when the user says so
     models_file: Path | None = None  # extra registry entries; default <data_dir>/models.toml
+    space: bool = False  # Hugging Face Space mode: per-session history, file clean-up, capped budgets
+    space_ttl_hours: float = 24.0  # Space mode: renders older than this are deleted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
@@ -69,6 +71,8 @@ class Settings:
             offload=os.environ.get("STUDIO_OFFLOAD", "none"),
             allow_download=_env_bool("STUDIO_ALLOW_DOWNLOAD", False) and not _env_bool("HF_HUB_OFFLINE", False),
             models_file=Path(os.environ["STUDIO_MODELS_FILE"]) if os.environ.get("STUDIO_MODELS_FILE") else None,
+            space=bool(os.environ.get("SPACE_ID")) or _env_bool("STUDIO_SPACE", False),
+            space_ttl_hours=_env_float("STUDIO_SPACE_TTL_HOURS") or 24.0,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

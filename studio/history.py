@@ -138,6 +138,7 @@ class Query:
     steps: int | None = None
     status: str | None = None
     accepted: bool | None = None
+    session: str | None = None  # Space mode: only this visitor's renders
     limit: int = 50
     offset: int = 0
 
@@ -263,7 +264,7 @@ class HistoryStore:
         """Newest first; ``text`` is full-text over prompts (quoted: any user text is safe)."""
         q = query or Query(**kwargs)
         where, args = [], {}
-        for column in ("mode", "model", "steps", "status"):
+        for column in ("mode", "model", "steps", "status", "session"):
             value = getattr(q, column)
             if value not in (None, ""):
                 where.append(f"[{column}] = :{column}")
@@ -306,6 +307,15 @@ class HistoryStore:
                 "median_seconds": round(statistics.median(secs), 3) if secs else None,
             })
         return out
+
+    def purge(self, older_than: str, remove_files: bool = True) -> int:
+        """Delete finished renders created before ``older_than`` (ISO time), with their files. Returns the count."""
+        with self._lock:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM renders WHERE created_at < ? AND status != 'running'", [older_than]).fetchall()]
+        for rid in ids:
+            self.delete(rid, remove_files=remove_files)
+        return len(ids)
 
     def plan(self, plan_id: str) -> list[dict]:
         with self._lock:

@@ -38,20 +38,17 @@ class QueueCaps:
     threshold: int = 4  # more waiting renders than this ...
     max_steps: int = 8  # ... cap every budget at this
 
-    def cap(self, budgets: tuple[int, ...], waiting: int) -> tuple[tuple[int, ...], tuple[int, ...], str | None]:
-        """(capped budgets, the budget each was asked as, note). Duplicates merge, order is kept; no note if unchanged."""
-        if waiting <= self.threshold or all(b <= self.max_steps for b in budgets):
-            return budgets, budgets, None
-        capped: list[int] = []
-        asked: list[int] = []
-        for b in budgets:
-            value = min(b, self.max_steps)
-            if value not in capped:
-                capped.append(value)
-                asked.append(b)
-        note = (f"Busy: {waiting} renders waiting (more than {self.threshold}), so step budgets are capped at "
-                f"{self.max_steps}: {list(budgets)} -> {capped}.")
-        return tuple(capped), tuple(asked), note
+
+def cap_budgets(budgets: tuple[int, ...], max_steps: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(capped budgets, the budget each was asked as). Budgets that cap to the same value merge; order is kept."""
+    capped: list[int] = []
+    asked: list[int] = []
+    for b in budgets:
+        value = min(b, max_steps)
+        if value not in capped:
+            capped.append(value)
+            asked.append(b)
+    return tuple(capped), tuple(asked)
 
 
 def _int_or_none(table: dict, key: str, origin: str, name: str) -> int | None:
@@ -67,6 +64,17 @@ def _int_or_none(table: dict, key: str, origin: str, name: str) -> int | None:
 class Policies:
     policies: dict[str, Policy] = field(default_factory=dict)
     caps: QueueCaps = field(default_factory=QueueCaps)
+    space_max_steps: int = 16  # Space mode: no budget above this
+
+    def limit(self, waiting: int, space: bool = False) -> tuple[int | None, str | None]:
+        """The strictest step cap in force now, and why (None, None when there is none)."""
+        limits = []
+        if space:
+            limits.append((self.space_max_steps, f"This shared Space caps step budgets at {self.space_max_steps}"))
+        if waiting > self.caps.threshold:
+            limits.append((self.caps.max_steps, f"Busy: {waiting} renders waiting (more than {self.caps.threshold}), "
+                                                f"so step budgets are capped at {self.caps.max_steps}"))
+        return min(limits) if limits else (None, None)
 
     @classmethod
     def load(cls, user_file: Path | None = None, builtin_file: Path = PRESETS_DIR / "policies.toml") -> "Policies":
@@ -88,6 +96,8 @@ class Policies:
                     frames=_int_or_none(table, "frames", str(path), name),
                     description=str(table.get("description", "")),
                 )
+            if "space" in data:
+                result.space_max_steps = int(data["space"].get("max_steps", result.space_max_steps))
             if "queue" in data:
                 q = data["queue"]
                 result.caps = QueueCaps(

@@ -25,7 +25,7 @@ from .config import Settings
 from .errors import InvalidRequest, MediaError, ModeNotServed, RenderCancelled, StudioError
 from .history import HistoryStore, new_id
 from .models import ModelManager
-from .policy import Policies
+from .policy import Policies, cap_budgets
 from .registry import MODES, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -336,8 +336,11 @@ class RenderEngine:
             ahead = self._active if waiting is None else waiting
             self._active += 1
         try:
-            budgets, asked, cap_note = self.policies.caps.cap(plan.budgets, ahead)
-            if cap_note:
+            asked, cap_note = plan.budgets, None
+            max_steps, reason = self.policies.limit(ahead, self.settings.space)
+            if max_steps is not None and any(b > max_steps for b in plan.budgets):
+                budgets, asked = cap_budgets(plan.budgets, max_steps)
+                cap_note = f"{reason}: {list(plan.budgets)} -> {list(budgets)}."
                 notes = notes + [cap_note]
                 plan = replace(plan, budgets=budgets)
             job = _Job(req, plan, notes, policy, asked, cap_note is not None, session)
@@ -408,7 +411,7 @@ class RenderEngine:
                     if cancel.is_set():
                         raise RenderCancelled()
                     first = {"wait": wait_s, "load": load_s, "encode": encode_s} if index == 0 else {}
-                    result = self._render_budget(req, plan, index, steps, pipe, embeds, extra, rid, first, notes, emit, cancel)
+                    result = self._render_budget(job, index, steps, pipe, embeds, extra, rid, first, emit, cancel)
                     self.history.finish(rid, "ok", timings=result.timings, video_path=result.video_path,
                                         thumb_path=result.thumb_path)
                     emit(result)
@@ -477,9 +480,10 @@ class RenderEngine:
             extra["video"] = video
         return extra
 
-    def _render_budget(self, req, plan, index, steps, pipe, embeds, extra, rid, first, notes, emit, cancel) -> Result:
+    def _render_budget(self, job, index, steps, pipe, embeds, extra, rid, first, emit, cancel) -> Result:
         import torch
 
+        req, plan, notes = job.req, job.plan, job.notes
         tf = pipe.vae_scale_factor_temporal
         if "chunk_partition" in extra:
             partition = extra["chunk_partition"]
@@ -522,7 +526,8 @@ class RenderEngine:
 
         t = time.perf_counter()
         day = time.strftime("%Y-%m-%d")
-        out_dir = self.settings.renders_dir / day
+        # Space mode: each visitor's files live under their unguessable session id.
+        out_dir = self.settings.renders_dir / (job.session or "") / day
         video_path = out_dir / f"{rid}.mp4"
         metadata = {"studio": "AnyFlow Studio", "id": rid, "steps": steps, "plan": plan.kind, **req.to_dict()}
         metadata["steps"] = steps

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 from .config import Settings
+from .cleanup import remove_partial_files
 from .history import HistoryStore
 from .models import ModelManager
 from .policy import Policies
@@ -43,6 +44,7 @@ class Studio:
         registry = Registry.load(settings.user_models_file)
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
+        remove_partial_files(settings.renders_dir)  # writes a crash interrupted
         policies = Policies.load(settings.user_policies_file)
         engine = RenderEngine(models, history, settings, policies)
         return cls(settings, registry, models, history, engine, policies)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from studio import media
 from studio.errors import StudioError
-from studio.policy import Policies, QueueCaps
+from studio.policy import Policies, QueueCaps, cap_budgets
 from studio.render import RenderRequest
 from studio.storyboard import Storyboards
 
@@ -123,10 +123,12 @@ def test_policy_sets_size_and_frames(boards, studio):
     assert result.frames.shape[0] == 5 and result.steps == 2
 
 
-def test_caps_merge_duplicates():
-    budgets, asked, note = QueueCaps(threshold=1, max_steps=4).cap((2, 8, 16), waiting=3)
-    assert budgets == (2, 4) and asked == (2, 8) and "capped at 4" in note
-    assert QueueCaps(threshold=4, max_steps=4).cap((2, 8), waiting=3) == ((2, 8), (2, 8), None)
+def test_caps_merge_duplicates_and_the_strictest_limit_wins():
+    assert cap_budgets((2, 8, 16), 4) == ((2, 4), (2, 8))
+    policies = Policies(caps=QueueCaps(threshold=1, max_steps=8), space_max_steps=4)
+    assert policies.limit(waiting=0) == (None, None)
+    assert policies.limit(waiting=3)[0] == 8 and "waiting" in policies.limit(waiting=3)[1]
+    assert policies.limit(waiting=3, space=True)[0] == 4 and "Space" in policies.limit(waiting=3, space=True)[1]
 
 
 def test_stats_per_model_and_budget(boards, studio):
