@@ -120,40 +120,66 @@ def read_metadata(path: str | Path) -> dict:
         return {"comment": raw}
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode a video to uint8 (T, H, W, 3) and its frame rate. Raises MediaError with a clear reason."""
+def _video_error(path: Path, exc: Exception) -> MediaError:
+    text = str(exc).strip()
+    if "Invalid data found" in text or "moov atom not found" in text:
+        return MediaError(f"{path.name} is not a video ffmpeg can read, or it is damaged. Try an mp4 (h264) file.")
+    if "meta information" in text or "no video stream" in text.lower() or "does not contain any stream" in text:
+        return MediaError(f"{path.name} has no video stream (is it an audio file?).")
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    return MediaError(f"Could not read {path.name} as a video ({first}). Try an mp4 (h264) file.")
+
+
+def _check_file(path: Path, kind: str) -> None:
+    if not path.is_file():
+        raise MediaError(f"{kind} not found: {path}")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{kind} file is empty (0 bytes): {path.name}")
+
+
+def _decode(path: Path, output_params: list[str] | None = None, max_frames: int | None = None,
+            size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
     import imageio_ffmpeg
 
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"Video not found: {path}")
-    if path.stat().st_size == 0:
-        raise MediaError(f"Video file is empty (0 bytes): {path.name}")
+    params = list(output_params or [])
+    if max_frames is not None:
+        params += ["-frames:v", str(int(max_frames))]
     try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=params or None)
         meta = reader.__next__()
-        w, h = meta["size"]
+        w, h = size or meta["size"]
         fps = float(meta.get("fps") or 0) or 16.0
-        frames = []
-        for raw in reader:
-            frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3))
-            if max_frames is not None and len(frames) >= max_frames:
-                reader.close()
-                break
-    except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as exc:
-        raise MediaError(f"Could not read {path.name} as a video: {str(exc).strip().splitlines()[0][:200]}") from None
+        frames = [np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3) for raw in reader]
+    except (RuntimeError, OSError, StopIteration, KeyError, ValueError, IOError) as exc:
+        raise _video_error(path, exc) from None
     if not frames:
         raise MediaError(f"{path.name} has no video frames.")
     return np.stack(frames), fps
 
 
+def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Decode a video as it is: uint8 (T, H, W, 3) and its frame rate. Raises MediaError with a clear reason."""
+    path = Path(path)
+    _check_file(path, "Video")
+    return _decode(path, max_frames=max_frames)
+
+
+def read_clip(path: str | Path, width: int, height: int, fps: float, max_frames: int) -> np.ndarray:
+    """Decode an input clip ready for a model: resampled to ``fps`` by timestamp (so variable frame rates come
+    out evenly spaced), scaled to cover width x height and centre-cropped, at most ``max_frames`` frames.
+    ffmpeg does the work while decoding, so a 4K or hours-long file costs only the frames that are used."""
+    path = Path(path)
+    _check_file(path, "Video")
+    vf = (f"fps={fps:g},scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+          f"crop={width}:{height}")
+    frames, _ = _decode(path, ["-vf", vf], max_frames=max_frames, size=(width, height))
+    return frames
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Open an image as RGB (first frame of animations, EXIF rotation applied)."""
     path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"Image not found: {path}")
-    if path.stat().st_size == 0:
-        raise MediaError(f"Image file is empty (0 bytes): {path.name}")
+    _check_file(path, "Image")
     try:
         with Image.open(path) as img:
             img.seek(0)
@@ -163,8 +189,10 @@ def load_image(path: str | Path) -> Image.Image:
             return img.convert("RGB")
     except Image.DecompressionBombError:
         raise MediaError(f"{path.name} is too large to use (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(f"Could not read {path.name} as an image: {exc}") from None
+    except UnidentifiedImageError:
+        raise MediaError(f"{path.name} is not an image the studio can read (use PNG, JPEG or WebP).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"{path.name} is damaged or incomplete ({exc}).") from None
 
 
 def fit_frame(img: Image.Image | np.ndarray, width: int, height: int) -> np.ndarray:

@@ -307,19 +307,31 @@ class ModelManager:
             self._evict(model_id)
             return True
 
-    def transformer_config(self, model_id: str) -> dict:
-        """The transformer's config, from the loaded model or from disk (no load). Empty if unknown."""
+    def component_config(self, model_id: str, component: str = "transformer") -> dict:
+        """A component's config, from the loaded model or from disk (no load). Empty if unknown."""
         import json
 
         with self._lock:
             entry = self._loaded.get(model_id)
         if entry is not None:
-            return dict(entry.pipe.transformer.config)
+            return dict(getattr(entry.pipe, component).config)
         folder = self.cached_folder(self.registry.get(model_id))
-        path = folder / "transformer" / "config.json" if folder else None
+        path = folder / component / "config.json" if folder else None
         if path is None or not path.is_file():
             return {}
         return json.loads(path.read_text(encoding="utf-8"))
+
+    def transformer_config(self, model_id: str) -> dict:
+        return self.component_config(model_id, "transformer")
+
+    def weights_bytes(self, model_id: str) -> int:
+        """Bytes the model's weights take loaded (measured if loaded, else estimated from its files)."""
+        with self._lock:
+            entry = self._loaded.get(model_id)
+        if entry is not None:
+            return entry.nbytes
+        spec = self.registry.get(model_id)
+        return self.estimate_bytes(spec, self.cached_folder(spec))
 
     # ---- reporting ------------------------------------------------------------------
     def describe(self) -> list[dict]:

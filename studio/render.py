@@ -22,7 +22,7 @@ import numpy as np
 
 from . import chunks, media
 from .config import Settings
-from .errors import InvalidRequest, MediaError, ModeNotServed, RenderCancelled, StudioError
+from .errors import InvalidRequest, MediaError, ModeNotServed, NotEnoughMemory, RenderCancelled, StudioError
 from .history import HistoryStore, new_id
 from .models import ModelManager
 from .policy import Policies, cap_budgets
@@ -271,9 +271,8 @@ def _read_inputs(req: RenderRequest) -> _Inputs:
         img = media.load_image(req.image)
         return _Inputs(frames=media.fit_frame(img, req.width, req.height)[None])
     if req.mode == "v2v":
-        clip, src_fps = media.read_video(req.video, max_frames=4 * MAX_FRAMES)
-        idx = media.resample_indices(len(clip), src_fps, req.fps)
-        return _Inputs(frames=np.stack([media.fit_frame(clip[i], req.width, req.height) for i in idx]))
+        # Context never exceeds the render's own length, so that is all we decode.
+        return _Inputs(frames=media.read_clip(req.video, req.width, req.height, req.fps, max_frames=req.frames))
     return _Inputs()
 
 
@@ -390,6 +389,7 @@ class RenderEngine:
         index = 0
         try:
             rid = self._start_row(job, plan_id, 0)
+            self._check_memory(req)
             inputs = _read_inputs(req)
             started = time.perf_counter()
             was_loaded = self.models.is_loaded(req.model)
@@ -425,13 +425,57 @@ class RenderEngine:
                 self.history.finish(rid, "failed", error=str(exc))
             emit(Failed(str(exc), index, rid))
         except Exception as exc:  # a bug or an unexpected library error: keep serving, say what happened
-            log.exception("render failed")
+            import torch
+
             message = self._describe_unexpected(exc)
+            if isinstance(exc, torch.OutOfMemoryError):
+                self._unload_after_oom(req.model)
+            else:
+                log.exception("render failed")
             if rid:
                 self.history.finish(rid, "failed", error=message)
             emit(Failed(message, index, rid))
         finally:
             emit(_DONE)
+
+    def _check_memory(self, req: RenderRequest) -> None:
+        """Refuse, before any work, a render whose estimated memory cannot fit (see memory.py)."""
+        from . import memory
+
+        spec = self.models.registry.get(req.model)
+        transformer = self.models.component_config(req.model, "transformer")
+        vae = self.models.component_config(req.model, "vae")
+        if not transformer:  # weights not on this machine: loading will say so
+            return
+        device = self.models.device
+        est = memory.estimate_render_bytes(
+            frames=req.frames, height=req.height, width=req.width, temporal_factor=spec.temporal_factor,
+            family=spec.family, transformer=transformer, vae=vae, guidance=req.guidance_scale > 1.0,
+            dtype_bytes=self.models.dtype_for().itemsize, device=device,
+        )
+        loaded = self.models.is_loaded(req.model)
+        weights = 0 if loaded else self.models.weights_bytes(req.model)
+        need = est["total"] + weights
+        advice = "Try fewer frames or a smaller size" + (
+            ", or start the studio with --offload model." if device.startswith("cuda") else ".")
+        budget = self.models.budget_bytes
+        gb = memory.GB
+        if need > budget:
+            raise NotEnoughMemory(
+                f"This render needs about {need / gb:.1f} GB ({req.width}x{req.height}, {req.frames} frames; "
+                f"{est['tokens']:,} tokens) but the memory budget is {budget / gb:.1f} GB. {advice}")
+        free = memory.available_bytes(device)
+        if need > free:
+            raise NotEnoughMemory(
+                f"This render needs about {need / gb:.1f} GB ({req.width}x{req.height}, {req.frames} frames) but "
+                f"only {free / gb:.1f} GB is free on {device}. {advice}")
+
+    def _unload_after_oom(self, model_id: str) -> None:
+        """After an out-of-memory error, free the device rather than leave the model half on it."""
+        try:
+            self.models.unload(model_id)
+        except StudioError:  # another render is using it; it will be retried on the next load
+            pass
 
     @staticmethod
     def _describe_unexpected(exc: Exception) -> str:

@@ -23,6 +23,7 @@ def quiet_libraries() -> None:
     dlogging.set_verbosity_error()
     tlogging.set_verbosity_error()
     logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
+    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)  # "frame size differs": we scale on purpose
     # The FAR transformer runs flex_attention uncompiled on CPU; torch warns once per process.
     warnings.filterwarnings("ignore", message=".*flex_attention.*")
 
