@@ -31,7 +31,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model id (see `python -m studio models`)")
     p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--offload", choices=["none", "model"], help="model: keep only the active component on the GPU")
+    p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"],
+                   help="GPU memory mode (default auto: chosen from free memory and the model's needs)")
+    p.add_argument("--vae-tiling", choices=["auto", "on", "off"], help="tile the VAE decode (saves GPU memory)")
+    p.add_argument("--compile", action="store_true", default=None, help="regionally compile the transformer (GPU)")
     p.add_argument("--memory-budget", type=float, metavar="GB", help="memory budget for loaded models")
     net = p.add_mutually_exclusive_group()
     net.add_argument("--allow-download", action="store_true", default=None, help="allow hub downloads")
@@ -104,6 +107,8 @@ def _open(args):
         default_model=None,
         device=args.device,
         offload=args.offload,
+        vae_tiling=args.vae_tiling,
+        compile=args.compile,
         memory_budget_gb=args.memory_budget,
         allow_download=args.allow_download,
         models_file=args.models_file,

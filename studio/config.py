@@ -49,7 +49,9 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     memory_budget_gb: float | None = None  # None: derived from the device (see models.py)
-    offload: str = "none"  # none | model  (model = diffusers enable_model_cpu_offload)
+    offload: str = "auto"  # auto | none | model | group | sequential  (see models.MEMORY_MODES)
+    vae_tiling: str = "auto"  # auto | on | off: tile the VAE decode (where artists run out of memory most)
+    compile: bool = False  # regional torch.compile of the transformer blocks (GPU; off on Spaces)
     allow_download: bool = False  # hub downloads only when the user says so
     models_file: Path | None = None  # extra registry entries; default <data_dir>/models.toml
     space: bool = False  # Hugging Face Space mode: per-session history, file clean-up, capped budgets
@@ -68,7 +70,9 @@ class Settings:
             device=os.environ.get("STUDIO_DEVICE", "auto"),
             dtype=os.environ.get("STUDIO_DTYPE", "auto"),
             memory_budget_gb=_env_float("STUDIO_MEMORY_BUDGET_GB"),
-            offload=os.environ.get("STUDIO_OFFLOAD", "none"),
+            offload=os.environ.get("STUDIO_OFFLOAD", "auto"),
+            vae_tiling=os.environ.get("STUDIO_VAE_TILING", "auto"),
+            compile=_env_bool("STUDIO_COMPILE", False),
             allow_download=_env_bool("STUDIO_ALLOW_DOWNLOAD", False) and not _env_bool("HF_HUB_OFFLINE", False),
             models_file=Path(os.environ["STUDIO_MODELS_FILE"]) if os.environ.get("STUDIO_MODELS_FILE") else None,
             space=bool(os.environ.get("SPACE_ID")) or _env_bool("STUDIO_SPACE", False),

@@ -29,6 +29,52 @@ from .registry import ModelSpec, Registry
 GB = 1024**3
 ProgressFn = Callable[[str], None]
 
+# Memory modes, from fastest to most frugal (GPU only; on a CPU everything stays in RAM):
+#   none        every component on the GPU
+#   model       diffusers model CPU offload: one whole component on the GPU at a time
+#   group       block-level group offload: transformer blocks stream to the GPU as they run
+#   sequential  diffusers sequential offload: one submodule at a time (slowest, least memory)
+MEMORY_MODES = ("none", "model", "group", "sequential")
+MODE_LABELS = {"none": "all on the GPU", "model": "model CPU offload", "group": "group offload (block level)",
+               "sequential": "sequential offload"}
+
+
+def choose_memory_mode(free: int, weights: int, largest_component: int, activations: int,
+                       decode: int) -> tuple[str, bool, str]:
+    """(mode, vae_tiling, reason) for a GPU with ``free`` bytes. Pure: the rule, in one place.
+
+    Keep 10% headroom. Everything resident if it fits; else tile the decode when it alone would take over a
+    quarter of the GPU; then the cheapest offload whose resident set fits: the largest component (model
+    offload), one transformer block (group offload), or one submodule (sequential)."""
+    room = 0.9 * free
+    if weights + activations + decode <= room:
+        return "none", False, f"all fits: needs {(weights + activations + decode) / GB:.1f} GB of {free / GB:.1f} GB free"
+    tiling = decode > 0.25 * free
+    decode_cost = decode / 8 if tiling else decode
+    if largest_component + activations + decode_cost <= room:
+        return "model", tiling, (f"{weights / GB:.1f} GB of weights do not fit beside the work in {free / GB:.1f} GB; "
+                                 f"the largest component ({largest_component / GB:.1f} GB) does")
+    if activations + decode_cost + largest_component / 10 <= room:
+        return "group", tiling, "the largest component does not fit: its blocks are streamed to the GPU"
+    return "sequential", True, "very little GPU memory: one submodule at a time (slow)"
+
+
+def apply_memory_mode(pipe, mode: str, device: str, vae_tiling: bool = False) -> None:
+    """Place a freshly loaded (CPU) pipeline according to ``mode``."""
+    if mode not in MEMORY_MODES:
+        raise StudioError(f"Unknown memory mode '{mode}'. Use one of: auto, {', '.join(MEMORY_MODES)}.")
+    if mode == "none" or not device.startswith("cuda"):
+        pipe.to(device)
+    elif mode == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode == "group":
+        pipe.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                                  offload_type="block_level", num_blocks_per_group=1, use_stream=True)
+    elif mode == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+
 
 def _weights_bytes(folder: Path) -> int:
     exts = (".safetensors", ".bin", ".pt", ".pth")
@@ -63,6 +109,10 @@ class LoadedModel:
     render_lock: threading.Lock = field(default_factory=threading.Lock)
     in_use: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    memory_mode: str = "none"
+    vae_tiling: bool = False
+    memory_reason: str = ""
+    compiled: bool = False
 
 
 class ModelManager:
@@ -95,11 +145,35 @@ class ModelManager:
 
     @property
     def budget_bytes(self) -> int:
+        """Memory the studio may fill with model weights: the GPU when weights live there, else host RAM."""
         if self.settings.memory_budget_gb is not None:
             return int(self.settings.memory_budget_gb * GB)
         if self.device.startswith("cuda") and self.settings.offload == "none":
             return int(torch.cuda.get_device_properties(self.device).total_memory * 0.9)
+        # auto may offload, and offloaded weights wait in host RAM
         return int(_host_memory_bytes() * 0.6)
+
+    def plan_memory(self, spec: ModelSpec, pipe) -> tuple[str, bool, str]:
+        """The memory mode and VAE tiling for a loaded (still on CPU) pipeline: the user's choice, or chosen."""
+        from . import memory
+
+        tiling_setting = self.settings.vae_tiling
+        if not self.device.startswith("cuda"):
+            return "none", tiling_setting == "on", "CPU: everything stays in RAM"
+        components = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
+        sizes = [sum(p.numel() * p.element_size() for p in c.parameters()) for c in components]
+        est = memory.estimate_render_bytes(
+            frames=spec.frames, height=spec.height, width=spec.width, temporal_factor=spec.temporal_factor,
+            family=spec.family, transformer=dict(pipe.transformer.config), vae=dict(pipe.vae.config),
+            guidance=False, dtype_bytes=self.dtype_for().itemsize, device=self.device)
+        free = memory.available_bytes(self.device)
+        mode, tiling, reason = choose_memory_mode(free, sum(sizes), max(sizes), est["activations"],
+                                                  est["decode"] + est["output"])
+        if self.settings.offload != "auto":
+            mode, reason = self.settings.offload, f"set by the user (auto would pick {mode}: {reason})"
+        if tiling_setting != "auto":
+            tiling = tiling_setting == "on"
+        return mode, tiling, reason
 
     def loaded_bytes(self) -> int:
         with self._lock:
@@ -262,11 +336,13 @@ class ModelManager:
                 f"Model '{spec.id}' is registered as {spec.family} ({expected.__name__}) but {folder} "
                 f"holds a {type(pipe).__name__}. Fix 'family' in {spec.origin}."
             )
+        mode, tiling, reason = self.plan_memory(spec, pipe)
         try:
-            if self.settings.offload == "model" and self.device.startswith("cuda"):
-                pipe.enable_model_cpu_offload(device=self.device)
-            else:
-                pipe.to(self.device)
+            apply_memory_mode(pipe, mode, self.device, tiling)
+            compiled = False
+            if self.settings.compile and self.device.startswith("cuda"):
+                pipe.transformer.compile_repeated_blocks(fullgraph=True)  # regional: compiles one block, reuses it
+                compiled = True
         except torch.OutOfMemoryError:
             del pipe
             self._free_device_memory()
@@ -282,6 +358,10 @@ class ModelManager:
             dtype=str(self.dtype_for()).replace("torch.", ""),
             nbytes=_pipeline_bytes(pipe),
             load_seconds=time.perf_counter() - started,
+            memory_mode=mode,
+            vae_tiling=tiling,
+            memory_reason=reason,
+            compiled=compiled,
         )
 
     def _evict(self, model_id: str) -> None:
@@ -333,6 +413,11 @@ class ModelManager:
         spec = self.registry.get(model_id)
         return self.estimate_bytes(spec, self.cached_folder(spec))
 
+    @staticmethod
+    def mode_label(entry: LoadedModel) -> str:
+        label = MODE_LABELS[entry.memory_mode] if entry.device.startswith("cuda") else "CPU (all in RAM)"
+        return label + (" + VAE tiling" if entry.vae_tiling else "")
+
     # ---- reporting ------------------------------------------------------------------
     def describe(self) -> list[dict]:
         """One row per registered model: where its weights are, whether it is loaded, memory."""
@@ -353,6 +438,8 @@ class ModelManager:
                     "loaded": entry is not None,
                     "loaded_gb": round(entry.nbytes / GB, 3) if entry else None,
                     "device": entry.device if entry else None,
+                    "memory_mode": self.mode_label(entry) if entry else None,
+                    "memory_reason": entry.memory_reason if entry else None,
                     "memory_gb": spec.memory_gb,
                     "native": f"{spec.width}x{spec.height}x{spec.frames}@{spec.fps}",
                     "license": spec.license,

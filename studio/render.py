@@ -227,6 +227,33 @@ class Result:
 
 
 @dataclass
+class Preview:
+    """A cheap look at the render in flight: the clean-video estimate through a linear latent->RGB projection."""
+
+    budget_index: int
+    steps: int
+    step: int  # transformer calls done in this budget
+    total: int
+    chunk: int | None  # FAR: the chunk being denoised
+    frames: np.ndarray = field(repr=False)  # uint8 (T, h, w, 3) at latent resolution
+    kind: str = "preview"
+
+
+@dataclass
+class Chunk:
+    """Causal models: frames of the final video, decoded as soon as their chunk is final."""
+
+    budget_index: int
+    steps: int
+    chunk: int
+    chunks: int
+    first_frame: int
+    seconds: float  # since this budget started
+    frames: np.ndarray = field(repr=False)  # uint8 (n, H, W, 3)
+    kind: str = "chunk"
+
+
+@dataclass
 class Failed:
     message: str
     budget_index: int
@@ -242,7 +269,7 @@ class Cancelled:
     kind: str = "cancelled"
 
 
-Event = Status | Progress | Result | Failed | Cancelled
+Event = Status | Progress | Preview | Chunk | Result | Failed | Cancelled
 _DONE = object()
 
 
@@ -257,6 +284,8 @@ class _Job:
     asked: tuple[int, ...]  # the budget each plan entry was asked as, before any cap
     capped: bool
     session: str | None
+    previews: bool = False
+    stream_chunks: bool = True
 
 
 # ---- inputs -----------------------------------------------------------------------------
@@ -318,13 +347,15 @@ class RenderEngine:
 
     # ---- rendering ----------------------------------------------------------------------
     def render(self, request: RenderRequest, plan: Plan | None = None, cancel: threading.Event | None = None,
-               *, policy: str | None = None, waiting: int | None = None, session: str | None = None) -> Iterator[Event]:
+               *, policy: str | None = None, waiting: int | None = None, session: str | None = None,
+               previews: bool = False, stream_chunks: bool = True) -> Iterator[Event]:
         """Run a plan; yield events as they happen. Invalid requests raise StudioError before anything runs.
 
         ``policy`` names a budget policy (its steps and optional size/length apply to the request; with no
         plan it is the plan). ``waiting`` is the number of renders queued ahead (default: the engine's own
         count of active renders); above the policies' threshold every budget is capped, and the render's
-        notes and history row say so.
+        notes and history row say so. ``previews`` adds a Preview event per step (cheap: no VAE);
+        ``stream_chunks`` makes causal models emit each chunk's final frames as soon as they are decoded.
         """
         if policy is not None:
             request = self.policies.get(policy).apply(request)
@@ -342,7 +373,7 @@ class RenderEngine:
                 cap_note = f"{reason}: {list(plan.budgets)} -> {list(budgets)}."
                 notes = notes + [cap_note]
                 plan = replace(plan, budgets=budgets)
-            job = _Job(req, plan, notes, policy, asked, cap_note is not None, session)
+            job = _Job(req, plan, notes, policy, asked, cap_note is not None, session, previews, stream_chunks)
             cancel = cancel or threading.Event()
             events: queue.Queue = queue.Queue()
             worker = threading.Thread(target=self._run_plan, args=(job, events.put, cancel), name="render", daemon=True)
@@ -395,8 +426,11 @@ class RenderEngine:
             was_loaded = self.models.is_loaded(req.model)
             if not was_loaded:
                 emit(Status(f"Loading model {req.model}..."))
-            self.models.get(req.model, progress=lambda m: emit(Status(m)))
+            loaded_model = self.models.get(req.model, progress=lambda m: emit(Status(m)))
             load_s = 0.0 if was_loaded else time.perf_counter() - started
+            if not was_loaded:
+                emit(Status(f"Loaded {req.model} in {load_s:.1f} s: {self.models.mode_label(loaded_model)} "
+                            f"({loaded_model.memory_reason})."))
             waited = time.perf_counter()
             with self.models.lend(req.model) as loaded:
                 wait_s = time.perf_counter() - waited
@@ -437,6 +471,16 @@ class RenderEngine:
             emit(Failed(message, index, rid))
         finally:
             emit(_DONE)
+
+    def _projection(self, pipe):
+        """The latent->RGB projection for previews, fitted once per loaded pipeline."""
+        from . import preview as pv
+
+        cached = getattr(pipe, "_studio_projection", None)
+        if cached is None:
+            cached = pv.fit_projection(pipe)
+            pipe._studio_projection = cached
+        return cached
 
     def _check_memory(self, req: RenderRequest) -> None:
         """Refuse, before any work, a render whose estimated memory cannot fit (see memory.py)."""
@@ -521,52 +565,103 @@ class RenderEngine:
                     )
                 frames = frames[:keep]
             video = torch.from_numpy(np.array(frames, copy=True)).permute(0, 3, 1, 2).float().div(255.0)[None]
-            extra["video"] = video
+            if causal:  # encode here (the pipeline's own encode_video) so streamed output can include the context
+                with torch.no_grad():
+                    extra["video_latents"] = pipe.encode_video(video, height=req.height, width=req.width)
+            else:
+                extra["video"] = video
         return extra
 
     def _render_budget(self, job, index, steps, pipe, embeds, extra, rid, first, emit, cancel) -> Result:
         import torch
+        from diffusers.utils.torch_utils import randn_tensor
+
+        from . import preview as pv
 
         req, plan, notes = job.req, job.plan, job.notes
         tf = pipe.vae_scale_factor_temporal
-        if "chunk_partition" in extra:
-            partition = extra["chunk_partition"]
-            context = chunks.latent_frames(extra["video"].shape[1], tf) if "video" in extra else 0
-            calls = steps * chunks.generated_chunks(partition, context)
-        else:
-            calls = steps
+        partition = extra.get("chunk_partition")
+        context = extra["video_latents"].shape[1] if "video_latents" in extra else 0
+        context_chunks = (len(partition) - chunks.generated_chunks(partition, context)) if partition else 0
+        calls = steps * (len(partition) - context_chunks) if partition else steps
+        stream = job.stream_chunks and partition is not None and not getattr(pipe.vae, "use_tiling", False)
         n_budgets = len(plan.budgets)
-        state = {"done": 0, "last": None}
 
-        def on_step(_pipe, _i, _t, _kwargs):
+        # Our own initial noise, drawn exactly as the pipeline would draw it, so previews know z_t at step 0.
+        generator = torch.Generator("cpu").manual_seed(req.seed)
+        num_frames = req.frames - 1 if tf == 1 else req.frames  # AnyFlowPipeline adds one frame at tf == 1
+        latent_t = (num_frames - 1) // tf + 1 if tf > 1 else num_frames + 1
+        shape = (1, pipe.transformer.config.in_channels, latent_t, req.height // pipe.vae_scale_factor_spatial,
+                 req.width // pipe.vae_scale_factor_spatial)
+        noise = randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=torch.float32)
+        init = noise.permute(0, 2, 1, 3, 4)  # the callback's (B, T, C, h, w) layout
+        projection = self._projection(pipe) if job.previews else None
+        decoder = pv.StreamingDecoder(pipe.vae) if stream else None
+        started = time.perf_counter()
+        state = {"done": 0, "last": None, "prev": None, "decode": 0.0, "frames": []}
+
+        def bounds(chunk: int) -> tuple[int, int]:
+            return sum(partition[:chunk]), sum(partition[: chunk + 1])
+
+        def emit_chunk(chunk: int, latents) -> None:
+            t = time.perf_counter()
+            frames = decoder.decode(latents)
+            state["decode"] += time.perf_counter() - t
+            first_frame = sum(len(f) for f in state["frames"])
+            state["frames"].append(frames)
+            emit(Chunk(index, steps, chunk, len(partition), first_frame, time.perf_counter() - started, frames))
+
+        if stream and context:
+            for c in range(context_chunks):  # the context is final from the start: show it at once
+                lo, hi = bounds(c)
+                emit_chunk(c, extra["video_latents"][:, lo:hi])
+
+        def on_step(_pipe, i, _t, kwargs):
             if cancel.is_set():
                 raise RenderCancelled()
+            k = state["done"]
             state["done"] += 1
+            chunk = context_chunks + k // steps if partition else None
+            latents = kwargs.get("latents")
+            if projection is not None and latents is not None:
+                if i == 0:
+                    lo, hi = bounds(chunk) if partition else (0, init.shape[1])
+                    state["prev"] = init[:, lo:hi]
+                sigmas = _pipe.scheduler.sigmas
+                x0 = pv.x0_estimate(state["prev"], latents, float(sigmas[i]), float(sigmas[i + 1]))
+                state["prev"] = latents
+                emit(Preview(index, steps, state["done"], calls, chunk, pv.project(x0, *projection)))
+            if decoder is not None and i == steps - 1:
+                emit_chunk(chunk, latents)
             state["last"] = time.perf_counter()
             fraction = (index + min(state["done"], calls) / calls) / n_budgets
             emit(Progress(index, steps, state["done"], calls, fraction))
             return {}
 
-        # AnyFlowPipeline adds one frame when the VAE has no temporal compression (see NOTES).
-        num_frames = req.frames - 1 if tf == 1 else req.frames
-        generator = torch.Generator("cpu").manual_seed(req.seed)
         t_call = time.perf_counter()
         output = pipe(
             **embeds,
             **extra,
+            latents=noise,
             height=req.height,
             width=req.width,
             num_frames=num_frames,
             num_inference_steps=steps,
             guidance_scale=req.guidance_scale,
             generator=generator,
-            output_type="np",
+            output_type="latent" if stream else "np",
             callback_on_step_end=on_step,
-            callback_on_step_end_tensor_inputs=[],
+            callback_on_step_end_tensor_inputs=["latents"] if (stream or projection is not None) else [],
         )
         t_end = time.perf_counter()
-        last = state["last"] or t_call
-        frames = media.to_uint8(output.frames[0])
+        if stream:
+            frames = np.concatenate(state["frames"])
+            decode_s = state["decode"]
+            denoise_s = t_end - t_call - decode_s
+        else:
+            frames = media.to_uint8(output.frames[0])
+            last = state["last"] or t_call
+            denoise_s, decode_s = last - t_call, t_end - last
 
         t = time.perf_counter()
         day = time.strftime("%Y-%m-%d")
@@ -580,7 +675,7 @@ class RenderEngine:
         write_s = time.perf_counter() - t
 
         timings = dict(first)
-        timings.update(denoise=last - t_call, decode=t_end - last, write=write_s)
+        timings.update(denoise=denoise_s, decode=decode_s, write=write_s)
         timings = {k: round(v, 4) for k, v in timings.items()}
         timings["total"] = round(sum(v for k, v in timings.items() if k != "wait"), 4)
         request = dict(req.to_dict(), steps=steps)
