@@ -62,7 +62,6 @@ def main(argv=None) -> None:
           f"median of {args.repeats}")
     if rows_off[0][0] is not None:
         first = med(r[0] for r in rows_off)
-        chunks = rows_off[0][3].request["frames"]
         print(f"  first streamed frames at {first:.3f} s, whole video at {whole:.3f} s "
               f"(first chunk after {first / whole:.0%} of the render)")
     else:

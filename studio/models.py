@@ -344,10 +344,10 @@ class ModelManager:
                 pipe.transformer.compile_repeated_blocks(fullgraph=True)  # regional: compiles one block, reuses it
                 compiled = True
         except torch.OutOfMemoryError:
-            del pipe
             self._free_device_memory()
             raise NotEnoughMemory(
-                f"Out of memory moving '{spec.id}' to {self.device}. Try --offload model, or a smaller model."
+                f"Out of memory moving '{spec.id}' to {self.device} ({MODE_LABELS[mode]}). "
+                "Try --offload group or --offload sequential, or a smaller model."
             ) from None
         pipe.set_progress_bar_config(disable=True)
         return LoadedModel(

@@ -15,7 +15,7 @@ import pytest
 
 from studio.errors import StudioError
 from studio.history import HistoryStore
-from studio.render import Plan, RenderRequest
+from studio.render import RenderRequest
 from studio.services import Studio
 from studio.storyboard import Storyboards
 
