@@ -1,0 +1,136 @@
+"""The Compare tab: one prompt and seed at 2-4 step budgets, side by side, with a seconds-vs-steps plot."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import InvalidRequest, StudioError
+from ..render import Plan, RenderRequest
+from . import format as fmt
+from .session import cancel, drive, friendly_error
+
+BUDGET_CHOICES = [1, 2, 4, 8, 16, 32, 64]
+DEFAULT_BUDGETS = [2, 4, 8, 16]
+SLOTS = 4
+EMPTY_PLOT = pd.DataFrame({"steps": [], "seconds": []})
+
+
+def parse_budgets(values) -> list[int]:
+    budgets = sorted({int(v) for v in values or []})
+    if not 2 <= len(budgets) <= SLOTS:
+        raise InvalidRequest({"budgets": f"pick 2 to {SLOTS} step budgets (you picked {len(budgets)})"})
+    return budgets
+
+
+def plot_frame(results: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({"steps": [r["steps"] for r in results], "seconds": [r["seconds"] for r in results]})
+
+
+def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, create) -> dict:
+    gr.Markdown("Render one prompt (text to video, with the model picked above) and one seed at several step "
+                "budgets, and see what extra steps buy. The videos play in sync; pick the budget you like and send "
+                "it to **Create**.", elem_classes=["hint"])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=300):
+            prompt = gr.Textbox(label="Prompt", lines=2, elem_id="compare-prompt",
+                                value="a red circle moving left on a black background")
+            budgets = gr.CheckboxGroup(BUDGET_CHOICES, value=DEFAULT_BUDGETS, label="Step budgets (pick 2 to 4)",
+                                       elem_id="compare-budgets")
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=100)
+                random_seed = gr.Checkbox(value=True, label="New seed", min_width=100)
+            with gr.Row():
+                run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
+                stop_btn = gr.Button("Cancel", variant="stop", interactive=False, scale=1)
+        with gr.Column(scale=3, min_width=260):
+            plot = gr.LinePlot(EMPTY_PLOT, x="steps", y="seconds", title="Seconds per budget", height=220,
+                               x_title="steps", y_title="seconds", elem_id="compare-plot")
+            progress_bar = gr.HTML("", elem_id="compare-progress", padding=False)
+            status = gr.Markdown("Pick budgets and press **Compare**. The plot shows render seconds per budget "
+                                 "(model loading not counted).", elem_id="compare-status")
+            sync_btn = gr.Button("▶ Play all from the start", size="sm", elem_id="compare-sync", visible=False)
+
+    videos, use_buttons = [], []
+    with gr.Row(elem_id="compare-videos", equal_height=True):
+        for i in range(SLOTS):
+            with gr.Column(min_width=160):
+                videos.append(gr.Video(label=fmt.steps_word(DEFAULT_BUDGETS[i]), interactive=False, loop=True,
+                                       height=240,
+                                       elem_classes=["pixelated", "compare-video"], elem_id=f"compare-video-{i}"))
+                use_buttons.append(gr.Button("Use this budget", size="sm", visible=False,
+                                             elem_id=f"compare-use-{i}"))
+    slot_steps = gr.State([])
+
+    outputs = [*videos, *use_buttons, plot, status, seed, slot_steps, run_btn, stop_btn, sync_btn, progress_bar]
+
+    def on_budgets(values):
+        chosen = sorted({int(v) for v in values or []})[:SLOTS]
+        return [gr.Video(label=fmt.steps_word(chosen[i]) if i < len(chosen) else "—", visible=i < max(len(chosen), 2))
+                for i in range(SLOTS)]
+
+    budgets.change(on_budgets, budgets, videos, api_visibility="private", queue=False)
+
+    def on_compare(model_v, prompt_v, budgets_v, seed_v, random_v, session_v, progress=gr.Progress()):
+        idle = {run_btn: gr.Button(interactive=True), stop_btn: gr.Button(interactive=False)}
+        try:
+            chosen = parse_budgets(budgets_v)
+            req = RenderRequest(prompt=prompt_v or "", mode="t2v", model=model_v or None,
+                                seed=None if random_v or seed_v in (None, "") else int(seed_v), steps=chosen[-1])
+            req, _ = studio.engine.validate(req)
+        except StudioError as exc:
+            message = friendly_error(exc)
+            gr.Warning(message)
+            yield {status: f"⚠ {message}", **idle}
+            return
+        plan = Plan.compare(chosen)  # budgets already sorted ascending
+        clear = {}
+        for i in range(SLOTS):
+            label = f"{fmt.steps_word(chosen[i])} · waiting" if i < len(chosen) else "—"
+            clear[videos[i]] = gr.Video(value=None, label=label, visible=i < len(chosen))
+            clear[use_buttons[i]] = gr.Button(visible=False)
+        yield {**clear, plot: EMPTY_PLOT, seed: req.seed, slot_steps: list(chosen),
+               status: f"… Seed {req.seed} · budgets {', '.join(map(str, chosen))}…",
+               run_btn: gr.Button(interactive=False), stop_btn: gr.Button(interactive=True)}
+        done = []
+        for up in drive(studio, req, plan, session_v, progress):
+            if up.kind in ("status", "progress"):
+                yield {status: f"… {up.text} · {fmt.seconds(up.elapsed)}",
+                       progress_bar: fmt.progress_bar(up.extra.get("fraction", 0.0), f"{up.extra.get('fraction', 0):.0%}")}
+            elif up.kind == "result":
+                r = up.result
+                secs = fmt.render_seconds(r.timings)
+                done.append({"steps": r.steps, "seconds": secs})
+                i = r.budget_index
+                label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
+                yield {videos[i]: gr.Video(value=r.video_path, label=label), sync_btn: gr.Button(visible=True),
+                       use_buttons[i]: gr.Button(value=f"Use {fmt.steps_word(r.steps)}", visible=True),
+                       plot: plot_frame(done),
+                       status: f"Seed {req.seed} · {fmt.plan_summary(done)}"}
+            elif up.kind == "failed":
+                gr.Warning(up.text)
+                yield {status: f"⚠ {up.text}"}
+            elif up.kind == "cancelled":
+                yield {status: f"■ {up.text}"}
+        yield {**idle, progress_bar: ""}
+
+    run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, session], outputs, api_name="compare",
+                  concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
+    stop_btn.click(lambda s: "■ Cancelling…" if cancel(s) else gr.skip(), session, status, queue=False,
+                   api_visibility="private")
+    sync_btn.click(None, None, None, js="() => window.studioPlayCompare && window.studioPlayCompare()")
+
+    def use_budget(steps_list, prompt_v, seed_v, i):
+        """Send this budget (with the same prompt and seed) to the Create tab's text-to-video controls."""
+        if i >= len(steps_list):
+            return (gr.skip(),) * 7
+        gr.Info(f"Create is set to {fmt.steps_word(steps_list[i])}, same prompt, seed {int(seed_v)} locked.")
+        return (steps_list[i], prompt_v, int(seed_v), False, "t2v", gr.Tabs(selected="t2v"),
+                gr.Tabs(selected="create"))
+
+    use_outputs = [create.steps, create.prompt, create.seed, create.random_seed, create.mode, create.mode_tabs,
+                   top_tabs]
+    for i, btn in enumerate(use_buttons):
+        btn.click(lambda s, p, sd, i=i: use_budget(s, p, sd, i), [slot_steps, prompt, seed], use_outputs,
+                  api_name=f"use_budget_{i}", queue=False)
+    return {"prompt": prompt, "videos": videos, "plot": plot, "status": status}

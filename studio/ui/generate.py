@@ -1,0 +1,342 @@
+"""The Create tab: T2V / I2V / V2V sub-tabs sharing one control set, streamed preview-then-refine, Cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .. import media
+from ..config import ASSETS_DIR
+from ..errors import StudioError
+from ..render import Plan, RenderRequest
+from . import format as fmt
+from . import header
+from .session import cancel, drive, friendly_error
+
+EXAMPLES_DIR = ASSETS_DIR / "examples"
+EXAMPLE_IMAGE = EXAMPLES_DIR / "red_circle_on_black.png"
+EXAMPLE_VIDEO = EXAMPLES_DIR / "blue_square_moving_right.mp4"
+T2V_EXAMPLES = [
+    "a red circle moving left on a black background",
+    "a yellow triangle moving up on a gray background",
+    "a green square moving right on a white background",
+]
+I2V_EXAMPLES = [["a red circle moving right on a black background", str(EXAMPLE_IMAGE)],
+                ["a red circle moving down on a black background", str(EXAMPLE_IMAGE)]]
+V2V_EXAMPLES = [["a blue square moving right on a white background", str(EXAMPLE_VIDEO)]]
+MAX_CONTEXT_THUMBS = 6
+MODES = ("t2v", "i2v", "v2v")
+IDLE_STATUS = "Ready. Write a prompt and press **Render** — a quick preview appears first, then the refined video."
+
+
+@dataclass
+class CreateControls:
+    mode: gr.Radio
+    mode_tabs: gr.Tabs
+    prompt: gr.Textbox
+    negative: gr.Textbox
+    image: gr.Image
+    video: gr.Video
+    steps: gr.Slider
+    seed: gr.Number
+    random_seed: gr.Checkbox
+    resolution: gr.Dropdown
+    frames: gr.Dropdown
+    refine: gr.Checkbox
+    preview_steps: gr.Slider
+    render_btn: gr.Button
+    cancel_btn: gr.Button
+    output: gr.Video
+    status: gr.Markdown
+    details: gr.Markdown
+    info: gr.JSON
+    notes: dict
+    switches: dict
+    context_md: gr.Markdown
+    context_gallery: gr.Gallery
+    pending_size: gr.State
+
+
+# ---- pure helpers (tested without a browser) ------------------------------------------
+def build_request(mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames) -> RenderRequest:
+    width, height = fmt.parse_resolution(resolution)
+    use_seed = None if random_seed or seed in (None, "") else int(seed)
+    return RenderRequest(
+        prompt=prompt or "", mode=mode or "t2v", negative_prompt=negative or "",
+        image=(image or None) if mode == "i2v" else None, video=(video or None) if mode == "v2v" else None,
+        seed=use_seed, steps=int(steps), height=height, width=width,
+        frames=int(frames) if frames not in (None, "") else None, model=model or None,
+    )
+
+
+def size_controls(studio, model_id: str, resolution=None, frames=None):
+    """Resolution and frame-count dropdowns valid for the model: keeps the current values if valid, else native."""
+    try:
+        spec = studio.registry.get(model_id)
+    except StudioError:
+        return gr.Dropdown(), gr.Dropdown()
+    res = fmt.resolution_choices(spec)
+    counts = fmt.frame_choices(spec)
+    res_value = resolution if resolution in [v for _, v in res] else res[0][1]
+    frames_value = int(frames) if frames not in (None, "") and int(frames) in [v for _, v in counts] else spec.frames
+    return gr.Dropdown(choices=res, value=res_value), gr.Dropdown(choices=counts, value=frames_value)
+
+
+def mode_notes(studio, model_id: str) -> list:
+    """For each mode tab: a notice (shown when the model can't serve it) and a 'switch model' button."""
+    out_notes, out_buttons = [], []
+    try:
+        spec = studio.registry.get(model_id)
+    except StudioError:
+        spec = None
+    rows = header.rows_by_id(studio)
+    for mode in MODES:
+        if spec is None or spec.serves(mode):
+            out_notes.append(gr.Markdown(value="", visible=False))
+            out_buttons.append(gr.Button(visible=False))
+            continue
+        others = studio.registry.serving(mode)
+        others.sort(key=lambda s: (not rows[s.id]["available"], s.memory_gb))
+        out_notes.append(gr.Markdown(value=fmt.not_served_note(mode, spec, others), visible=True))
+        if others:
+            out_buttons.append(gr.Button(value=f"Switch to {others[0].title or others[0].id}", visible=True))
+        else:
+            out_buttons.append(gr.Button(visible=False))
+    return out_notes + out_buttons
+
+
+def switch_target(studio, mode: str) -> str | None:
+    rows = header.rows_by_id(studio)
+    others = sorted(studio.registry.serving(mode), key=lambda s: (not rows[s.id]["available"], s.memory_gb))
+    return others[0].id if others else None
+
+
+def context_preview(studio, video, model_id, frames, resolution):
+    """What a V2V render will keep from the uploaded video, shown before rendering."""
+    hidden = gr.Gallery(value=None, visible=False)
+    if not video:
+        return ("Upload a clip (or pick the example below). The studio keeps its first frames as context "
+                "and continues the motion.", hidden)
+    try:
+        spec = studio.registry.get(model_id)
+        if not spec.serves("v2v"):
+            return "", hidden
+        clip, src_fps = media.read_video(video, max_frames=2000)
+        idx = media.resample_indices(len(clip), src_fps, spec.fps)
+        total = int(frames) if frames else spec.frames
+        req = RenderRequest(prompt="-", mode="v2v", model=spec.id, frames=total, video=str(video))
+        keep = studio.engine.context_frames_for(req, len(idx))
+    except StudioError as exc:
+        return f"⚠ {exc}", hidden
+    if keep == 0:
+        return (f"⚠ This clip is too short to continue: {len(idx)} frame(s) at {spec.fps} fps. "
+                f"A {total}-frame render needs at least 1 context frame plus room to continue.", hidden)
+    width, height = fmt.parse_resolution(resolution)
+    width, height = width or spec.width, height or spec.height
+    step = max(1, -(-keep // MAX_CONTEXT_THUMBS))
+    shown = list(range(0, keep, step))
+    if shown[-1] != keep - 1:
+        shown.append(keep - 1)
+    thumbs = [(media.fit_frame(clip[idx[i]], width, height), f"frame {i + 1}") for i in shown]
+    text = (f"**Context:** the first **{keep}** of the clip's {len(idx)} frames (read at {spec.fps} fps, "
+            f"cropped to {width}×{height}); the model continues them to {total} frames, "
+            f"{total - keep} new.")
+    return text, gr.Gallery(value=thumbs, visible=True)
+
+
+# ---- layout and events -------------------------------------------------------------------
+def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State) -> CreateControls:
+    spec = studio.registry.get(studio.settings.default_model)
+    res_choices = fmt.resolution_choices(spec)
+
+    prompt = gr.Textbox(label="Prompt", lines=3, max_lines=8, render=False, elem_id="prompt",
+                        placeholder="e.g. a red circle moving left on a black background")
+    image = gr.Image(label="First frame", type="filepath", sources=["upload", "clipboard"], height=220,
+                     render=False, elem_id="i2v-image")
+    video = gr.Video(label="Clip to continue", sources=["upload"], height=220, render=False, elem_id="v2v-video")
+    mode = gr.Radio(choices=list(MODES), value="t2v", visible=False, label="mode", elem_id="mode")
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=360):
+            notes, switches = {}, {}
+            with gr.Tabs(selected="t2v", elem_id="mode-tabs") as mode_tabs:
+                with gr.Tab("Text → Video", id="t2v", elem_id="tab-t2v") as tab_t2v:
+                    notes["t2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+                    switches["t2v"] = gr.Button(visible=False, size="sm")
+                    gr.Markdown("Describe the shot: colour, shape, direction and background work best.",
+                                elem_classes=["hint"])
+                    gr.Examples(T2V_EXAMPLES, inputs=[prompt], label="Try a prompt")
+                with gr.Tab("Image → Video", id="i2v", elem_id="tab-i2v") as tab_i2v:
+                    notes["i2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+                    switches["i2v"] = gr.Button(visible=False, size="sm")
+                    image.render()
+                    gr.Markdown("The image becomes the first frame (centre-cropped to the render size); "
+                                "the prompt says how it moves.", elem_classes=["hint"])
+                    gr.Examples(I2V_EXAMPLES, inputs=[prompt, image], label="Try an example")
+                with gr.Tab("Video → Video", id="v2v", elem_id="tab-v2v") as tab_v2v:
+                    notes["v2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+                    switches["v2v"] = gr.Button(visible=False, size="sm")
+                    video.render()
+                    context_md = gr.Markdown(context_preview(studio, None, spec.id, spec.frames, None)[0],
+                                             elem_id="context-note")
+                    context_gallery = gr.Gallery(label="Context frames", show_label=False, visible=False,
+                                                 columns=MAX_CONTEXT_THUMBS, height=130, object_fit="contain",
+                                                 allow_preview=False, fit_columns=False,
+                                                 elem_id="context-frames", elem_classes=["pixelated"])
+                    gr.Examples(V2V_EXAMPLES, inputs=[prompt, video], label="Try an example")
+
+            prompt.render()
+            with gr.Row():
+                render_btn = gr.Button("Render", variant="primary", size="lg", elem_id="render-btn", scale=3)
+                cancel_btn = gr.Button("Cancel", variant="stop", size="lg", interactive=False,
+                                       elem_id="cancel-btn", scale=1)
+            with gr.Row():
+                steps = gr.Slider(1, 64, value=8, step=1, label="Steps",
+                                  info="More steps: more detail, more time. Any count works.", elem_id="steps")
+            with gr.Row():
+                refine = gr.Checkbox(value=True, label="Preview first", scale=1, min_width=140,
+                                     info="Quick low-step render, then the full one (same seed)")
+                preview_steps = gr.Slider(1, 16, value=2, step=1, label="Preview steps", scale=2)
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=2, min_width=120)
+                random_seed = gr.Checkbox(value=True, label="New seed each render", scale=1, min_width=140,
+                                          info="Untick to lock the seed")
+            with gr.Row():
+                resolution = gr.Dropdown(choices=res_choices, value=res_choices[0][1], label="Resolution")
+                frames = gr.Dropdown(choices=fmt.frame_choices(spec), value=spec.frames, label="Length")
+            with gr.Accordion("Advanced", open=False):
+                negative = gr.Textbox(label="Negative prompt", lines=2,
+                                      placeholder="what to avoid, e.g. blurry, flicker")
+
+        with gr.Column(scale=6, min_width=360):
+            output = gr.Video(label="Result", interactive=False, autoplay=True, loop=True, height=420,
+                              elem_id="result-video", elem_classes=["pixelated"], buttons=["download"])
+            progress_bar = gr.HTML("", elem_id="render-progress", padding=False)
+            status = gr.Markdown(IDLE_STATUS, elem_id="render-status")
+            details = gr.Markdown("", elem_id="render-details")
+            star_btn = gr.Button("★ Star this render", size="sm", visible=False, elem_id="star-current")
+            info = gr.JSON(visible=False, label="last result")
+
+    pending_size = gr.State(None)  # set by History's re-run: the size to keep when the model changes
+    c = CreateControls(mode, mode_tabs, prompt, negative, image, video, steps, seed, random_seed, resolution, frames,
+                       refine, preview_steps, render_btn, cancel_btn, output, status, details, info, notes, switches,
+                       context_md, context_gallery, pending_size)
+
+    # mode tabs drive the hidden mode input
+    for tab, name in ((tab_t2v, "t2v"), (tab_i2v, "i2v"), (tab_v2v, "v2v")):
+        tab.select(lambda n=name: n, None, mode, api_visibility="private", queue=False)
+
+    # model picker: sizes, notices, V2V context
+    note_outputs = [notes[m] for m in MODES] + [switches[m] for m in MODES]
+    shown_model = gr.State(spec.id)  # the model the size controls were made for
+
+    def on_model(model_id, pending, shown, res_v, frames_v):
+        """New model: native size (or the size a History re-run asked for). Same model (labels refreshed): keep."""
+        if pending and pending.get("model") == model_id:
+            keep = pending
+        elif model_id == shown:
+            keep = {"resolution": res_v, "frames": frames_v}
+        else:
+            keep = {}
+        return (header.card(studio, model_id), *size_controls(studio, model_id, keep.get("resolution"), keep.get("frames")),
+                *mode_notes(studio, model_id), None, model_id)
+
+    model.change(on_model, [model, pending_size, shown_model, resolution, frames],
+                 [model_info, resolution, frames, *note_outputs, pending_size, shown_model],
+                 api_visibility="private", queue=False)
+    for name in MODES:
+        switches[name].click(lambda n=name: switch_target(studio, n) or gr.skip(), None, model,
+                             api_visibility="private", queue=False)
+    context_inputs = [video, model, frames, resolution]
+    for trigger in (video.change, frames.change, resolution.change):
+        trigger(lambda v, m, f, r: context_preview(studio, v, m, f, r), context_inputs, [context_md, context_gallery],
+                api_visibility="private")
+    refine.change(lambda on: gr.Slider(interactive=bool(on)), refine, preview_steps, api_visibility="private",
+                  queue=False)
+
+    outputs = [output, status, seed, details, info, render_btn, cancel_btn, model_info, star_btn, model, progress_bar]
+
+    def on_render(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
+                  frames_v, refine_v, preview_v, session_v, progress=gr.Progress()):
+        idle = {render_btn: gr.Button(interactive=True), cancel_btn: gr.Button(interactive=False)}
+        try:
+            req = build_request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v,
+                                res_v, frames_v)
+            req, notes_v = studio.engine.validate(req)
+        except StudioError as exc:
+            message = friendly_error(exc)
+            gr.Warning(message)
+            yield {status: f"⚠ {message}", **idle}
+            return
+        plan = Plan.refine(int(preview_v), req.steps) if refine_v else Plan.single(req.steps)
+        budgets = " then ".join(fmt.steps_word(b) for b in plan.budgets)
+        lead = f"Seed {req.seed} · {req.width}×{req.height}, {req.frames} frames · {budgets}"
+        if notes_v:
+            lead += "  \n" + "; ".join(notes_v)
+        yield {status: f"… Starting: {lead}", seed: req.seed, info: None, details: "", star_btn: gr.Button(visible=False),
+               output: gr.Video(value=None, label="Result"),
+               render_btn: gr.Button(interactive=False), cancel_btn: gr.Button(interactive=True)}
+        finished, done_lines = [], []
+
+        def status_text(current):
+            return "  \n".join([current, *done_lines, lead])
+
+        for up in drive(studio, req, plan, session_v, progress):
+            if up.kind == "progress":
+                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}"),
+                       progress_bar: fmt.progress_bar(up.extra.get("fraction"), f"{up.extra.get('fraction', 0):.0%}")}
+            elif up.kind == "status":
+                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}"),
+                       progress_bar: fmt.progress_bar(0.0, up.text)}
+            elif up.kind == "result":
+                r = up.result
+                secs = fmt.render_seconds(r.timings)
+                finished.append({"steps": r.steps, "seconds": secs})
+                result_info = {"role": r.role, "steps": r.steps, "seconds": secs, "elapsed": round(up.elapsed, 3),
+                               "record_id": r.record_id, "video": r.video_path, "seed": req.seed, "model": req.model,
+                               "mode": req.mode}
+                label = fmt.result_label(r.role, r.steps, r.timings)
+                more = r.role == "preview"
+                if more:
+                    done_lines.append(f"▶ Preview ({fmt.steps_word(r.steps)}) shown {fmt.seconds(up.elapsed)} "
+                                      "after you pressed Render")
+                    current = f"… Refining at {fmt.steps_word(plan.budgets[-1])}…"
+                else:
+                    current = f"✓ Done in {fmt.seconds(up.elapsed)}."
+                load = r.timings.get("load") if r.budget_index == 0 else None
+                det = fmt.plan_summary(finished) + (f" · model load {fmt.seconds(load)}" if load else "")
+                det += f"  \nSaved to History as `{r.record_id}`."
+                yield {output: gr.Video(value=r.video_path, label=label), status: status_text(current), details: det,
+                       info: result_info, star_btn: gr.Button(visible=not more, value="★ Star this render")}
+            elif up.kind == "failed":
+                gr.Warning(up.text)
+                yield {status: status_text(f"⚠ {up.text}")}
+            elif up.kind == "cancelled":
+                yield {status: status_text(f"■ {up.text}")}
+        dd, card = header.refresh(studio, model_v)  # the picker's labels show the load state
+        yield {**idle, model_info: card, model: dd, progress_bar: ""}
+
+    render_inputs = [mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, refine,
+                     preview_steps, session]
+    render_btn.click(on_render, render_inputs, outputs, api_name="render", concurrency_id="render",
+                     concurrency_limit=1, show_progress="minimal", show_progress_on=[progress_bar])
+    prompt.submit(on_render, render_inputs, outputs, api_visibility="private", concurrency_id="render",
+                  show_progress="minimal", show_progress_on=[progress_bar])
+
+    def on_cancel(session_v):
+        if cancel(session_v):
+            return "■ Cancelling… the render stops after the current step."
+        return gr.skip()
+
+    cancel_btn.click(on_cancel, session, status, api_name="cancel", queue=False)
+
+    def on_star(result_info):
+        if not result_info or not result_info.get("record_id"):
+            return gr.skip()
+        studio.history.set_accepted(result_info["record_id"], True)
+        gr.Info("Starred. Find it in History under ‘Starred only’.")
+        return gr.Button(value="★ Starred")
+
+    star_btn.click(on_star, info, star_btn, api_visibility="private")
+    return c

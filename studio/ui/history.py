@@ -1,0 +1,187 @@
+"""The History tab: gallery, full-text search, filters, details, re-run, star, delete with confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image, ImageDraw, ImageFont
+
+from ..history import Query
+from . import format as fmt
+from .generate import size_controls
+
+PAGE = 60
+STATUS_CHOICES = [fmt.ANY, "ok", "cancelled", "failed", "interrupted"]
+EMPTY_DETAILS = "Select a render in the gallery to see every parameter, its timings, and what you can do with it."
+
+
+def placeholder(studio, status: str) -> str:
+    """A grey tile for renders without a thumbnail (cancelled, failed)."""
+    path = Path(studio.settings.data_dir) / "ui" / f"placeholder-{status}-v2.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = Image.new("RGB", (256, 256), (52, 52, 58))
+        draw = ImageDraw.Draw(img)
+        try:
+            font = ImageFont.load_default(size=30)
+        except TypeError:  # Pillow < 10.1
+            font = ImageFont.load_default()
+        draw.text((128, 118), status, fill=(210, 210, 220), anchor="mm", font=font)
+        img.save(path)
+    return str(path)
+
+
+def _none(value):
+    return None if value in (None, "", fmt.ANY) else value
+
+
+def search(studio, text, mode, model, steps, status, starred):
+    rows = studio.history.search(Query(
+        text=text or "", mode=_none(mode), model=_none(model),
+        steps=int(steps) if _none(steps) is not None else None, status=_none(status),
+        accepted=True if starred else None, limit=PAGE,
+    ))
+    items = []
+    for row in rows:
+        thumb = row.get("thumb_path")
+        if not thumb or not Path(thumb).is_file():
+            thumb = placeholder(studio, row.get("status") or "missing")
+        items.append((thumb, fmt.gallery_caption(row)))
+    ids = [row["id"] for row in rows]
+    total = studio.history.count()
+    if rows:
+        summary = f"{len(rows)} render{'s' if len(rows) != 1 else ''} shown" + (
+            f" (newest {PAGE})" if len(rows) == PAGE else "") + f" · {total} in History"
+    elif total == 0:
+        summary = "No renders yet. Everything you render in Create or Compare lands here."
+    else:
+        summary = "Nothing matches. Clear the search or set the filters back to Any."
+    return items, ids, summary
+
+
+def filter_choices(studio):
+    models = [fmt.ANY] + studio.registry.ids()
+    steps = [fmt.ANY] + [str(s) for s in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)]
+    return models, steps
+
+
+def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
+    models, steps_choices = filter_choices(studio)
+    with gr.Row(equal_height=False):
+        text = gr.Textbox(label="Search prompts", placeholder="e.g. red circle", scale=4, elem_id="history-search")
+        mode = gr.Dropdown([fmt.ANY, "t2v", "i2v", "v2v"], value=fmt.ANY, label="Mode", scale=1, min_width=100)
+        model = gr.Dropdown(models, value=fmt.ANY, label="Model", scale=2, min_width=140)
+        steps = gr.Dropdown(steps_choices, value=fmt.ANY, label="Steps", scale=1, min_width=90, allow_custom_value=True)
+        status = gr.Dropdown(STATUS_CHOICES, value=fmt.ANY, label="Status", scale=1, min_width=110)
+        starred = gr.Checkbox(label="Starred only", value=False, scale=1, min_width=110)
+        search_btn = gr.Button("Search", variant="primary", scale=1, min_width=90, elem_id="history-search-btn")
+    summary = gr.Markdown("", elem_id="history-summary")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Renders", show_label=False, columns=4, height=560, object_fit="cover",
+                                 fit_columns=False, allow_preview=False,
+                                 elem_id="history-gallery", elem_classes=["pixelated"])
+        with gr.Column(scale=2, min_width=320):
+            video = gr.Video(label="Selected render", interactive=False, loop=True, autoplay=True, height=240,
+                             visible=False, elem_id="history-video", elem_classes=["pixelated"])
+            with gr.Row(visible=False) as actions:
+                rerun_btn = gr.Button("↻ Re-run in Create", variant="primary", size="sm", elem_id="history-rerun")
+                star_btn = gr.Button("★ Star", size="sm", elem_id="history-star")
+                delete_btn = gr.Button("Delete…", variant="stop", size="sm", elem_id="history-delete")
+            with gr.Group(visible=False) as confirm_box:
+                confirm_md = gr.Markdown("")
+                with gr.Row():
+                    confirm_btn = gr.Button("Yes, delete it and its files", variant="stop", size="sm",
+                                            elem_id="history-confirm-delete")
+                    keep_btn = gr.Button("Keep it", size="sm")
+            details = gr.Markdown(EMPTY_DETAILS, elem_id="history-details")
+    ids = gr.State([])
+    selected = gr.State(None)
+
+    filters = [text, mode, model, steps, status, starred]
+    listing = [gallery, ids, summary]
+
+    def do_search(*values):
+        return search(studio, *values)
+
+    search_btn.click(do_search, filters, listing, api_name="history_search")
+    text.submit(do_search, filters, listing, api_visibility="private")
+    for f in (mode, model, steps, status, starred):
+        f.change(do_search, filters, listing, api_visibility="private")
+
+    def show(rid):
+        row = studio.history.get(rid) if rid else None
+        if row is None:
+            return (None, gr.Video(value=None, visible=False), EMPTY_DETAILS, gr.Row(visible=False),
+                    gr.Button(), gr.Group(visible=False))
+        has_video = bool(row.get("video_path")) and Path(row["video_path"]).is_file()
+        return (rid, gr.Video(value=row["video_path"] if has_video else None, visible=has_video),
+                fmt.details_markdown(row), gr.Row(visible=True),
+                gr.Button(value="☆ Unstar" if row.get("accepted") else "★ Star"), gr.Group(visible=False))
+
+    detail_outputs = [selected, video, details, actions, star_btn, confirm_box]
+
+    def on_select(ids_v, evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
+        return show(ids_v[index] if 0 <= index < len(ids_v) else None)
+
+    gallery.select(on_select, ids, detail_outputs, api_visibility="private")
+    # For scripts and tests: open a record by id.
+    rid_box = gr.Textbox(visible=False)
+    rid_box.change(show, rid_box, detail_outputs, api_name="history_details")
+
+    def toggle_star(rid, *values):
+        row = studio.history.get(rid) if rid else None
+        if row is None:
+            return (*show(None), *search(studio, *values))
+        studio.history.set_accepted(rid, not row.get("accepted"))
+        return (*show(rid), *search(studio, *values))
+
+    star_btn.click(toggle_star, [selected, *filters], [*detail_outputs, *listing], api_visibility="private")
+
+    def ask_delete(rid):
+        row = studio.history.get(rid) if rid else None
+        if row is None:
+            return gr.Group(visible=False), ""
+        files = [Path(p).name for p in (row.get("video_path"), row.get("thumb_path")) if p]
+        what = f" and its files ({', '.join(files)})" if files else ""
+        return gr.Group(visible=True), f"Delete `{rid}`{what}? This can't be undone."
+
+    delete_btn.click(ask_delete, selected, [confirm_box, confirm_md], api_visibility="private", queue=False)
+    keep_btn.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private", queue=False)
+
+    def do_delete(rid, *values):
+        if rid:
+            studio.history.delete(rid)
+            gr.Info("Deleted the render and its files.")
+        return (*show(None), *search(studio, *values))
+
+    confirm_btn.click(do_delete, [selected, *filters], [*detail_outputs, *listing], api_name="history_delete")
+
+    def rerun(rid):
+        row = studio.history.get(rid) if rid else None
+        if row is None:
+            return (gr.skip(),) * 16
+        req = dict(row.get("request") or {})
+        mode_v = req.get("mode") or "t2v"
+        model_v = req.get("model") or studio.settings.default_model
+        res_value = f"{req['width']}x{req['height']}" if req.get("width") and req.get("height") else None
+        res_dd, frames_dd = size_controls(studio, model_v, res_value, req.get("frames"))
+        image = req.get("image") if req.get("image") and Path(req["image"]).is_file() else None
+        video_v = req.get("video") if req.get("video") and Path(req["video"]).is_file() else None
+        if (mode_v == "i2v" and not image) or (mode_v == "v2v" and not video_v):
+            gr.Warning("The original input file is gone; upload it again before rendering.")
+        else:
+            gr.Info("Parameters loaded into Create. Press Render to run it again.")
+        pending = {"model": model_v, "resolution": res_value, "frames": req.get("frames")}
+        return (gr.Tabs(selected="create"), gr.Tabs(selected=mode_v), mode_v, pending, model_v, req.get("prompt") or "",
+                req.get("negative_prompt") or "", image, video_v, int(row.get("steps") or req.get("steps") or 4),
+                req.get("seed") or 0, False, res_dd, frames_dd,
+                "Loaded from History: same prompt, seed and settings. Press **Render**.", gr.skip())
+
+    rerun_outputs = [top_tabs, create.mode_tabs, create.mode, create.pending_size, model_picker, create.prompt, create.negative,
+                     create.image, create.video, create.steps, create.seed, create.random_seed, create.resolution,
+                     create.frames, create.status, create.details]
+    rerun_btn.click(rerun, selected, rerun_outputs, api_name="history_rerun")
+    return {"filters": filters, "listing": listing, "search": do_search}

@@ -1,0 +1,115 @@
+"""Per-session render control shared by the Create and Compare tabs.
+
+Each browser session owns a plain dict held in a ``gr.State`` (Gradio deep-copies a
+State's default per session and then passes the same object to every event of that
+session). A render stores its ``threading.Event`` there; the Cancel button sets it and
+the engine stops within one step. ``drive`` turns engine events into a few UI-level
+updates and feeds ``gr.Progress``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..errors import InvalidRequest, StudioError
+from ..render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
+from . import format as fmt
+
+FIELD_LABELS = {
+    "prompt": "Prompt", "negative_prompt": "Negative prompt", "image": "First frame", "video": "Input video",
+    "steps": "Steps", "seed": "Seed", "height": "Resolution", "width": "Resolution", "frames": "Frames",
+    "fps": "Frame rate", "budgets": "Budgets", "mode": "Mode", "guidance_scale": "Guidance",
+    "context_frames": "Context frames",
+}
+STATUS_EVERY_S = 0.25  # at most this often a step-progress status yield
+
+
+def friendly_error(exc: StudioError) -> str:
+    """One short message for the user (no traceback, no field names from code)."""
+    if isinstance(exc, InvalidRequest):
+        parts = [f"{FIELD_LABELS.get(k, k.replace('_', ' ').capitalize())} {v}" for k, v in exc.errors.items()]
+        return "Please fix: " + "; ".join(parts) + "."
+    return str(exc)
+
+
+def new_cancel(session: dict | None) -> threading.Event:
+    event = threading.Event()
+    if session is not None:
+        previous = session.get("cancel")
+        if previous is not None:  # a render still running in this session is superseded
+            previous.set()
+        session["cancel"] = event
+    return event
+
+
+def cancel(session: dict | None) -> bool:
+    """Set the session's cancel event; True if a render was running."""
+    event = (session or {}).get("cancel")
+    if event is None or event.is_set():
+        return False
+    event.set()
+    return True
+
+
+@dataclass
+class Update:
+    kind: str  # status | progress | result | failed | cancelled
+    text: str = ""
+    result: Result | None = None
+    elapsed: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def role_name(plan: Plan, index: int) -> str:
+    role = plan.role(index)
+    steps = plan.budgets[index]
+    if role == "preview":
+        return f"preview ({fmt.steps_word(steps)})"
+    if role == "final":
+        return f"final ({fmt.steps_word(steps)})"
+    if role == "compare":
+        return f"{fmt.steps_word(steps)} ({index + 1} of {len(plan.budgets)})"
+    return fmt.steps_word(steps)
+
+
+def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress=None) -> Iterator[Update]:
+    """Run a plan; yield Updates. Validation errors surface as a 'failed' Update, never as an exception."""
+    started = time.perf_counter()
+    cancel_event = new_cancel(session)
+    last_status = 0.0
+    events = studio.engine.render(req, plan, cancel_event)
+    try:
+        for event in events:
+            elapsed = time.perf_counter() - started
+            if isinstance(event, Status):
+                if progress is not None:
+                    progress(0.0, desc=event.message)
+                yield Update("status", event.message, elapsed=elapsed)
+            elif isinstance(event, Progress):
+                text = f"Rendering {role_name(plan, event.budget_index)} · step {event.step} of {event.total}"
+                if event.total != event.steps and event.steps and event.total % event.steps == 0:
+                    text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
+                # weight budgets by their steps: a 2-step preview is a small slice of a 2-then-8 plan
+                before = sum(plan.budgets[: event.budget_index])
+                fraction = (before + plan.budgets[event.budget_index] * event.step / max(event.total, 1)) / sum(plan.budgets)
+                if progress is not None:
+                    progress(fraction, desc=text)
+                now = time.perf_counter()
+                if now - last_status >= STATUS_EVERY_S or event.step == event.total:
+                    last_status = now
+                    yield Update("progress", text, elapsed=elapsed, extra={"fraction": fraction})
+            elif isinstance(event, Result):
+                yield Update("result", result=event, elapsed=elapsed)
+            elif isinstance(event, Failed):
+                yield Update("failed", event.message, elapsed=elapsed)
+            elif isinstance(event, Cancelled):
+                yield Update("cancelled", "Cancelled. The render is kept in History as cancelled.", elapsed=elapsed)
+    except StudioError as exc:
+        yield Update("failed", friendly_error(exc), elapsed=time.perf_counter() - started)
+    finally:
+        events.close()  # if our consumer went away mid-render, this cancels it
+        if session is not None and session.get("cancel") is cancel_event:
+            session.pop("cancel", None)

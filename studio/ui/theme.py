@@ -1,0 +1,67 @@
+"""Look and feel: theme, CSS, and a small script that keeps the Compare videos playing in sync."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+# System fonts only: the studio must look right offline (no Google Fonts fetch).
+THEME = gr.themes.Soft(
+    primary_hue="indigo", secondary_hue="violet", neutral_hue="slate",
+    font=["Inter", "ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+
+CSS = """
+#studio-header { align-items: flex-start; }
+#studio-title h2 { margin-bottom: 0; }
+#model-card { font-size: 0.92em; line-height: 1.45; }
+#load-status { min-height: 1.5em; font-size: 0.9em; }
+.hint { opacity: 0.8; font-size: 0.92em; }
+.mode-note { border-left: 3px solid var(--color-accent); padding-left: 10px; }
+/* tiny models render 64x64: show pixels, not blur */
+.pixelated video, .pixelated img { image-rendering: pixelated; }
+#result-video video { background: #111; }
+#render-status { min-height: 3.2em; }
+.studio-progress { height: 8px; border-radius: 4px; background: var(--neutral-200); overflow: hidden; margin-top: 4px; }
+.studio-progress-fill { height: 100%; background: var(--color-accent); transition: width 0.2s linear; }
+.studio-progress-text { font-size: 0.8em; opacity: 0.7; margin-top: 2px; }
+#compare-videos video { background: #111; }
+#history-details table { font-size: 0.88em; }
+#history-details td:first-child { white-space: nowrap; opacity: 0.75; }
+"""
+
+# Keeps the Compare tab's videos in step: playing, pausing or seeking one moves the others.
+HEAD = """
+<script>
+(function () {
+  const BOX = "#compare-videos";
+  function peers(v) {
+    const box = v.closest(BOX);
+    return box ? Array.from(box.querySelectorAll("video")).filter((o) => o !== v && o.readyState > 0) : [];
+  }
+  function isVideo(e) { return e.target instanceof HTMLVideoElement && e.target.closest(BOX); }
+  document.addEventListener("play", (e) => {
+    if (!isVideo(e)) return;
+    for (const o of peers(e.target)) {
+      if (o.paused) { o.currentTime = e.target.currentTime % (o.duration || Infinity); o.play().catch(() => {}); }
+    }
+  }, true);
+  document.addEventListener("pause", (e) => {
+    if (!isVideo(e) || e.target.ended) return;
+    for (const o of peers(e.target)) if (!o.paused) o.pause();
+  }, true);
+  document.addEventListener("seeked", (e) => {
+    if (!isVideo(e)) return;
+    for (const o of peers(e.target)) {
+      if (Math.abs(o.currentTime - e.target.currentTime) > 0.15) o.currentTime = e.target.currentTime;
+    }
+  }, true);
+  window.studioPlayCompare = function () {
+    const vids = Array.from(document.querySelectorAll(BOX + " video")).filter((v) => v.readyState > 0);
+    vids.forEach((v) => { v.pause(); v.currentTime = 0; });
+    vids.forEach((v) => v.play().catch(() => {}));
+    return [];
+  };
+})();
+</script>
+"""

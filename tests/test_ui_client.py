@@ -1,0 +1,186 @@
+"""The studio UI driven in-process through gradio_client, on the tiny test models (32x32, 9 frames)."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from conftest import _models_toml  # noqa: E402
+from studio.config import ASSETS_DIR, Settings  # noqa: E402
+from studio.history import Query  # noqa: E402
+from studio.services import Studio  # noqa: E402
+from studio.ui import build_app, format as fmt, launch_options  # noqa: E402
+
+PROMPT = "a red circle moving left on a black background"
+EXAMPLE_IMAGE = ASSETS_DIR / "examples" / "red_circle_on_black.png"
+EXAMPLE_VIDEO = ASSETS_DIR / "examples" / "blue_square_moving_right.mp4"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_dirs):
+    if not (EXAMPLE_IMAGE.is_file() and EXAMPLE_VIDEO.is_file()):
+        import runpy
+
+        runpy.run_path(str(ASSETS_DIR.parent / "scripts" / "make_examples.py"), run_name="__main__")
+    root = tmp_path_factory.mktemp("ui")
+    models = root / "models.toml"
+    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
+    studio = Studio.open(Settings(data_dir=root / "data", default_model="t-far", models_file=models, device="cpu"))
+    demo = build_app(studio)
+    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                                    **launch_options(studio))
+    client = Client(url, verbose=False)
+    yield client, studio
+    demo.close()
+    studio.close()
+
+
+def render_args(mode="t2v", model="t-far", prompt=PROMPT, image=None, video=None, steps=3, seed=7, random_seed=False,
+                resolution="32x32", frames=9, refine=False, preview=1):
+    return (mode, model, prompt, "", image, video, steps, seed, random_seed, resolution, frames, refine, preview)
+
+
+def outputs_of(client, *args, api_name="/render"):
+    job = client.submit(*args, api_name=api_name)
+    job.result(timeout=120)
+    return job.outputs()
+
+
+def results(outputs):
+    """The result-info dicts (hidden JSON output, index 4) in the order the UI showed them."""
+    return [o[4] for o in outputs if isinstance(o[4], dict) and o[4].get("role")]
+
+
+def statuses(outputs):
+    return [o[1] for o in outputs if isinstance(o[1], str)]
+
+
+def video_value(value):
+    if isinstance(value, dict):
+        value = value.get("value", value)
+    if isinstance(value, dict):
+        value = value.get("video") or value.get("path")
+    return value
+
+
+def test_t2v_preview_then_refine(app):
+    client, studio = app
+    outs = outputs_of(client, *render_args(steps=4, refine=True, preview=1))
+    shown = results(outs)
+    assert [r["role"] for r in shown] == ["preview", "final"]
+    assert [r["steps"] for r in shown] == [1, 4]
+    assert shown[0]["elapsed"] <= shown[1]["elapsed"]
+    # the video output carries the preview first, then the refined video, each labelled with steps and seconds
+    videos = [o[0] for o in outs if isinstance(o[0], dict) and o[0].get("label", "").startswith(("Preview", "Final"))]
+    assert [v["label"].split(" · ")[:2] for v in videos] == [["Preview", "1 step"], ["Final", "4 steps"]]
+    assert all(Path(video_value(v)).is_file() for v in videos)
+    assert any("step 1 of" in s for s in statuses(outs)), "per-step progress shown"
+    assert any("studio-progress" in str(o[7]) for o in outs), "a progress bar"
+    assert "Done" in statuses(outs)[-1]
+    rows = [studio.history.get(r["record_id"]) for r in shown]
+    assert [(r["status"], r["steps"], r["seed"]) for r in rows] == [("ok", 1, 7), ("ok", 4, 7)]
+
+
+def test_compare_returns_one_result_per_budget(app):
+    client, studio = app
+    outs = outputs_of(client, "t-far", PROMPT, [1, 2, 4], 11, False, api_name="/compare")
+    labelled = {}
+    for out in outs:
+        for slot in out[:4]:
+            if isinstance(slot, dict) and video_value(slot) and "·" in slot.get("label", ""):
+                labelled[slot["label"].split(" · ")[0]] = video_value(slot)
+    assert set(labelled) == {"1 step", "2 steps", "4 steps"}
+    plot = outs[-2][4] if isinstance(outs[-2][4], dict) else None
+    if plot is not None and "value" in plot:  # LinePlot payload: one point per finished budget
+        assert len(plot["value"]["data"]) == 3
+    rows = studio.history.search(Query(text="red circle", steps=2))
+    assert any(r["plan_kind"] == "compare" and r["seed"] == 11 for r in rows)
+
+
+def test_compare_needs_two_to_four_budgets(app):
+    client, _ = app
+    outs = outputs_of(client, "t-far", PROMPT, [4], 1, False, api_name="/compare")
+    assert any("pick 2 to 4" in str(o[5]) for o in outs)
+
+
+def test_i2v_with_the_example_image(app):
+    client, studio = app
+    outs = outputs_of(client, *render_args(mode="i2v", image=handle_file(str(EXAMPLE_IMAGE)), steps=2))
+    (res,) = results(outs)
+    assert res["mode"] == "i2v" and res["role"] == "single"
+    assert studio.history.get(res["record_id"])["request"]["image"]
+
+
+def test_v2v_with_the_example_video(app):
+    client, studio = app
+    outs = outputs_of(client, *render_args(mode="v2v", video=handle_file(str(EXAMPLE_VIDEO)), steps=2))
+    (res,) = results(outs)
+    assert res["mode"] == "v2v"
+    assert Path(res["video"]).is_file()
+
+
+def test_bad_input_is_a_message_not_a_traceback(app):
+    client, _ = app
+    outs = outputs_of(client, *render_args(prompt="   "))
+    assert results(outs) == []
+    assert statuses(outs)[0].startswith("⚠ Please fix: Prompt is empty")
+    outs = outputs_of(client, *render_args(mode="i2v", model="t-bidi"))
+    assert "does not do I2V" in statuses(outs)[0] and "t-far" in statuses(outs)[0]
+    outs = outputs_of(client, *render_args(mode="i2v"))
+    assert "First frame i2v needs an input image" in statuses(outs)[0]
+    assert not any("Traceback" in s for s in statuses(outs))
+
+
+def test_render_found_by_history_search(app):
+    client, studio = app
+    prompt = "a yellow triangle moving up on a gray background"
+    (res,) = results(outputs_of(client, *render_args(prompt=prompt, steps=2)))
+    items, summary = client.predict("yellow triangle", "Any", "Any", "Any", "Any", False, api_name="/history_search")
+    assert any(prompt in (item.get("caption") or "") for item in items), items
+    assert "shown" in summary
+    items, _ = client.predict("yellow triangle", "v2v", "Any", "Any", "Any", False, api_name="/history_search")
+    assert items == []
+    # details of that record list every parameter and its timings
+    _, details = client.predict(res["record_id"], api_name="/history_details")
+    assert "**Seed** 7" in details and "**Steps** 2" in details and "denoise" in details
+    # re-run loads the parameters back into the Create tab
+    rerun = client.predict(res["record_id"], api_name="/history_rerun")
+    assert prompt in rerun and 7 in rerun and 2 in rerun
+    # delete (the confirm button's endpoint) removes the row and its files
+    row = studio.history.get(res["record_id"])
+    client.predict("yellow triangle", "Any", "Any", "Any", "Any", False, api_name="/history_delete")
+    assert studio.history.get(res["record_id"]) is None
+    assert not Path(row["video_path"]).exists() and not Path(row["thumb_path"]).exists()
+
+
+def test_cancel_stops_and_records_cancelled(app):
+    client, studio = app
+    job = client.submit(*render_args(steps=64, prompt="a green square moving right on a white background"),
+                        api_name="/render")
+    deadline = time.time() + 60
+    while time.time() < deadline and not any("step" in s for s in statuses(job.outputs())):
+        time.sleep(0.05)
+    client.predict(api_name="/cancel")
+    job.result(timeout=60)
+    assert any(s.startswith("■") for s in statuses(job.outputs()))
+    rows = studio.history.search(Query(text="green square"))
+    assert rows and rows[0]["status"] == "cancelled"
+
+
+def test_format_helpers():
+    class Spec:
+        width, height, frames, fps, temporal_factor = 832, 480, 81, 16, 4
+
+        def valid_frame_counts(self, up_to):
+            return [n for n in range(1, up_to + 1) if (n - 1) % 4 == 0]
+
+    res = fmt.resolution_choices(Spec())
+    assert res[0] == ("832×480 (native)", "832x480") and ("480×832 (portrait)", "480x832") in res
+    assert all(int(v.split("x")[0]) % 16 == 0 and int(v.split("x")[1]) % 16 == 0 for _, v in res)
+    assert fmt.parse_resolution("624x352") == (624, 352)
+    frames = [v for _, v in fmt.frame_choices(Spec())]
+    assert 81 in frames and all((n - 1) % 4 == 0 for n in frames)
+    assert fmt.result_label("final", 8, {"denoise": 1.0, "decode": 0.25, "write": 0.1, "load": 3}) == "Final · 8 steps · 1.35 s"
