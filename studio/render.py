@@ -344,7 +344,6 @@ class RenderEngine:
         context_chunks = (len(partition) - chunks.generated_chunks(partition, context)) if partition else 0
         calls = steps * (len(partition) - context_chunks) if partition else steps
         stream = job.stream_chunks and partition is not None and not getattr(pipe.vae, "use_tiling", False)
-        n_budgets = len(plan.budgets)
 
         # Our own initial noise, drawn exactly as the pipeline would draw it, so previews know z_t at step 0.
         generator = torch.Generator("cpu").manual_seed(req.seed)
@@ -393,7 +392,8 @@ class RenderEngine:
             if decoder is not None and i == steps - 1:
                 emit_chunk(chunk, latents)
             state["last"] = time.perf_counter()
-            fraction = (index + min(state["done"], calls) / calls) / n_budgets
+            # weighted by steps: a 2-step preview is a small slice of a 2-then-8 plan
+            fraction = (sum(plan.budgets[:index]) + steps * min(state["done"], calls) / calls) / sum(plan.budgets)
             emit(Progress(index, steps, state["done"], calls, fraction))
             return {}
 

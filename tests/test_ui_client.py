@@ -78,7 +78,10 @@ def test_t2v_preview_then_refine(app):
     assert [v["label"].split(" · ")[:2] for v in videos] == [["Preview", "1 step"], ["Final", "4 steps"]]
     assert all(Path(video_value(v)).is_file() for v in videos)
     assert any("step 1 of" in s for s in statuses(outs)), "per-step progress shown"
-    assert any("studio-progress" in str(o[7]) for o in outs), "a progress bar"
+    live = [v for o in outs for v in o if isinstance(v, dict) and "chunk" in str(v.get("label", ""))]
+    assert live, "streamed chunks shown in the live strip while the render runs"
+    estimates = [v for o in outs for v in o if isinstance(v, dict) and "estimate at step" in str(v.get("label", ""))]
+    assert estimates, "per-step previews (no VAE) shown in the live strip"
     assert "Done" in statuses(outs)[-1]
     rows = [studio.history.get(r["record_id"]) for r in shown]
     assert [(r["status"], r["steps"], r["seed"]) for r in rows] == [("ok", 1, 7), ("ok", 4, 7)]

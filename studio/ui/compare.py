@@ -95,8 +95,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
         done = []
         for up in drive(studio, req, plan, session_v, progress):
             if up.kind in ("status", "progress"):
-                yield {status: f"… {up.text} · {fmt.seconds(up.elapsed)}",
-                       progress_bar: fmt.progress_bar(up.extra.get("fraction", 0.0), f"{up.extra.get('fraction', 0):.0%}")}
+                yield {status: f"… {up.text} · {fmt.seconds(up.elapsed)}"}
             elif up.kind == "result":
                 r = up.result
                 secs = fmt.render_seconds(r.timings)

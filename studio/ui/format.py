@@ -177,11 +177,17 @@ def plan_summary(results: list[dict]) -> str:
     return " · ".join(f"{steps_word(r['steps'])}: {seconds(r['seconds'])}" for r in results)
 
 
-def progress_bar(fraction: float | None, text: str = "") -> str:
-    """A small HTML progress bar (the plan's overall fraction) with a caption; empty string when idle."""
-    if fraction is None:
-        return ""
-    pct = max(0.0, min(1.0, float(fraction))) * 100
-    return (f'<div class="studio-progress" role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" '
-            f'aria-valuemax="100"><div class="studio-progress-fill" style="width:{pct:.1f}%"></div></div>'
-            f'<div class="studio-progress-text">{html.escape(text)}</div>')
+def strip(frames, height: int = 96, count: int = 8):
+    """A horizontal strip of up to ``count`` frames sampled evenly, each scaled to ``height`` (pixel-sharp)."""
+    import numpy as np
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
+    tiles = []
+    for i in idx:
+        img = Image.fromarray(frames[i])
+        width = max(1, round(img.width * height / img.height))
+        tiles.append(np.asarray(img.resize((width, height), Image.Resampling.NEAREST)))
+        tiles.append(np.full((height, 3, 3), 255, dtype=np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)

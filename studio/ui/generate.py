@@ -212,6 +212,8 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
         with gr.Column(scale=6, min_width=360):
             output = gr.Video(label="Result", interactive=False, autoplay=True, loop=True, height=420,
                               elem_id="result-video", elem_classes=["pixelated"], buttons=["download"])
+            live = gr.Image(label="Live", interactive=False, visible=False, height=110, elem_id="live-strip",
+                            elem_classes=["pixelated"], buttons=[], show_label=True)
             progress_bar = gr.HTML("", elem_id="render-progress", padding=False)
             status = gr.Markdown(IDLE_STATUS, elem_id="render-status")
             details = gr.Markdown("", elem_id="render-details")
@@ -255,7 +257,8 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
     refine.change(lambda on: gr.Slider(interactive=bool(on)), refine, preview_steps, api_visibility="private",
                   queue=False)
 
-    outputs = [output, status, seed, details, info, render_btn, cancel_btn, model_info, star_btn, model, progress_bar]
+    outputs = [output, status, seed, details, info, render_btn, cancel_btn, model_info, star_btn, model, progress_bar,
+               live]
 
     def on_render(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
                   frames_v, refine_v, preview_v, session_v, progress=gr.Progress()):
@@ -282,13 +285,13 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
         def status_text(current):
             return "  \n".join([current, *done_lines, lead])
 
-        for up in drive(studio, req, plan, session_v, progress):
-            if up.kind == "progress":
-                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}"),
-                       progress_bar: fmt.progress_bar(up.extra.get("fraction"), f"{up.extra.get('fraction', 0):.0%}")}
+        for up in drive(studio, req, plan, session_v, progress, live=True):
+            if up.kind == "live":
+                yield {live: gr.Image(value=fmt.strip(up.extra["frames"]), label=up.text, visible=True)}
+            elif up.kind == "progress":
+                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
             elif up.kind == "status":
-                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}"),
-                       progress_bar: fmt.progress_bar(0.0, up.text)}
+                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
             elif up.kind == "result":
                 r = up.result
                 secs = fmt.render_seconds(r.timings)
@@ -315,7 +318,7 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
             elif up.kind == "cancelled":
                 yield {status: status_text(f"■ {up.text}")}
         dd, card = header.refresh(studio, model_v)  # the picker's labels show the load state
-        yield {**idle, model_info: card, model: dd, progress_bar: ""}
+        yield {**idle, model_info: card, model: dd, progress_bar: "", live: gr.Image(visible=False)}
 
     render_inputs = [mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, refine,
                      preview_steps, session]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import InvalidRequest, StudioError
-from ..render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
+from ..render import Cancelled, Chunk, Failed, Plan, Preview, Progress, RenderRequest, Result, Status
 from . import format as fmt
 
 FIELD_LABELS = {
@@ -56,7 +56,7 @@ def cancel(session: dict | None) -> bool:
 
 @dataclass
 class Update:
-    kind: str  # status | progress | result | failed | cancelled
+    kind: str  # status | progress | live | result | failed | cancelled
     text: str = ""
     result: Result | None = None
     elapsed: float = 0.0
@@ -75,15 +75,36 @@ def role_name(plan: Plan, index: int) -> str:
     return fmt.steps_word(steps)
 
 
-def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress=None) -> Iterator[Update]:
-    """Run a plan; yield Updates. Validation errors surface as a 'failed' Update, never as an exception."""
+def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress=None,
+          live: bool = False) -> Iterator[Update]:
+    """Run a plan; yield Updates. Validation errors surface as a 'failed' Update, never as an exception.
+
+    ``live`` adds per-step previews; causal models always stream their decoded chunks as 'live' Updates."""
     started = time.perf_counter()
     cancel_event = new_cancel(session)
     last_status = 0.0
-    events = studio.engine.render(req, plan, cancel_event)
+    # Space mode: this visitor's renders are recorded and stored under their own session id.
+    space_session = (session or {}).get("sid") if studio.settings.space else None
+    events = studio.engine.render(req, plan, cancel_event, session=space_session, previews=live,
+                                  stream_chunks=True)
+    last_live = 0.0
     try:
         for event in events:
             elapsed = time.perf_counter() - started
+            if isinstance(event, Chunk):  # real frames of the final video, as soon as their chunk is decoded
+                last = event.first_frame + len(event.frames)
+                text = (f"{role_name(plan, event.budget_index)}: chunk {event.chunk + 1} of {event.chunks} decoded "
+                        f"(frames {event.first_frame + 1}-{last}) after {fmt.seconds(event.seconds)}")
+                yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
+                continue
+            if isinstance(event, Preview):  # the clean-video estimate, no VAE: cheap, so throttled not skipped
+                now = time.perf_counter()
+                if now - last_live >= STATUS_EVERY_S or event.step == event.total:
+                    last_live = now
+                    text = (f"{role_name(plan, event.budget_index)}: estimate at step {event.step} of {event.total} "
+                            "(fast preview, no VAE)")
+                    yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
+                continue
             if isinstance(event, Status):
                 if progress is not None:
                     progress(0.0, desc=event.message)

@@ -22,9 +22,8 @@ CSS = """
 .pixelated video, .pixelated img { image-rendering: pixelated; }
 #result-video video { background: #111; }
 #render-status { min-height: 3.2em; }
-.studio-progress { height: 8px; border-radius: 4px; background: var(--neutral-200); overflow: hidden; margin-top: 4px; }
-.studio-progress-fill { height: 100%; background: var(--color-accent); transition: width 0.2s linear; }
-.studio-progress-text { font-size: 0.8em; opacity: 0.7; margin-top: 2px; }
+/* Gradio's own progress (and queue position) is drawn over these anchors: give it room of its own */
+#render-progress, #compare-progress { min-height: 48px; }
 #compare-videos video { background: #111; }
 #history-details table { font-size: 0.88em; }
 #history-details td:first-child { white-space: nowrap; opacity: 0.75; }
