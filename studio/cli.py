@@ -193,17 +193,25 @@ def cmd_render(args) -> int:
     return 0
 
 
-def cmd_history(args) -> int:
-    from .history import Query
-
+def _rows(args, fetch) -> tuple[list[dict], bool]:
+    """Open the studio, fetch rows, close it; print them as JSON if --json. Returns (rows, printed)."""
     studio = _open(args)
     try:
-        rows = studio.history.search(Query(text=args.search, mode=args.mode, model=args.model, steps=args.steps,
-                                           status=args.status, limit=args.limit))
+        rows = fetch(studio)
     finally:
         studio.close()
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
+    return rows, args.json
+
+
+def cmd_history(args) -> int:
+    from .history import Query
+
+    query = Query(text=args.search, mode=args.mode, model=args.model, steps=args.steps, status=args.status,
+                  limit=args.limit)
+    rows, printed = _rows(args, lambda studio: studio.history.search(query))
+    if printed:
         return 0
     if not rows:
         print("no renders found", file=sys.stderr)
@@ -221,13 +229,8 @@ def cmd_history(args) -> int:
 
 
 def cmd_models(args) -> int:
-    studio = _open(args)
-    try:
-        rows = studio.models.describe()
-    finally:
-        studio.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    rows, printed = _rows(args, lambda studio: studio.models.describe())
+    if printed:
         return 0
     for row in rows:
         where = row["folder"] if row["available"] else "not on this machine"
@@ -238,13 +241,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    studio = _open(args)
-    try:
-        rows = studio.history.stats()
-    finally:
-        studio.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    rows, printed = _rows(args, lambda studio: studio.history.stats())
+    if printed:
         return 0
     if not rows:
         print("no finished renders yet", file=sys.stderr)
