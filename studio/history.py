@@ -225,17 +225,22 @@ class HistoryStore:
             self.table.update(rid, {"accepted": int(bool(accepted))})
 
     def delete(self, rid: str, remove_files: bool = True) -> bool:
-        """Delete a row and (by default) its files. Only files inside ``allowed_root`` are removed."""
+        """Delete a row and (by default) its files. Only files inside the data folder (the database's) are removed."""
         row = self.get(rid)
         if row is None:
             return False
         with self._lock, self.db.conn:
             self.table.delete(rid)
         if remove_files:
+            root = self.path.parent.resolve()  # the data folder: a row naming any other file leaves it alone
             for key in ("video_path", "thumb_path"):
                 p = row.get(key)
-                if p and Path(p).is_file():
-                    Path(p).unlink()
+                try:
+                    real = Path(p).resolve(strict=True) if p else None
+                except (OSError, RuntimeError):
+                    real = None
+                if real is not None and real.is_file() and real.is_relative_to(root) and real != self.path.resolve():
+                    real.unlink()
         return True
 
     # ---- reading -------------------------------------------------------------------
@@ -287,14 +292,18 @@ class HistoryStore:
                 rows = self.table.rows_where(clause, args or None, order_by="created_at desc", limit=limit, offset=offset)
             return [self._decode(r) for r in rows]
 
-    def stats(self) -> list[dict]:
-        """What each budget bought: per model and step budget, renders, accepted rate, median seconds."""
+    def stats(self, session: str | None = None) -> list[dict]:
+        """What each budget bought: per model and step budget, renders, accepted rate, median seconds.
+        With ``session``, only that (Space) session's renders."""
         import statistics
 
+        sql = "SELECT model, steps, accepted, total_seconds FROM renders WHERE status = 'ok'"
+        args: list = []
+        if session is not None:
+            sql += " AND session = ?"
+            args.append(session)
         with self._lock:
-            rows = self.db.execute(
-                "SELECT model, steps, accepted, total_seconds FROM renders WHERE status = 'ok'"
-            ).fetchall()
+            rows = self.db.execute(sql, args).fetchall()
         groups: dict[tuple, list] = {}
         for model, steps, accepted, seconds in rows:
             groups.setdefault((model, steps), []).append((accepted or 0, seconds))

@@ -1,0 +1,76 @@
+"""What the UI may hand to the browser: only files inside the studio's own folders.
+
+A path read from the database (a History row, a board file) is data, not a promise: anyone who
+can write the SQLite file or a board could point ``video_path`` at ``/etc/passwd`` or at the
+history database itself. Gradio copies any file an output returns from the working directory or
+the temp directory into its cache and serves it, so every path the UI gives a ``gr.Video``,
+``gr.Image`` or gallery goes through ``servable`` first.
+
+    roots = guard.roots(studio)
+    path = guard.servable(row["video_path"], roots)   # a resolved Path, or None
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from ..config import ASSETS_DIR
+
+# What the UI says where a database path was refused.
+NOT_SERVED = ("⚠ This render's file is not shown: its recorded path is outside the studio's renders folder "
+              "(the history entry may have been edited or moved).")
+MAX_UPLOAD_MB = 200  # default upload limit (app.py --max-upload-mb)
+
+
+def roots(studio) -> list[Path]:
+    """Folders whose files the UI may show: renders, the UI's own placeholders, the bundled examples."""
+    data = Path(studio.settings.data_dir)
+    return [Path(studio.settings.renders_dir), data / "ui", ASSETS_DIR / "examples"]
+
+
+def input_roots(studio) -> list[Path]:
+    """Folders an input (first frame, clip) recorded in History may be re-used from: the renders and
+    examples above plus Gradio's upload folder (where the browser's uploads land)."""
+    out = roots(studio)
+    try:
+        from gradio.utils import get_upload_folder
+
+        out.append(Path(get_upload_folder()))
+    except Exception:  # pragma: no cover - an older gradio without the helper
+        pass
+    return out
+
+
+def blocked(studio) -> list[str]:
+    """Files under the data folder that must never be served, whatever else is allowed (launch's blocked_paths)."""
+    history = Path(studio.settings.history_path).resolve()
+    names = [history, Path(f"{history}-wal"), Path(f"{history}-shm"), Path(f"{history}-journal"),
+             Path(studio.settings.user_models_file).resolve(), Path(studio.settings.user_policies_file).resolve()]
+    return [str(p) for p in names]
+
+
+def servable(path, allowed: Iterable[Path]) -> Path | None:
+    """``path`` resolved (symlinks and ``..`` followed) if it is an existing regular file inside one of
+    ``allowed`` and not a dotfile; else None. Never raises."""
+    if not path or not isinstance(path, (str, Path)) or "\x00" in str(path):
+        return None
+    try:
+        real = Path(path).expanduser().resolve(strict=True)
+        if not real.is_file() or real.name.startswith("."):
+            return None
+        for root in allowed:
+            try:
+                base = Path(root).expanduser().resolve()
+            except OSError:
+                continue
+            if real.is_relative_to(base):
+                return real
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a bad name
+        return None
+    return None
+
+
+def within(path, folder: Path) -> bool:
+    """True if ``path`` (resolved) lies inside ``folder``: used before deleting a file a row names."""
+    return servable(path, [folder]) is not None

@@ -1,0 +1,304 @@
+"""The server side of hardening: many users at once, and what the server lets out.
+
+Everything runs in-process on 127.0.0.1 with the tiny test models (32x32, 9 frames) and
+1-2 step renders; HTTP checks use urllib against that local server only.
+"""
+
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+from gradio_client.utils import Status  # noqa: E402
+
+from conftest import _models_toml  # noqa: E402
+from studio import media, space  # noqa: E402
+from studio.config import Settings  # noqa: E402
+from studio.render import RenderRequest  # noqa: E402
+from studio.services import Studio  # noqa: E402
+from studio.ui import build_app, guard, launch_options  # noqa: E402
+from studio.ui.serving import auto_concurrency, render_concurrency, set_concurrency  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = 2
+UPLOAD_LIMIT_MB = 1
+
+
+def _launch(root, tiny_dirs, concurrency=CONCURRENCY, space_mode=False, max_upload_mb=UPLOAD_LIMIT_MB):
+    models = root / "models.toml"
+    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
+    studio = Studio.open(Settings(data_dir=root / "data", default_model="t-far", models_file=models, device="cpu",
+                                  space=space_mode))
+    demo = set_concurrency(build_app(studio), concurrency)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                            **launch_options(studio, max_upload_mb=max_upload_mb))
+    assert url.startswith("http://127.0.0.1:")
+    return demo, url, studio
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_dirs):
+    demo, url, studio = _launch(tmp_path_factory.mktemp("server"), tiny_dirs)
+    yield demo, url, studio
+    demo.close()
+    studio.close()
+
+
+def render_args(prompt, seed, steps=1, mode="t2v", model="t-bidi"):
+    return (mode, model, prompt, "", None, None, steps, seed, False, "32x32", 9, False, 1)
+
+
+def result_info(outputs):
+    infos = [o[4] for o in outputs if isinstance(o[4], dict) and o[4].get("role")]
+    return infos[-1] if infos else None
+
+
+def http_get(url):
+    """(status, body) of a GET to the local server; errors are answers, not exceptions."""
+    assert url.startswith("http://127.0.0.1:")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def file_url(base, path):
+    return f"{base}gradio_api/file={urllib.parse.quote(str(path))}"
+
+
+# ---- many users ---------------------------------------------------------------------------------
+def test_render_queue_uses_the_configured_concurrency(app):
+    demo, _, _ = app
+    assert render_concurrency(demo) == CONCURRENCY
+    assert demo._queue.default_concurrency_limit == CONCURRENCY
+    assert auto_concurrency("cpu") == 1
+
+
+def test_eight_clients_at_once_each_get_their_own_render(app):
+    demo, url, studio = app
+    n = 8
+    asks = [(f"visitor {i} {uuid.uuid4().hex[:6]} a red circle moving left", 1000 + i, 1 + i % 2) for i in range(n)]
+    clients = [Client(url, verbose=False) for _ in range(n)]  # one session each, like 8 browsers
+    before = studio.history.count()
+    assert studio.models.load_counts["t-bidi"] == 0  # nothing loaded yet: 8 renders race for the first load
+    seen_waiting = []
+    jobs = [c.submit(*render_args(p, s, steps), api_name="/render") for c, (p, s, steps) in zip(clients, asks)]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not all(j.done() for j in jobs):
+        for j in jobs:
+            st = j.status()
+            if st.code == Status.IN_QUEUE and st.rank is not None and st.queue_size:
+                seen_waiting.append((st.rank, st.queue_size))
+        time.sleep(0.02)
+    for (prompt, seed, steps), job in zip(asks, jobs):
+        job.result(timeout=60)
+        info = result_info(job.outputs())
+        assert info and info["seed"] == seed, job.outputs()[-2:]
+        meta = media.read_metadata(info["video"])  # what the file itself says it is
+        assert (meta["prompt"], meta["seed"], meta["steps"]) == (prompt, seed, steps)
+        row = studio.history.get(info["record_id"])
+        assert (row["prompt"], row["seed"], row["status"]) == (prompt, seed, "ok")
+    assert len({result_info(j.outputs())["video"] for j in jobs}) == n
+    assert studio.models.load_counts["t-bidi"] == 1  # the model loaded once for all eight
+    assert studio.history.count() == before + n  # exactly one row per render
+    for prompt, _, _ in asks:
+        rows = [r for r in studio.history.search(text=prompt.split()[1], limit=100) if r["prompt"] == prompt]
+        assert len(rows) == 1
+    # with 2 at a time, later clients waited and were told their place in the queue
+    assert seen_waiting and any(rank >= 1 for rank, _ in seen_waiting), seen_waiting
+    assert all(0 <= rank < size <= n for rank, size in seen_waiting)
+
+
+def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
+    """Gradio's tracker draws "queue: k/n" over the render's progress anchor; it must be on screen, not clipped.
+    The same page then tries an upload over the limit: the browser refuses it with a message."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    _, url, _ = app
+    blockers = [Client(url, verbose=False) for _ in range(CONCURRENCY + 2)]
+    jobs = []
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage"]
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.fill("#prompt textarea", "a fox waiting its turn")
+            # fill every render slot and more, and press Render only once someone is already waiting
+            jobs += [c.submit(*render_args(f"a long blocker {i}", i, 64, model="t-far"), api_name="/render")
+                     for i, c in enumerate(blockers)]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(j.status().code == Status.IN_QUEUE for j in jobs):
+                time.sleep(0.02)
+            page.click("#render-btn")
+            marker = page.locator("#render-progress").get_by_text(re.compile(r"queue: \d+/\d+")).first
+            marker.wait_for(state="visible", timeout=30_000)
+            text_box = marker.bounding_box()
+            overlay = page.locator("#render-progress > .wrap").first.bounding_box()
+            big = tmp_path / "big.png"
+            big.write_bytes(b"\0" * (UPLOAD_LIMIT_MB * 1024 * 1024 + 4096))
+            page.get_by_role("tab", name="Image → Video").click()
+            page.locator("#i2v-image input[type=file]").set_input_files(str(big))
+            refused = page.get_by_text(re.compile(r"exceed the maximum allowed size of 1(\.0)? ?Mb", re.I)).first
+            refused.wait_for(state="visible", timeout=15_000)
+            browser.close()
+    finally:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not all(j.done() for j in jobs):
+            for client, job in zip(blockers, jobs):  # each blocker stops within a step of starting
+                if not job.done():
+                    client.predict(api_name="/cancel")
+            time.sleep(0.2)
+    assert text_box and overlay and overlay["height"] >= text_box["height"] > 0  # drawn, not clipped to 0 px
+    assert overlay["y"] <= text_box["y"] + text_box["height"] / 2 <= overlay["y"] + overlay["height"]
+
+
+# ---- what the server lets out ------------------------------------------------------------------
+def test_file_route_serves_renders_and_refuses_everything_else(app, tmp_path):
+    _, url, studio = app
+    res = studio.engine.run(RenderRequest(prompt="a served fox", seed=3, steps=1))[0]
+    status, body = http_get(file_url(url, res.video_path))
+    assert status == 200 and len(body) == Path(res.video_path).stat().st_size  # the control: a render is served
+    outside = tmp_path / "secret.txt"  # a file outside every allowed folder
+    outside.write_text("not for you")
+    refused = ["/etc/passwd", outside, studio.settings.history_path,  # the database would list every session
+               Path(studio.settings.data_dir) / "renders" / ".." / "history.db",
+               Path(studio.settings.data_dir) / "renders", ROOT / "app.py", ROOT / "pyproject.toml"]
+    for path in refused:
+        status, body = http_get(file_url(url, path))
+        assert status == 403, (path, status)
+        assert b"root:" not in body and b"not for you" not in body
+
+
+def test_history_row_pointing_elsewhere_is_not_served(app, tmp_path):
+    _, url, studio = app
+    client = Client(url, verbose=False)
+    prompt = "an edited row about a purple fox"
+    client.submit(*render_args(prompt, 5), api_name="/render").result(timeout=120)
+    (row,) = [r for r in studio.history.search(text="purple fox") if r["prompt"] == prompt]
+    studio.history.table.update(row["id"], {"video_path": "/etc/passwd", "thumb_path": "/etc/passwd"})
+    video, details = client.predict(row["id"], api_name="/history_details")
+    assert not video or not (video.get("video") if isinstance(video, dict) else video)
+    assert "outside the studio's renders folder" in details and "root:" not in details
+    items, _ = client.predict("purple fox", "Any", "Any", "Any", "Any", False, api_name="/history_search")
+    assert items and all("passwd" not in json.dumps(item) for item in items)  # a placeholder tile instead
+    # the database itself, named by a row, is refused the same way
+    studio.history.table.update(row["id"], {"video_path": str(studio.settings.history_path)})
+    video, details = client.predict(row["id"], api_name="/history_details")
+    assert "outside the studio's renders folder" in details
+    # deleting such a row never deletes the file it names
+    outside = tmp_path / "precious.mp4"
+    outside.write_bytes(b"keep me")
+    studio.history.table.update(row["id"], {"video_path": str(outside), "thumb_path": str(outside)})
+    assert studio.history.delete(row["id"]) and outside.read_bytes() == b"keep me"
+
+
+def test_servable_guard():
+    roots = [ROOT / "assets" / "examples"]
+    example = next(p for p in roots[0].iterdir() if p.is_file() and not p.name.startswith("."))
+    assert guard.servable(example, roots) == example.resolve()
+    assert guard.servable(roots[0] / ".." / ".." / "app.py", roots) is None
+    for bad in ("/etc/passwd", "", None, 42, "a\x00b", str(roots[0])):
+        assert guard.servable(bad, roots) is None
+
+
+def test_symlink_out_of_the_renders_folder_is_refused(app):
+    _, url, studio = app
+    link = Path(studio.settings.renders_dir) / "evil.mp4"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("/etc/passwd")
+    try:
+        assert guard.servable(link, guard.roots(studio)) is None
+        status, body = http_get(file_url(url, link))
+        assert status == 403 and b"root:" not in body
+    finally:
+        link.unlink()
+
+
+def test_oversized_upload_is_refused_with_a_message(app):
+    _, url, _ = app
+    config = json.loads(http_get(f"{url}config")[1])
+    assert config["max_file_size"] == UPLOAD_LIMIT_MB * 1024 * 1024  # the browser checks this before sending
+    boundary = uuid.uuid4().hex
+    payload = b"\0" * (UPLOAD_LIMIT_MB * 1024 * 1024 + 4096)
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.mp4\"\r\n"
+            f"Content-Type: video/mp4\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{url}gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, text = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    assert status == 413 and "maximum allowed size" in text, (status, text)
+    # a small upload still goes through
+    small = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"ok.txt\"\r\n"
+             f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    req = urllib.request.Request(f"{url}gradio_api/upload", data=small, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+
+
+def test_space_sessions_cannot_guess_each_others_files(tmp_path, tiny_dirs):
+    demo, url, studio = _launch(tmp_path, tiny_dirs, concurrency=1, space_mode=True)
+    try:
+        owner = Client(url, verbose=False)  # a visitor renders through the UI
+        job = owner.submit(*render_args("a private fox", 1), api_name="/render")
+        job.result(timeout=120)
+        video = Path(result_info(job.outputs())["video"])
+        sid = video.parent.parent.name
+        assert space.valid_session(sid) and len(sid) == 32  # renders/<128-bit session>/<day>/<id>.mp4
+        assert studio.history.get(result_info(job.outputs())["record_id"])["session"] == sid
+        assert http_get(file_url(url, video))[0] == 200  # the owner's link works
+        renders = Path(studio.settings.renders_dir)
+        day, name = video.parent.name, video.name
+        guesses = [renders / day / name, renders / name, renders / ("0" * 32) / day / name,
+                   renders / sid, renders / sid / day,  # folders are never listed
+                   studio.settings.history_path]  # nor the database that would list the sessions
+        for guess in guesses:
+            assert http_get(file_url(url, guess))[0] == 403, guess
+        assert guard.servable(renders / day / name, guard.roots(studio)) is None
+    finally:
+        demo.close()
+        studio.close()
+
+
+# ---- defaults and code hygiene ------------------------------------------------------------------
+def test_app_defaults_bind_localhost_with_limits():
+    import app as app_module
+
+    args = app_module.build_parser().parse_args([])
+    assert args.host == "127.0.0.1" and args.share is False
+    assert args.concurrency is None and args.max_upload_mb == 200
+    args = app_module.build_parser().parse_args(["--concurrency", "3", "--max-upload-mb", "50"])
+    assert (args.concurrency, args.max_upload_mb) == (3, 50)
+    assert app_module.main(["--concurrency", "0"]) == 2
+
+
+def test_sql_only_through_parameters():
+    """No SQL string is built from values with f-strings or % outside the known-safe spots."""
+    allowed = {  # column names from a fixed tuple, and an integer migration number
+        ('where.append(f"[{column}] = :{column}")'), ('db.execute(f"PRAGMA user_version = {number}")'),
+    }
+    offenders = []
+    for path in (ROOT / "studio").rglob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            code = line.strip()
+            if re.search(r"(execute|rows_where|where=)\s*\(?\s*f[\"']", code) or \
+                    re.search(r"(SELECT|UPDATE|DELETE|INSERT)[^\"']*[\"']\s*%", code):
+                if code not in allowed:
+                    offenders.append(f"{path.relative_to(ROOT)}: {code}")
+    assert offenders == []
