@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--allow-download", dest="allow_download", action="store_true",
                      help="allow downloading model weights from the Hugging Face hub")
     p.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
+    p.add_argument("--space", action="store_true",
+                   help="Hugging Face Space mode (also on with SPACE_ID or STUDIO_SPACE=1): per-session history and "
+                        "boards, old files cleaned up, budgets capped, the 1.3B FAR model by default on a GPU")
+    p.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="renders run at once; the rest wait in the queue and see their place (default 1)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
+                   help="largest upload accepted (default 200 MB)")
     return p
 
 
@@ -39,20 +46,46 @@ def main(argv: list[str] | None = None) -> int:
     from studio.errors import StudioError
     from studio.services import Studio
     from studio.ui import build_app, launch_options
+    from studio.ui.serving import auto_concurrency, set_concurrency
 
+    if args.concurrency is not None and args.concurrency < 1:
+        print("error: --concurrency must be 1 or more", file=sys.stderr)
+        return 2
+    if args.max_upload_mb <= 0:
+        print("error: --max-upload-mb must be more than 0", file=sys.stderr)
+        return 2
+
+    from studio.space import running_on_space
+    from studio.ui.spacemode import space_default_model
+
+    space_mode = bool(args.space) or running_on_space()
+    default_model, allow_download, space_note = args.model, args.allow_download, None
+    if space_mode and default_model is None and not os.environ.get("STUDIO_MODEL"):
+        default_model, space_note = space_default_model()  # the 1.3B FAR model where CUDA is available
+        if default_model is not None and allow_download is None:
+            allow_download = True  # a Space fetches the weights from the hub on first use
+    if space_mode and os.environ.get("SPACE_ID") and args.host == "127.0.0.1":
+        args.host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")  # the Space's proxy must reach the app
     try:
-        studio = Studio.open(data_dir=args.data_dir, default_model=args.model, device=args.device,
-                             allow_download=args.allow_download)
+        studio = Studio.open(data_dir=args.data_dir, default_model=default_model, device=args.device,
+                             allow_download=allow_download, space=True if space_mode else None)
         studio.registry.get(studio.settings.default_model)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"AnyFlow Studio: data in {studio.settings.data_dir}, default model {studio.settings.default_model}",
           file=sys.stderr)
+    if space_mode:
+        print(f"Space mode: per-session history and boards, renders kept {studio.settings.space_ttl_hours:g} h, "
+              f"budgets capped at {studio.policies.space_max_steps} steps. {space_note or ''}", file=sys.stderr)
     demo = build_app(studio)
+    concurrency = args.concurrency or auto_concurrency(studio.models.device)
+    set_concurrency(demo, concurrency)  # demo.queue(default_concurrency_limit=N) + the render queue's limit
+    print(f"Renders at once: {concurrency}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
+          file=sys.stderr)
     try:
-        demo.queue(default_concurrency_limit=1).launch(
-            server_name=args.host, server_port=args.port, share=args.share, **launch_options(studio))
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                    **launch_options(studio, max_upload_mb=args.max_upload_mb))
     finally:
         studio.close()
     return 0

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import ASSETS_DIR
-from . import compare, generate, header, history, theme
+from . import analytics, compare, generate, guard, header, history, serving, spacemode, storyboard, theme
 
 
 def build_app(studio) -> gr.Blocks:
@@ -21,13 +20,19 @@ def build_app(studio) -> gr.Blocks:
     with gr.Blocks(title="AnyFlow Studio", fill_width=True) as demo:
         session = gr.State({})  # per browser session: the running render's cancel event
         model, model_info, load_btn, load_status = header.build(studio)
+        if studio.settings.space:  # a shared Space: say what is private, kept and capped
+            gr.Markdown(spacemode.banner(studio), elem_id="space-banner")
         with gr.Tabs(selected="create", elem_id="top-tabs") as top_tabs:
             with gr.Tab("Create", id="create", elem_id="tab-create"):
                 create = generate.build(studio, model, model_info, session)
             with gr.Tab("Compare budgets", id="compare", elem_id="tab-compare"):
                 compare.build(studio, model, session, top_tabs, create)
+            with gr.Tab("Storyboard", id="storyboard", elem_id="tab-storyboard") as board_tab:
+                boards = storyboard.build(studio, model, session)
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:
-                hist = history.build(studio, top_tabs, create, model)
+                hist = history.build(studio, top_tabs, create, model, session=session)
+            with gr.Tab("Analytics", id="stats", elem_id="tab-stats") as stats_tab:
+                stats = analytics.build(studio, session)
 
         def load_now(model_id):
             yield from header.load_model(studio, model_id)
@@ -36,14 +41,25 @@ def build_app(studio) -> gr.Blocks:
                        concurrency_id="render")
         history_tab.select(hist["search"], hist["filters"], hist["listing"], api_visibility="private")
         demo.load(hist["search"], hist["filters"], hist["listing"], api_visibility="private")
+        # Space mode: the session id is made on the first event that needs it (spacemode.session_id).
+        demo.load(lambda s: spacemode.init_session(studio, s), session, session, api_visibility="private")
+        board_tab.select(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
+        demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
+        stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
+    if studio.settings.space:  # renders past their time to live are deleted on a schedule
+        demo.studio_janitor = spacemode.start_janitor(studio)
+    serving.harden_inputs(demo)  # damaged uploads and out-of-range numbers get a message, not a traceback
     return demo
 
 
-def launch_options(studio) -> dict:
-    """Keyword arguments for ``launch``: Gradio 6 takes theme/css/head there, and the files it may serve."""
+def launch_options(studio, max_upload_mb: float = guard.MAX_UPLOAD_MB) -> dict:
+    """Keyword arguments for ``launch``: Gradio 6 takes theme/css/head there, the files it may serve
+    (renders, placeholders, examples: never the history database or settings) and the upload limit."""
     return {
         "theme": theme.THEME,
         "css": theme.CSS,
         "head": theme.HEAD,
-        "allowed_paths": [str(studio.settings.data_dir), str(ASSETS_DIR / "examples")],
+        "allowed_paths": [str(p) for p in guard.roots(studio)],
+        "blocked_paths": guard.blocked(studio),
+        "max_file_size": int(max_upload_mb * 1024 * 1024),
     }

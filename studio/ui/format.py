@@ -153,7 +153,9 @@ def details_markdown(row: dict) -> str:
         lines.append(f"> {html.escape(row['error'])}")
     params = [
         ("Mode", MODE_NAMES.get(req.get("mode"), req.get("mode"))), ("Model", req.get("model")),
-        ("Steps", req.get("steps")), ("Seed", req.get("seed")),
+        ("Steps", req.get("steps")),
+        ("Budget", f"capped from {row.get('requested_steps')} steps" if row.get("capped") else None),
+        ("Policy", row.get("policy")), ("Seed", req.get("seed")),
         ("Size", f"{req.get('width')}×{req.get('height')}" if req.get("width") else None),
         ("Frames", f"{req.get('frames')} at {req.get('fps')} fps" if req.get("frames") else None),
         ("Guidance", req.get("guidance_scale")), ("Negative prompt", req.get("negative_prompt")),

@@ -59,6 +59,35 @@ class CreateControls:
 
 
 # ---- pure helpers (tested without a browser) ------------------------------------------
+CUSTOM = "custom"
+
+
+def policy_choices(studio) -> list[tuple[str, str]]:
+    return [(f"{p.name} · {fmt.steps_word(p.steps)}", p.name) for p in studio.policies.policies.values()] + [
+        ("custom (slider)", CUSTOM)]
+
+
+def policy_steps(studio, name):
+    """The step count a policy sets on the slider (None for custom or an unknown name)."""
+    policy = studio.policies.policies.get(name)
+    return policy.steps if policy else None
+
+
+def policy_for_steps(studio, name, steps):
+    """The picker's value after the slider moved: kept if it still matches, else a policy of that
+    many steps, else custom."""
+    steps = int(steps or 0)
+    if policy_steps(studio, name) == steps:
+        return gr.skip()
+    match = next((p.name for p in studio.policies.policies.values() if p.steps == steps), CUSTOM)
+    return match if match != name else gr.skip()
+
+
+def chosen_policy(studio, name, steps) -> str | None:
+    """The policy a render records: the picked one if the slider still shows its steps, else None (custom)."""
+    return name if name and name != CUSTOM and policy_steps(studio, name) == int(steps) else None
+
+
 def build_request(mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames) -> RenderRequest:
     width, height = fmt.parse_resolution(resolution)
     use_seed = None if random_seed or seed in (None, "") else int(seed)
@@ -191,8 +220,11 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
                 render_btn = gr.Button("Render", variant="primary", size="lg", elem_id="render-btn", scale=3)
                 cancel_btn = gr.Button("Cancel", variant="stop", size="lg", interactive=False,
                                        elem_id="cancel-btn", scale=1)
-            with gr.Row():
-                steps = gr.Slider(1, 64, value=8, step=1, label="Steps",
+            with gr.Row(equal_height=True):
+                budget = gr.Dropdown(policy_choices(studio), value=CUSTOM, label="Budget policy", scale=1,
+                                     min_width=150, elem_id="budget-policy",
+                                     info="Named step budgets; custom = the slider")
+                steps = gr.Slider(1, 64, value=8, step=1, label="Steps", scale=2,
                                   info="More steps: more detail, more time. Any count works.", elem_id="steps")
             with gr.Row():
                 refine = gr.Checkbox(value=True, label="Preview first", scale=1, min_width=140,
@@ -254,6 +286,10 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
     for trigger in (video.change, frames.change, resolution.change):
         trigger(lambda v, m, f, r: context_preview(studio, v, m, f, r), context_inputs, [context_md, context_gallery],
                 api_visibility="private")
+    budget.change(lambda name: policy_steps(studio, name) or gr.skip(), budget, steps, queue=False,
+                  api_visibility="private")
+    steps.change(lambda name, n: policy_for_steps(studio, name, n), [budget, steps], budget, queue=False,
+                 api_visibility="private")
     refine.change(lambda on: gr.Slider(interactive=bool(on)), refine, preview_steps, api_visibility="private",
                   queue=False)
 
@@ -261,11 +297,14 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
                live]
 
     def on_render(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
-                  frames_v, refine_v, preview_v, session_v, progress=gr.Progress()):
+                  frames_v, refine_v, preview_v, policy_v, session_v, progress=gr.Progress()):
         idle = {render_btn: gr.Button(interactive=True), cancel_btn: gr.Button(interactive=False)}
         try:
             req = build_request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v,
                                 res_v, frames_v)
+            policy = chosen_policy(studio, policy_v, req.steps)  # None: custom (the slider's steps)
+            if policy is not None:  # its steps, and its size/length where it sets them
+                req = studio.policies.get(policy).apply(req)
             req, notes_v = studio.engine.validate(req)
         except StudioError as exc:
             message = friendly_error(exc)
@@ -275,6 +314,8 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
         plan = Plan.refine(int(preview_v), req.steps) if refine_v else Plan.single(req.steps)
         budgets = " then ".join(fmt.steps_word(b) for b in plan.budgets)
         lead = f"Seed {req.seed} · {req.width}×{req.height}, {req.frames} frames · {budgets}"
+        if policy is not None:
+            lead += f" · policy **{policy}**"
         if notes_v:
             lead += "  \n" + "; ".join(notes_v)
         yield {status: f"… Starting: {lead}", seed: req.seed, info: None, details: "", star_btn: gr.Button(visible=False),
@@ -285,7 +326,7 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
         def status_text(current):
             return "  \n".join([current, *done_lines, lead])
 
-        for up in drive(studio, req, plan, session_v, progress, live=True):
+        for up in drive(studio, req, plan, session_v, progress, live=True, policy=policy):
             if up.kind == "live":
                 yield {live: gr.Image(value=fmt.strip(up.extra["frames"]), label=up.text, visible=True)}
             elif up.kind == "progress":
@@ -300,6 +341,12 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
                                "record_id": r.record_id, "video": r.video_path, "seed": req.seed, "model": req.model,
                                "mode": req.mode}
                 label = fmt.result_label(r.role, r.steps, r.timings)
+                row = studio.history.get(r.record_id) or {}
+                if row.get("capped"):  # a queue or Space cap lowered this budget: say so on the render
+                    label += f" · capped from {row.get('requested_steps')}"
+                new_notes = [n for n in r.notes if n not in lead]
+                if new_notes:
+                    lead += "  \n⚠ " + " ".join(new_notes)
                 more = r.role == "preview"
                 if more:
                     done_lines.append(f"▶ Preview ({fmt.steps_word(r.steps)}) shown {fmt.seconds(up.elapsed)} "
@@ -321,7 +368,7 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
         yield {**idle, model_info: card, model: dd, progress_bar: "", live: gr.Image(visible=False)}
 
     render_inputs = [mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, refine,
-                     preview_steps, session]
+                     preview_steps, budget, session]
     render_btn.click(on_render, render_inputs, outputs, api_name="render", concurrency_id="render",
                      concurrency_limit=1, show_progress="minimal", show_progress_on=[progress_bar])
     prompt.submit(on_render, render_inputs, outputs, api_visibility="private", concurrency_id="render",

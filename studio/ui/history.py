@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..history import Query
 from . import format as fmt
+from . import guard, spacemode
 from .generate import size_controls
 
 PAGE = 60
@@ -36,20 +37,33 @@ def _none(value):
     return None if value in (None, "", fmt.ANY) else value
 
 
-def search(studio, text, mode, model, steps, status, starred):
-    rows = studio.history.search(Query(
+def mine(studio, rid, session) -> bool:
+    """Space mode: is this render the session's own? (Always True outside Space mode.)"""
+    if not studio.settings.space:
+        return True
+    row = studio.history.get(rid) if rid else None
+    sid = spacemode.session_id(studio, session)
+    return bool(row and sid and row.get("session") == sid)
+
+
+def search(studio, text, mode, model, steps, status, starred, session=None):
+    # Space mode: only this browser session's renders (an id-less session sees nothing, never everyone's).
+    sid = spacemode.session_id(studio, session)
+    scoped = studio.settings.space
+    rows = [] if scoped and sid is None else studio.history.search(Query(
         text=text or "", mode=_none(mode), model=_none(model),
         steps=int(steps) if _none(steps) is not None else None, status=_none(status),
-        accepted=True if starred else None, limit=PAGE,
+        accepted=True if starred else None, session=sid, limit=PAGE,
     ))
     items = []
+    allowed = guard.roots(studio)
     for row in rows:
-        thumb = row.get("thumb_path")
-        if not thumb or not Path(thumb).is_file():
-            thumb = placeholder(studio, row.get("status") or "missing")
-        items.append((thumb, fmt.gallery_caption(row)))
+        thumb = guard.servable(row.get("thumb_path"), allowed)  # a row can't point the server elsewhere
+        items.append((str(thumb) if thumb else placeholder(studio, row.get("status") or "missing"),
+                      fmt.gallery_caption(row)))
     ids = [row["id"] for row in rows]
-    total = studio.history.count()
+    total = len(studio.history.search(Query(session=sid, limit=1000))) if scoped and sid else (
+        0 if scoped else studio.history.count())
     if rows:
         summary = f"{len(rows)} render{'s' if len(rows) != 1 else ''} shown" + (
             f" (newest {PAGE})" if len(rows) == PAGE else "") + f" · {total} in History"
@@ -66,7 +80,7 @@ def filter_choices(studio):
     return models, steps
 
 
-def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
+def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session: gr.State | None = None) -> dict:
     models, steps_choices = filter_choices(studio)
     with gr.Row(equal_height=False):
         text = gr.Textbox(label="Search prompts", placeholder="e.g. red circle", scale=4, elem_id="history-search")
@@ -99,7 +113,8 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
     ids = gr.State([])
     selected = gr.State(None)
 
-    filters = [text, mode, model, steps, status, starred]
+    # the session State rides along last (hidden from the API): Space mode scopes every search to it
+    filters = [text, mode, model, steps, status, starred] + ([session] if session is not None else [])
     listing = [gallery, ids, summary]
 
     def do_search(*values):
@@ -115,9 +130,14 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
         if row is None:
             return (None, gr.Video(value=None, visible=False), EMPTY_DETAILS, gr.Row(visible=False),
                     gr.Button(), gr.Group(visible=False))
-        has_video = bool(row.get("video_path")) and Path(row["video_path"]).is_file()
-        return (rid, gr.Video(value=row["video_path"] if has_video else None, visible=has_video),
-                fmt.details_markdown(row), gr.Row(visible=True),
+        recorded = row.get("video_path")
+        video_file = guard.servable(recorded, guard.roots(studio))  # a row can't point the server elsewhere
+        details_md = fmt.details_markdown(row)
+        if recorded and video_file is None:
+            details_md = (guard.NOT_SERVED if Path(str(recorded)).exists() else
+                          "⚠ This render's video file is missing (deleted or moved).") + "\n\n" + details_md
+        return (rid, gr.Video(value=str(video_file) if video_file else None, visible=video_file is not None),
+                details_md, gr.Row(visible=True),
                 gr.Button(value="☆ Unstar" if row.get("accepted") else "★ Star"), gr.Group(visible=False))
 
     detail_outputs = [selected, video, details, actions, star_btn, confirm_box]
@@ -129,7 +149,8 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
     gallery.select(on_select, ids, detail_outputs, api_visibility="private")
     # For scripts and tests: open a record by id.
     rid_box = gr.Textbox(visible=False)
-    rid_box.change(show, rid_box, detail_outputs, api_name="history_details")
+    rid_box.change(lambda rid, *s: show(rid if mine(studio, rid, *s) else None), [rid_box, *filters[6:]],
+                   detail_outputs, api_name="history_details")
 
     def toggle_star(rid, *values):
         row = studio.history.get(rid) if rid else None
@@ -144,7 +165,8 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
         row = studio.history.get(rid) if rid else None
         if row is None:
             return gr.Group(visible=False), ""
-        files = [Path(p).name for p in (row.get("video_path"), row.get("thumb_path")) if p]
+        files = [Path(p).name for p in (row.get("video_path"), row.get("thumb_path"))
+                 if p and guard.servable(p, guard.roots(studio))]
         what = f" and its files ({', '.join(files)})" if files else ""
         return gr.Group(visible=True), f"Delete `{rid}`{what}? This can't be undone."
 
@@ -168,8 +190,10 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown) -> dict:
         model_v = req.get("model") or studio.settings.default_model
         res_value = f"{req['width']}x{req['height']}" if req.get("width") and req.get("height") else None
         res_dd, frames_dd = size_controls(studio, model_v, res_value, req.get("frames"))
-        image = req.get("image") if req.get("image") and Path(req["image"]).is_file() else None
-        video_v = req.get("video") if req.get("video") and Path(req["video"]).is_file() else None
+        inputs_ok = guard.input_roots(studio)  # only re-use inputs from the studio's and Gradio's own folders
+        image = guard.servable(req.get("image"), inputs_ok)
+        video_v = guard.servable(req.get("video"), inputs_ok)
+        image, video_v = (str(image) if image else None), (str(video_v) if video_v else None)
         if (mode_v == "i2v" and not image) or (mode_v == "v2v" and not video_v):
             gr.Warning("The original input file is gone; upload it again before rendering.")
         else:

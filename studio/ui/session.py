@@ -17,6 +17,7 @@ from typing import Iterator
 from ..errors import InvalidRequest, StudioError
 from ..render import Cancelled, Chunk, Failed, Plan, Preview, Progress, RenderRequest, Result, Status
 from . import format as fmt
+from . import spacemode
 
 FIELD_LABELS = {
     "prompt": "Prompt", "negative_prompt": "Negative prompt", "image": "First frame", "video": "Input video",
@@ -76,7 +77,7 @@ def role_name(plan: Plan, index: int) -> str:
 
 
 def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress=None,
-          live: bool = False) -> Iterator[Update]:
+          live: bool = False, policy: str | None = None) -> Iterator[Update]:
     """Run a plan; yield Updates. Validation errors surface as a 'failed' Update, never as an exception.
 
     ``live`` adds per-step previews; causal models always stream their decoded chunks as 'live' Updates."""
@@ -84,9 +85,9 @@ def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress
     cancel_event = new_cancel(session)
     last_status = 0.0
     # Space mode: this visitor's renders are recorded and stored under their own session id.
-    space_session = (session or {}).get("sid") if studio.settings.space else None
-    events = studio.engine.render(req, plan, cancel_event, session=space_session, previews=live,
-                                  stream_chunks=True)
+    space_session = spacemode.session_id(studio, session)  # created on first use if demo.load has not run
+    # Through spaces.GPU (ZeroGPU) where the spaces package exists; the same generator everywhere else.
+    events = spacemode.render_events(studio, req, plan, cancel_event, space_session, live, policy=policy)
     last_live = 0.0
     try:
         for event in events:

@@ -1,0 +1,226 @@
+"""Storyboards, budget policies, analytics and Space mode through the UI (gradio_client, in-process).
+
+Tiny test models (32x32, 9 frames); policies here are 1-step previews and 2-step finals so a board
+of three shots previews and finishes in a few seconds on 2 cores.
+"""
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from conftest import _models_toml  # noqa: E402
+from studio import space  # noqa: E402
+from studio.boards import BoardStore  # noqa: E402
+from studio.config import ASSETS_DIR, Settings  # noqa: E402
+from studio.history import Query  # noqa: E402
+from studio.services import Studio  # noqa: E402
+from studio.ui import analytics, build_app, launch_options  # noqa: E402
+
+POLICIES = """
+[policies.preview]
+steps = 1
+[policies.final]
+steps = 2
+"""
+
+
+def _launch(root, tiny_dirs, space_mode=False):
+    root.mkdir(parents=True, exist_ok=True)
+    models = root / "models.toml"
+    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "policies.toml").write_text(POLICIES, encoding="utf-8")
+    studio = Studio.open(Settings(data_dir=data, default_model="t-far", models_file=models, device="cpu",
+                                  space=space_mode))
+    demo = build_app(studio)
+    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                                    **launch_options(studio))
+    return demo, url, studio
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_dirs):
+    demo, url, studio = _launch(tmp_path_factory.mktemp("boards-ui"), tiny_dirs)
+    yield Client(url, verbose=False), studio
+    demo.close()
+    studio.close()
+
+
+def texts(outputs):
+    return [v for out in outputs for v in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(v, str)]
+
+
+def run(client, *args, api_name):
+    job = client.submit(*args, api_name=api_name)
+    job.result(timeout=120)
+    return job.outputs()
+
+
+def galleries(outputs):
+    """Each yielded gallery value (a list of {image, caption} items)."""
+    found = []
+    for out in outputs:
+        for v in out if isinstance(out, (list, tuple)) else [out]:
+            if isinstance(v, list) and v and isinstance(v[0], dict) and "caption" in v[0]:
+                found.append(v)
+    return found
+
+
+def test_storyboard_preview_all_then_finals(app):
+    client, studio = app
+    store = BoardStore(studio.history)
+    client.predict("Circles", "t-far", api_name="/board_create")
+    (board,) = [b for b in store.list() if b["name"] == "Circles"]
+    for i, prompt in enumerate(["a red circle moving left", "a blue square moving right", "a green circle falling"]):
+        client.predict(board["id"], "", "t2v", prompt, 10 + i, 0, None, None, api_name="/shot_add")
+    shots = store.get(board["id"]).shots
+    assert [s.seed for s in shots] == [10, 11, 12]
+
+    outs = run(client, board["id"], "", api_name="/board_preview_all")
+    # shot by shot: the gallery gains one rendered thumbnail per finished shot
+    rendered = [sum(item["caption"].endswith(" preview") for item in g) for g in galleries(outs)]
+    assert [n for n in rendered if n] [:3] == [1, 2, 3], rendered
+    assert any("Rendering 3 previews at **preview** (1 step)" in t for t in texts(outs))
+    assert any(t.startswith("✓ Done: previews") and "3 rendered" in t for t in texts(outs))
+    shots = store.get(board["id"]).shots
+    assert all(studio.history.get(s.preview_id)["steps"] == 1 for s in shots)
+
+    # approve two shots, render finals at the final policy
+    for shot in (shots[0], shots[2]):
+        client.predict(board["id"], shot.id, api_name="/shot_approve")
+    outs = run(client, board["id"], "", api_name="/board_finals")
+    assert any("Rendering 2 finals at **final** (2 steps)" in t for t in texts(outs))
+    shots = store.get(board["id"]).shots
+    finals = [studio.history.get(s.final_id) for s in shots if s.final_id]
+    assert [(r["steps"], r["policy"]) for r in finals] == [(2, "final"), (2, "final")]
+
+    # approving one more: finals carry on, the two finished ones are skipped (and said so)
+    client.predict(board["id"], shots[1].id, api_name="/shot_approve")
+    first_final = shots[0].final_id
+    outs = run(client, board["id"], "", api_name="/board_finals")
+    assert any("Rendering 1 final at **final** (2 steps); 2 already done, skipped" in t for t in texts(outs))
+    assert store.get(board["id"]).shots[0].final_id == first_final
+
+    # exports: contact sheet, joined finals, board JSON
+    files, _, note = client.predict(board["id"], api_name="/board_export")
+    files = files.get("value", files) if isinstance(files, dict) else files
+    assert all(Path(f).is_file() for f in files)
+    names = sorted(Path(f).suffix for f in files)
+    assert names == [".json", ".mp4", ".png"], files
+    assert "Exported 3 files" in note
+
+
+def test_shot_editing_reorder_and_reroll(app):
+    client, studio = app
+    store = BoardStore(studio.history)
+    client.predict("Edits", "t-far", api_name="/board_create")
+    (board,) = [b for b in store.list() if b["name"] == "Edits"]
+    for prompt in ("first shot", "second shot"):
+        client.predict(board["id"], "", "t2v", prompt, 1, 0, None, None, api_name="/shot_add")
+    a, b = store.get(board["id"]).shots
+    client.predict(board["id"], b.id, api_name="/shot_up")
+    assert [s.prompt for s in store.get(board["id"]).shots] == ["second shot", "first shot"]
+    client.predict(board["id"], a.id, api_name="/shot_duplicate")
+    assert [s.prompt for s in store.get(board["id"]).shots] == ["second shot", "first shot", "first shot"]
+    client.predict(board["id"], a.id, "t2v", "first shot, edited", 5, 0, None, None, api_name="/shot_save")
+    assert store.get_shot(a.id).prompt == "first shot, edited" and store.get_shot(a.id).seed == 5
+    outs = run(client, board["id"], a.id, api_name="/shot_reroll")  # new seed, then a preview of that shot
+    shot = store.get_shot(a.id)
+    assert shot.seed != 5 and shot.preview_id and studio.history.get(shot.preview_id)["seed"] == shot.seed
+    assert any("New seed" in t for t in texts(outs))
+    client.predict(board["id"], b.id, api_name="/shot_delete")
+    assert len(store.get(board["id"]).shots) == 2
+    # an i2v shot keeps its uploaded first frame under the studio's own folder (it outlives Gradio's cache)
+    image = ASSETS_DIR / "examples" / "red_circle_on_black.png"
+    if image.is_file():
+        client.predict(board["id"], "", "i2v", "a red circle moving right", 3, 0, handle_file(str(image)), None,
+                       api_name="/shot_add")
+        shot = store.get(board["id"]).shots[-1]
+        assert shot.mode == "i2v" and Path(shot.image).is_file() and "/inputs/" in shot.image
+        client.predict(board["id"], shot.id, api_name="/shot_delete")
+    # an i2v shot without an image is refused with a message, nothing added
+    outs = client.predict(board["id"], "", "i2v", "needs an image", 1, 0, None, None, api_name="/shot_add")
+    assert any("needs a first frame" in t for t in texts([outs])) and len(store.get(board["id"]).shots) == 2
+
+
+def test_analytics_table_matches_history_stats(app):
+    client, studio = app
+    rows = studio.history.search(Query(status="ok", limit=5))
+    studio.history.set_accepted(rows[0]["id"], True)
+    table, _, _, summary = client.predict(api_name="/budget_stats")
+    stats = studio.history.stats()
+    shown = [dict(zip(table["headers"], r)) for r in table["data"]]
+    assert len(shown) == len(stats) and stats
+    for got, want in zip(shown, stats):
+        assert (got["Model"], int(got["Steps"]), int(got["Renders"])) == (want["model"], want["steps"], want["renders"])
+        assert got["Accepted"] == f"{100 * want['accepted_rate']:.0f}%"
+        assert float(got["Median seconds"]) == pytest.approx(want["median_seconds"])
+    assert "finished render" in summary
+    frame = analytics.plot_frame(stats)
+    assert list(frame["renders"]) == [s["renders"] for s in stats]
+
+
+def render_args(prompt, seed, steps=1, refine=False, preview=1):
+    return ("t2v", "t-far", prompt, "", None, None, steps, seed, False, "32x32", 9, refine, preview)
+
+
+def test_space_sessions_do_not_see_each_other(tmp_path, tiny_dirs):
+    demo, url, studio = _launch(tmp_path, tiny_dirs, space_mode=True)
+    studio.policies.space_max_steps = 2
+    try:
+        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        ra = run(a, *render_args("visitor a fox", 1), api_name="/render")
+        rb = run(b, *render_args("visitor b fox", 2, steps=4), api_name="/render")
+        items_a, _ = a.predict("fox", "Any", "Any", "Any", "Any", False, api_name="/history_search")
+        items_b, _ = b.predict("fox", "Any", "Any", "Any", "Any", False, api_name="/history_search")
+        assert [i["caption"].split(" · ")[-1] for i in items_a] == ["visitor a fox"]
+        assert [i["caption"].split(" · ")[-1] for i in items_b] == ["visitor b fox"]
+        rows = studio.history.search(Query(text="fox"))
+        assert len({r["session"] for r in rows}) == 2 and all(space.valid_session(r["session"]) for r in rows)
+        # b's render was capped by the Space policy, and the UI said so on the render
+        assert any("capped from 4" in str(v) for out in rb for v in out), "label names the cap"
+        assert any("caps step budgets at 2" in t for t in texts(rb))
+        # a cannot open b's render by id
+        b_id = next(r["id"] for r in rows if r["prompt"] == "visitor b fox")
+        _, details = a.predict(b_id, api_name="/history_details")
+        assert "visitor b" not in details
+        # boards are per session too
+        a.predict("A's board", "t-far", api_name="/board_create")
+        store = BoardStore(studio.history)
+        (board,) = store.list()
+        assert board["session"] == next(r["session"] for r in rows if r["prompt"] == "visitor a fox")
+        opened = b.predict(board["id"], api_name="/board_open")
+        assert "A's board" not in str(opened)
+        assert ra
+    finally:
+        demo.close()
+        studio.close()
+
+
+def test_gpu_wrapped_render_still_yields_its_preview_first(app, monkeypatch):
+    client, studio = app
+    calls = []
+    fake = types.ModuleType("spaces")
+
+    def GPU(duration):
+        def decorate(fn):
+            def wrapper(*args, **kwargs):
+                calls.append(duration(*args, **kwargs) if callable(duration) else duration)
+                yield from fn(*args, **kwargs)  # ZeroGPU runs generators and forwards each yield
+            return wrapper
+        return decorate
+
+    fake.GPU = GPU
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    outs = run(client, *render_args("a wrapped red circle", 3, steps=3, refine=True), api_name="/render")
+    roles = [o[4]["role"] for o in outs if isinstance(o[4], dict) and o[4].get("role")]
+    assert roles == ["preview", "final"]
+    first_live = next(i for i, o in enumerate(outs) if isinstance(o[4], dict) and o[4].get("role"))
+    assert any("chunk" in str(v) for o in outs[:first_live] for v in o), "chunks streamed before the preview result"
+    assert len(calls) == 1 and 15 <= calls[0] <= 300  # one GPU call, duration from steps and frames
