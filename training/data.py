@@ -86,16 +86,26 @@ class ClipParams:
         return asdict(self)
 
 
-def sample_params(rng: np.random.Generator, combo=None, size: int = SIZE) -> ClipParams:
+# Two amounts of variation. "wide": anywhere across the frame, sizes 20-26 px, travel 24-32 px (the teacher's
+# first phase); "narrow": the shipped world, near the centre line, sizes 21-24, travel 26-30 (the teacher's
+# second phase, the student, the benchmark and the studio's examples).
+VARIATION = {
+    "wide": dict(size=(20, 26), travel=(24, 32), along=5, across=(20, 44)),
+    "narrow": dict(size=(21, 24), travel=(26, 30), along=3, across=(27, 37)),
+}
+
+
+def sample_params(rng: np.random.Generator, combo=None, size: int = SIZE, variation: str = "narrow") -> ClipParams:
     """Random clip parameters; ``combo`` fixes (colour, shape, direction, background)."""
     if combo is None:
         combo = TRAIN_COMBOS[rng.integers(len(TRAIN_COMBOS))]
     colour, shape, direction, background = combo
+    v = VARIATION[variation]
     s = size / 64.0
-    obj = rng.uniform(20, 26) * s
-    travel = rng.uniform(24, 32) * s
-    along = size / 2 + rng.uniform(-5, 5) * s  # centre of the path along the motion axis
-    across = rng.uniform(20, 44) * s  # position across the motion axis
+    obj = rng.uniform(*v["size"]) * s
+    travel = rng.uniform(*v["travel"]) * s
+    along = size / 2 + rng.uniform(-v["along"], v["along"]) * s  # centre of the path along the motion axis
+    across = rng.uniform(*v["across"]) * s  # position across the motion axis
     dx, dy = DIRECTIONS[direction]
     if dx:
         x0, y0 = along - dx * travel / 2, across
@@ -142,10 +152,11 @@ def render_clip(p: ClipParams, frames: int = FRAMES, size: int = SIZE) -> np.nda
     return np.clip(bg * (1 - a) + fg * a + 0.5, 0, 255).astype(np.uint8)
 
 
-def sample_batch(rng: np.random.Generator, n: int, combos=None, frames: int = FRAMES, size: int = SIZE):
+def sample_batch(rng: np.random.Generator, n: int, combos=None, frames: int = FRAMES, size: int = SIZE,
+                 variation: str = "narrow"):
     """n clips: (uint8 array (n, T, H, W, 3), list of ClipParams). ``combos`` defaults to TRAIN_COMBOS."""
     combos = TRAIN_COMBOS if combos is None else combos
-    params = [sample_params(rng, combos[rng.integers(len(combos))], size) for _ in range(n)]
+    params = [sample_params(rng, combos[rng.integers(len(combos))], size, variation) for _ in range(n)]
     return np.stack([render_clip(p, frames, size) for p in params]), params
 
 

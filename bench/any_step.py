@@ -1,0 +1,215 @@
+"""Any-step benchmark of the embedded model: the studio's own version of the AnyFlow paper's figure.
+
+    .venv/bin/python bench/any_step.py [--n 96] [--steps 1 2 4 8 16] [--out runs/bench]
+
+Renders ``--n`` clips per step budget with the shipped pipelines (``assets/models/anyflow-shapes`` = student,
+``assets/models/anyflow-shapes-teacher`` = teacher) through ``DiffusionPipeline.from_pretrained`` offline, on the
+seen and the held-out colour/shape/direction/background combinations, and scores them with ``studio.judge``.
+Also I2V (the first frame of a ground-truth clip + its caption) at 4 and 8 steps, and render times.
+Prints the table and writes ``any_step.json``, ``any_step.md`` and ``any_step.png`` (score vs steps, Pillow).
+Same seeds for both models; each clip's noise comes from ``torch.Generator().manual_seed(1000 + i)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from studio.judge import METRICS, score_batch  # noqa: E402
+from training import data  # noqa: E402
+
+MODELS = {"student": "anyflow-shapes", "teacher": "anyflow-shapes-teacher"}
+NUM_FRAMES_ARG = data.FRAMES - 1  # scale_factor_temporal=1: the pipeline renders num_frames + 1 frames
+
+
+def load(folder: Path):
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def render(pipe, params, steps, batch=48, video=None, seed0=1000):
+    out = []
+    for s in range(0, len(params), batch):
+        chunk = params[s:s + batch]
+        gens = [torch.Generator().manual_seed(seed0 + s + i) for i in range(len(chunk))]
+        kw = {}
+        if video is not None:
+            kw["video"] = video[s:s + batch]
+        frames = pipe([p.caption for p in chunk], num_frames=NUM_FRAMES_ARG, height=data.SIZE, width=data.SIZE,
+                      num_inference_steps=steps, guidance_scale=1.0, generator=gens, output_type="np", **kw).frames
+        out += list(frames)
+    return out
+
+
+def first_frames(params, k=1):
+    clips = np.stack([data.render_clip(p)[:k] for p in params])
+    return torch.from_numpy(clips).float().div(255.0).permute(0, 1, 4, 2, 3)
+
+
+def timings(pipe, steps_list):
+    res = {}
+    for s in steps_list:
+        pipe("a red circle moving right on a black background", num_frames=NUM_FRAMES_ARG, height=data.SIZE,
+             width=data.SIZE, num_inference_steps=s, generator=torch.Generator().manual_seed(0))  # warm
+        t0 = time.perf_counter()
+        frames = pipe("a red circle moving right on a black background", num_frames=NUM_FRAMES_ARG,
+                      height=data.SIZE, width=data.SIZE, num_inference_steps=s,
+                      generator=torch.Generator().manual_seed(0)).frames[0]
+        t1 = time.perf_counter()
+        mp4 = None
+        try:
+            import imageio_ffmpeg
+
+            path = "/tmp/_anystep_bench.mp4"
+            u8 = (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+            w = imageio_ffmpeg.write_frames(path, (data.SIZE, data.SIZE), fps=16, codec="libx264",
+                                            pix_fmt_out="yuv420p", macro_block_size=1,
+                                            output_params=["-preset", "veryfast", "-crf", "23"])
+            w.send(None)
+            for f in u8:
+                w.send(np.ascontiguousarray(f))
+            w.close()
+            mp4 = time.perf_counter() - t1
+        except Exception:  # noqa: BLE001 - timing is best effort
+            pass
+        res[s] = {"render_s": round(t1 - t0, 3), "mp4_s": None if mp4 is None else round(mp4, 3)}
+    return res
+
+
+def plot(results, steps, path: Path):
+    """2x2 panels (one per metric): score vs steps, student and teacher, seen (solid) / held-out (dashed)."""
+    from PIL import Image, ImageDraw
+
+    W, H, pad = 900, 640, 60
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    colours = {"student": (31, 119, 180), "teacher": (255, 127, 14)}
+    pw, ph = (W - 3 * pad) // 2, (H - 3 * pad) // 2
+    xs = np.log2(np.array(steps, float))
+    for m_i, metric in enumerate(METRICS):
+        ox = pad + (m_i % 2) * (pw + pad)
+        oy = pad + (m_i // 2) * (ph + pad)
+        d.rectangle([ox, oy, ox + pw, oy + ph], outline=(0, 0, 0))
+        d.text((ox + 4, oy - 16), f"{metric} (judge accuracy)", fill=(0, 0, 0))
+        for y in (0.0, 0.25, 0.5, 0.75, 1.0):
+            yy = oy + ph - y * ph
+            d.line([ox, yy, ox + pw, yy], fill=(225, 225, 225))
+            d.text((ox - 30, yy - 6), f"{y:.2f}", fill=(0, 0, 0))
+        for s, x in zip(steps, xs):
+            xx = ox + 10 + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (pw - 20)
+            d.text((xx - 4, oy + ph + 4), str(s), fill=(0, 0, 0))
+        for model, col in colours.items():
+            for split, dash in (("seen", False), ("held_out", True)):
+                row = results.get(model, {}).get(split)
+                if not row:
+                    continue
+                pts = [(ox + 10 + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (pw - 20),
+                        oy + ph - row[str(s)][metric] * ph) for s, x in zip(steps, xs) if str(s) in row]
+                for a, b in zip(pts, pts[1:]):
+                    if dash:
+                        for f in np.linspace(0, 1, 9)[::2]:
+                            p0 = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
+                            p1 = (a[0] + (b[0] - a[0]) * min(f + 0.125, 1), a[1] + (b[1] - a[1]) * min(f + 0.125, 1))
+                            d.line([p0, p1], fill=col, width=2)
+                    else:
+                        d.line([a, b], fill=col, width=3)
+                for p in pts:
+                    d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=col)
+    d.text((pad, 12), "AnyFlow Studio embedded model: judge score vs inference steps (x: steps, log scale)",
+           fill=(0, 0, 0))
+    lx = W - 330
+    for i, (model, col) in enumerate(colours.items()):
+        d.line([lx, 14 + 14 * i, lx + 30, 14 + 14 * i], fill=col, width=3)
+        d.text((lx + 36, 8 + 14 * i), f"{model}: solid seen, dashed held-out", fill=(0, 0, 0))
+    img.save(path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=str(REPO / "assets" / "models"))
+    ap.add_argument("--workdir", default=None, help="training work dir; output goes to <workdir>/bench")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--n", type=int, default=96)
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    ap.add_argument("--i2v-steps", type=int, nargs="+", default=[4, 8])
+    ap.add_argument("--only", choices=sorted(MODELS), default=None, help="benchmark one model only")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else Path(args.workdir or REPO / "runs") / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {"seen": data.eval_params(args.n, False), "held_out": data.eval_params(args.n, True)}
+    results: dict = {}
+    t_start = time.time()
+    for model, name in MODELS.items():
+        if args.only and model != args.only:
+            continue
+        folder = Path(args.models) / name
+        if not folder.exists():
+            print(f"{model}: {folder} missing, skipped")
+            continue
+        pipe = load(folder)
+        res = results[model] = {}
+        for split, params in splits.items():
+            res[split] = {}
+            for s in args.steps:
+                t0 = time.time()
+                res[split][str(s)] = score_batch(render(pipe, params, s), params)
+                res[split][str(s)]["seconds"] = round(time.time() - t0, 1)
+                print(f"{model:8s} {split:8s} {s:2d} steps: " + "  ".join(
+                    f"{m} {res[split][str(s)][m]:.3f}" for m in METRICS), flush=True)
+        res["i2v"] = {}
+        params = splits["seen"] + splits["held_out"]
+        video = first_frames(params)
+        for s in args.i2v_steps:
+            res["i2v"][str(s)] = score_batch(render(pipe, params, s, video=video), params)
+            print(f"{model:8s} I2V (first frame, {len(params)} clips) {s} steps: " + "  ".join(
+                f"{m} {res['i2v'][str(s)][m]:.3f}" for m in METRICS), flush=True)
+        res["timing"] = timings(pipe, args.steps)
+        res["bytes"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    lines = [f"Judge accuracy, {args.n} clips per cell (seen / held-out combinations), guidance_scale=1.0, "
+             f"64x64x17 (num_frames={NUM_FRAMES_ARG}), {torch.get_num_threads()} threads", "",
+             "| model | split | steps | " + " | ".join(METRICS) + " | all |",
+             "|---|---|---|" + "---|" * (len(METRICS) + 1)]
+    for model, res in results.items():
+        for split in ("seen", "held_out"):
+            for s in args.steps:
+                r = res[split][str(s)]
+                lines.append(f"| {model} | {split} | {s} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS)
+                             + f" | {r['all']:.2f} |")
+        for s in args.i2v_steps:
+            r = res["i2v"][str(s)]
+            lines.append(f"| {model} | I2V (first frame) | {s} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS)
+                         + f" | {r['all']:.2f} |")
+    lines += ["", "| model | steps | render s (pipeline incl. VAE decode) | mp4 s |", "|---|---|---|---|"]
+    for model, res in results.items():
+        for s, tm in res["timing"].items():
+            lines.append(f"| {model} | {s} | {tm['render_s']} | {tm['mp4_s']} |")
+    lines += ["", "| model | size MB |", "|---|---|"]
+    lines += [f"| {m} | {r['bytes'] / 1e6:.2f} |" for m, r in results.items()]
+    table = "\n".join(lines)
+    print(table)
+    (out / "any_step.md").write_text(table + "\n")
+    (out / "any_step.json").write_text(json.dumps(results, indent=2))
+    plot(results, args.steps, out / "any_step.png")
+    print(f"wrote {out / 'any_step.md'}, {out / 'any_step.json'}, {out / 'any_step.png'} "
+          f"({time.time() - t_start:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

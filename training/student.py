@@ -1,0 +1,217 @@
+"""Stage 3: the any-step flow-map student. ``python -m training.student [--workdir runs]``
+
+Distils the teacher into an ``AnyFlowTransformer3DModel`` that takes both t and r (update
+z_r = z_t - (sigma_t - sigma_r) u(z_t, t, r)):
+
+1. Trajectories: the teacher (EMA) integrates ``--traj`` ODEs on the pipeline's 16-step grid (with
+   classifier-free guidance ``--cfg``, folded into the student as NVIDIA's checkpoints do), conditioned like the
+   teacher was trained (T2V / I2V / V2V clean prefixes taken from real clips). Every grid point is kept.
+2. The 1, 2, 4, 8 and 16-step grids are nested in the 16-step one, so each segment [sigma_i, sigma_j] of any of
+   them has an exact mean-velocity target u = (z_i - z_j) / (sigma_i - sigma_j) from the same trajectory.
+   The student (initialised from the teacher, r-embedding switched on) regresses it at (z_i, t_i, r_j).
+Resumable: trajectories are stored in chunks under ``<workdir>/student/traj``; training from ``ckpt.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import torch
+
+from . import data
+from .common import (Log, atomic_torch_save, build_tokenizer, forward, grid_sigmas, save_json, silence_padding,
+                     text_states,
+                     tokenize, use_dedup_cross_attention, workdir)
+from .pool import build_or_load, captions_for
+from .sampling import encode_text, sample
+from .teacher import ema_update, export_intermediate, lr_at, sample_context_lengths
+from .vae import Codec
+
+GRIDS = (1, 2, 4, 8, 16)
+GRID_P = (0.25, 0.2, 0.2, 0.15, 0.2)
+FINE = 16
+
+
+def load_teacher(work):
+    from diffusers import AnyFlowTransformer3DModel
+    from transformers import UMT5EncoderModel
+
+    src = work / "teacher" / "ema"
+    tr = AnyFlowTransformer3DModel.from_pretrained(src / "transformer")
+    te = UMT5EncoderModel.from_pretrained(src / "text_encoder")
+    return tr, te, build_tokenizer()
+
+
+def make_trajectories(work, out, teacher, text_encoder, tokenizer, pool, args, log):
+    tdir = out / "traj"
+    tdir.mkdir(parents=True, exist_ok=True)
+    lat_pool, combo_pool = pool["latents"], pool["combo"]
+    chunk = args.traj_chunk
+    use_dedup_cross_attention(teacher, True)
+    teacher.eval()
+    uncond = encode_text(text_encoder, tokenizer, [""])
+    for c in range(0, args.traj, chunk):
+        f = tdir / f"{c:06d}.pt"
+        if f.exists():
+            continue
+        t0 = time.time()
+        g = torch.Generator().manual_seed(args.seed * 7919 + c)
+        n = min(chunk, args.traj - c)
+        idx = torch.randint(len(lat_pool), (n,), generator=g)
+        k = sample_context_lengths(n, g, lat_pool.shape[1])
+        states, bias = encode_text(text_encoder, tokenizer, captions_for(combo_pool[idx]))
+        noise = torch.randn((n,) + tuple(lat_pool.shape[1:]), generator=g)
+        clean = lat_pool[idx].float()
+        paths = torch.empty((n, FINE + 1) + tuple(lat_pool.shape[1:]), dtype=torch.float16)
+        for kk in k.unique().tolist():  # same prefix length per call (the pipeline's layout)
+            sel = (k == kk).nonzero().flatten()
+            ctx = clean[sel, :kk] if kk else None
+            _, path = sample(teacher, states[sel], bias[sel], noise[sel], FINE, ctx=ctx, mean_velocity=False,
+                             cfg=args.cfg, uncond=uncond, return_path=True)
+            paths[sel] = torch.stack(path, 1).half()
+        tmp = f.with_suffix(".tmp")
+        torch.save({"idx": idx, "k": k, "paths": paths}, tmp)
+        tmp.replace(f)
+        log(f"trajectories {c + n}/{args.traj} ({time.time() - t0:.1f}s for {n})")
+    parts = [torch.load(tdir / f"{c:06d}.pt") for c in range(0, args.traj, chunk)]
+    return {key: torch.cat([p[key] for p in parts]) for key in ("idx", "k", "paths")}
+
+
+def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=(1, 2, 4, 8), seed=0):
+    from studio.judge import score_batch
+
+    params = data.eval_params(n, False, seed=seed)
+    states, bias = encode_text(text_encoder, tokenizer, [p.caption for p in params])
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, data.FRAMES, 16, 8, 8, generator=g)
+    use_dedup_cross_attention(transformer, True)
+    res = {}
+    for s in steps:
+        res[s] = score_batch(list(codec.decode(sample(transformer, states, bias, noise, s))), params)
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--traj", type=int, default=1024)
+    ap.add_argument("--traj-chunk", type=int, default=64)
+    ap.add_argument("--cfg", type=float, default=1.5)
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--pool", type=int, default=2048, help="size of the narrow pool (prefixes, captions)")
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--export-every", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    args, _ = ap.parse_known_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    work = workdir(args.workdir)
+    out = work / "student"
+    out.mkdir(parents=True, exist_ok=True)
+    log = Log(out / "log.txt")
+    codec = Codec.load(work / "vae" / "codec.npz")
+    pool = build_or_load(work, codec, args.pool, args.seed, log, variation="narrow")
+    teacher, text_encoder, tokenizer = load_teacher(work)
+    text_encoder.requires_grad_(False)
+    t0 = time.time()
+    traj = make_trajectories(work, out, teacher, text_encoder, tokenizer, pool, args, log)
+    log(f"{len(traj['idx'])} trajectories ready ({time.time() - t0:.0f}s), cfg {args.cfg}")
+    del teacher
+
+    student, _, _ = load_teacher(work)
+    student.condition_embedder.delta_embedder.linear_1.weight.requires_grad_(True)
+    silence_padding(student, init=False)
+    use_dedup_cross_attention(student, True)
+    ema = copy.deepcopy(student)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    step = 0
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt, weights_only=False)
+        student.load_state_dict(st["student"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        log(f"resumed from step {step}")
+
+    with torch.no_grad():
+        all_caps = captions_for(pool["combo"][traj["idx"]])
+    sig = grid_sigmas(FINE)
+    paths, ks, n_traj = traj["paths"], traj["k"], len(traj["idx"])
+    clean_ctx = pool["latents"]
+    frames = paths.shape[2]
+
+    def save(final=False):
+        atomic_torch_save({"step": step, "student": student.state_dict(), "ema": ema.state_dict(),
+                           "opt": opt.state_dict(), "args": vars(args)}, ckpt)
+        use_dedup_cross_attention(ema, False)
+        ema.save_pretrained(out / "ema" / "transformer")
+        use_dedup_cross_attention(ema, True)
+        save_json(out / "ema" / "step.json", {"step": step, "final": final, "cfg": args.cfg})
+
+    t_last, losses = time.time(), []
+    student.train()
+    while step < args.iters:
+        g = torch.Generator().manual_seed(args.seed * 1_000_033 + step)
+        b = args.batch
+        j = torch.randint(n_traj, (b,), generator=g)
+        grid = torch.tensor(GRIDS)[torch.multinomial(torch.tensor(GRID_P), b, replacement=True, generator=g)]
+        seg = (torch.rand(b, generator=g) * grid).long()
+        hop = FINE // grid
+        i0, i1 = seg * hop, (seg + 1) * hop
+        z_i = paths[j, i0].float()
+        z_j = paths[j, i1].float()
+        s0, s1 = sig[i0], sig[i1]
+        target = (z_i - z_j) / (s0 - s1).view(-1, 1, 1, 1, 1)
+        k = ks[j]
+        fr = torch.arange(frames).view(1, -1)
+        is_ctx = fr < k.view(-1, 1)
+        t = (s0.view(-1, 1) * 1000).expand(-1, frames).clone()
+        r = (s1.view(-1, 1) * 1000).expand(-1, frames).clone()
+        t[is_ctx] = 0.0
+        # prefix frames of the stored path already hold the clean context latents
+        ids, mask = tokenize(tokenizer, [all_caps[int(q)] for q in j])
+        with torch.no_grad():
+            states, bias = text_states(text_encoder, ids, mask)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.iters, args.lr, args.warmup)
+        pred = forward(student, z_i, t, r, states, bias)
+        w = (~is_ctx).float()[..., None, None, None]
+        loss = (((pred.float() - target) ** 2) * w).sum() / (w.sum() * z_i[0, 0].numel())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        step += 1
+        ema_update(ema, student, min(args.ema, (1 + step) / (10 + step)))
+        losses.append(loss.item())
+        if step % 25 == 0:
+            dt = (time.time() - t_last) / 25
+            t_last = time.time()
+            log(f"step {step} loss {np.mean(losses[-25:]):.4f} lr {opt.param_groups[0]['lr']:.2e} {dt:.2f}s/it")
+        if step % args.ckpt_every == 0 or step == args.iters:
+            save(final=step == args.iters)
+            log(f"checkpoint at step {step}")
+        if args.export_every and step % args.export_every == 0 and step < args.iters:
+            export_intermediate(work, log)
+        if args.eval_every and (step % args.eval_every == 0 or step == args.iters):
+            ema.eval()
+            res = quick_eval(ema, text_encoder, tokenizer, codec)
+            for s, sc in res.items():
+                log(f"eval (EMA, {s} steps, 32 seen clips): " + ", ".join(
+                    f"{m} {sc[m]:.2f}" for m in ("colour", "background", "direction", "shape")))
+    save_json(out / "done.json", {"step": step, "cfg": args.cfg, "traj": n_traj})
+    log("student done")
+
+
+if __name__ == "__main__":
+    main()
