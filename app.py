@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="renders run at once; the rest wait in the queue and see their place (default 1)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
                    help="largest upload accepted (default 200 MB)")
+    p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default=None,
+                   help="GPU memory mode (default auto: picked from free memory and the model's needs)")
+    p.add_argument("--vae-tiling", choices=["auto", "on", "off"], default=None, help="tile the VAE decode")
+    p.add_argument("--memory-budget", type=float, default=None, metavar="GB", help="memory for loaded models")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="regionally compile the transformer blocks (GPU; slower first render)")
     return p
 
 
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         args.host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")  # the Space's proxy must reach the app
     try:
         studio = Studio.open(data_dir=args.data_dir, default_model=default_model, device=args.device,
-                             allow_download=allow_download, space=True if space_mode else None)
+                             allow_download=allow_download, space=True if space_mode else None,
+                             offload=args.offload, vae_tiling=args.vae_tiling, memory_budget_gb=args.memory_budget,
+                             compile=None if space_mode else args.compile)
         studio.registry.get(studio.settings.default_model)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
