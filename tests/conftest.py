@@ -87,3 +87,29 @@ def sample_media(tmp_path_factory):
         clip[t, 10:30, 2 * t : 2 * t + 16] = (255, 0, 0)
     video = media.write_video(clip, root / "clip.mp4", fps=8)
     return {"image": image, "video": video}
+
+
+def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | None = None,
+               max_upload_mb: float = 200, policies: str | None = None, space: bool = False):
+    """Open a Studio under ``root`` (on the tiny test models when given), build the UI and launch it in-process
+    on 127.0.0.1. Returns (demo, url, studio); the caller closes both."""
+    from studio.ui import build_app, launch_options
+    from studio.ui.serving import set_concurrency
+
+    root.mkdir(parents=True, exist_ok=True)
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    settings = {"data_dir": data, "device": "cpu", "space": space}
+    if tiny_dirs is not None:
+        models = root / "models.toml"
+        models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
+        settings.update(default_model="t-far", models_file=models)
+    if policies:
+        (data / "policies.toml").write_text(policies, encoding="utf-8")
+    studio = Studio.open(Settings(**settings))
+    demo = build_app(studio)
+    demo = set_concurrency(demo, concurrency) if concurrency else demo.queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                            **launch_options(studio, max_upload_mb=max_upload_mb))
+    assert url.startswith("http://127.0.0.1:")
+    return demo, url, studio

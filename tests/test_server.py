@@ -19,13 +19,11 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 from gradio_client.utils import Status  # noqa: E402
 
-from conftest import _models_toml  # noqa: E402
+from conftest import launch_app  # noqa: E402
 from studio import media, space  # noqa: E402
-from studio.config import Settings  # noqa: E402
 from studio.render import RenderRequest  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.ui import build_app, guard, launch_options  # noqa: E402
-from studio.ui.serving import auto_concurrency, render_concurrency, set_concurrency  # noqa: E402
+from studio.ui import guard  # noqa: E402
+from studio.ui.serving import auto_concurrency, render_concurrency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
@@ -33,15 +31,7 @@ UPLOAD_LIMIT_MB = 1
 
 
 def _launch(root, tiny_dirs, concurrency=CONCURRENCY, space_mode=False, max_upload_mb=UPLOAD_LIMIT_MB):
-    models = root / "models.toml"
-    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
-    studio = Studio.open(Settings(data_dir=root / "data", default_model="t-far", models_file=models, device="cpu",
-                                  space=space_mode))
-    demo = set_concurrency(build_app(studio), concurrency)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                            **launch_options(studio, max_upload_mb=max_upload_mb))
-    assert url.startswith("http://127.0.0.1:")
-    return demo, url, studio
+    return launch_app(root, tiny_dirs, concurrency=concurrency, max_upload_mb=max_upload_mb, space=space_mode)
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from conftest import _models_toml  # noqa: E402
-from studio.config import Settings  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.ui import build_app, launch_options  # noqa: E402
+from conftest import launch_app  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile  # noqa: E402
@@ -28,12 +25,7 @@ TRACEBACK_MARKS = ("Traceback", 'File "', "Error:", "has raised an exception", "
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_dirs):
     root = tmp_path_factory.mktemp("ui-bad")
-    models = root / "models.toml"
-    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
-    studio = Studio.open(Settings(data_dir=root / "data", default_model="t-far", models_file=models, device="cpu"))
-    demo = build_app(studio)
-    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                                    **launch_options(studio))
+    demo, url, studio = launch_app(root, tiny_dirs)
     files = {"image": hostile.make_images(root / "img"), "video": _videos(root / "vid")}
     yield Client(url, verbose=False), studio, files
     demo.close()

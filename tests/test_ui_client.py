@@ -8,11 +8,10 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from conftest import _models_toml  # noqa: E402
-from studio.config import ASSETS_DIR, Settings  # noqa: E402
+from conftest import launch_app  # noqa: E402
+from studio.config import ASSETS_DIR  # noqa: E402
 from studio.history import Query  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.ui import build_app, format as fmt, launch_options  # noqa: E402
+from studio.ui import format as fmt  # noqa: E402
 
 PROMPT = "a red circle moving left on a black background"
 EXAMPLE_IMAGE = ASSETS_DIR / "examples" / "red_circle_on_black.png"
@@ -25,13 +24,7 @@ def app(tmp_path_factory, tiny_dirs):
         import runpy
 
         runpy.run_path(str(ASSETS_DIR.parent / "scripts" / "make_examples.py"), run_name="__main__")
-    root = tmp_path_factory.mktemp("ui")
-    models = root / "models.toml"
-    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
-    studio = Studio.open(Settings(data_dir=root / "data", default_model="t-far", models_file=models, device="cpu"))
-    demo = build_app(studio)
-    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                                    **launch_options(studio))
+    demo, url, studio = launch_app(tmp_path_factory.mktemp("ui"), tiny_dirs)
     client = Client(url, verbose=False)
     yield client, studio
     demo.close()

@@ -13,13 +13,12 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from conftest import _models_toml  # noqa: E402
+from conftest import launch_app  # noqa: E402
 from studio import space  # noqa: E402
 from studio.boards import BoardStore  # noqa: E402
-from studio.config import ASSETS_DIR, Settings  # noqa: E402
+from studio.config import ASSETS_DIR  # noqa: E402
 from studio.history import Query  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.ui import analytics, build_app, launch_options  # noqa: E402
+from studio.ui import analytics  # noqa: E402
 
 POLICIES = """
 [policies.preview]
@@ -30,18 +29,7 @@ steps = 2
 
 
 def _launch(root, tiny_dirs, space_mode=False):
-    root.mkdir(parents=True, exist_ok=True)
-    models = root / "models.toml"
-    models.write_text(_models_toml(tiny_dirs), encoding="utf-8")
-    data = root / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "policies.toml").write_text(POLICIES, encoding="utf-8")
-    studio = Studio.open(Settings(data_dir=data, default_model="t-far", models_file=models, device="cpu",
-                                  space=space_mode))
-    demo = build_app(studio)
-    _, url, _ = demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                                    **launch_options(studio))
-    return demo, url, studio
+    return launch_app(root, tiny_dirs, policies=POLICIES, space=space_mode)
 
 
 @pytest.fixture(scope="module")
