@@ -114,8 +114,17 @@ class BoardStore:
         bad = set(changes) - allowed
         if bad:
             raise StudioError(f"Boards have no field(s) {', '.join(sorted(bad))}.")
+        board = self.get(board_id)
         with self._lock, self.db.conn:
             self.db["boards"].update(board_id, dict(changes, updated_at=_now()))
+            # Renders made under the old setting no longer count: a new model invalidates every render,
+            # a new preview / final policy that stage's renders (so a resumed batch redoes them).
+            if "model" in changes and changes["model"] != board.model:
+                self.db.execute("UPDATE shots SET preview_id = NULL, final_id = NULL WHERE board_id = ?", [board_id])
+            for stage in STAGES:
+                key = f"{stage}_policy"
+                if key in changes and changes[key] != getattr(board, key):
+                    self.db.execute(f"UPDATE shots SET {stage}_id = NULL WHERE board_id = ?", [board_id])
         return self.get(board_id)
 
     def delete(self, board_id: str) -> None:

@@ -162,3 +162,18 @@ def test_board_file_rerun_keeps_finished_shots(boards, tmp_path):
     again = boards.import_file(path)  # same file, same board: renders and random seeds kept
     assert again.id == board.id and [s.preview_id for s in again.shots] == [s.preview_id for s in boards.boards.get(board.id).shots]
     assert boards.pending(again, "preview") == ([], again.shots)
+
+
+def test_changing_model_or_policy_invalidates_the_renders_it_made(boards):
+    board = _board(boards, 2)
+    list(boards.run(board.id, "preview"))
+    for shot in board.shots:
+        boards.boards.approve(shot.id)
+    list(boards.run(board.id, "final"))
+    same = boards.boards.update(board.id, name="renamed", final_policy="final")  # no real change: renders kept
+    assert all(s.preview_id and s.final_id for s in same.shots)
+    repolicied = boards.boards.update(board.id, final_policy="tiny-final")
+    assert all(s.preview_id and not s.final_id for s in repolicied.shots)  # finals redone at the new policy
+    assert len(boards.pending(repolicied, "final")[0]) == 2
+    remodelled = boards.boards.update(board.id, model="t-bidi")
+    assert all(not s.preview_id and not s.final_id for s in remodelled.shots)
