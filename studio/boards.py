@@ -19,6 +19,10 @@ from .render import MAX_SEED
 # Fields that change what a shot renders: editing any of them invalidates its renders.
 RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames")
 STAGES = ("preview", "final")
+_RESET_STAGE = {  # literal statements: no SQL is built from values
+    "preview": "UPDATE shots SET preview_id = NULL WHERE board_id = ?",
+    "final": "UPDATE shots SET final_id = NULL WHERE board_id = ?",
+}
 
 
 @dataclass
@@ -121,10 +125,10 @@ class BoardStore:
             # a new preview / final policy that stage's renders (so a resumed batch redoes them).
             if "model" in changes and changes["model"] != board.model:
                 self.db.execute("UPDATE shots SET preview_id = NULL, final_id = NULL WHERE board_id = ?", [board_id])
-            for stage in STAGES:
+            for stage, reset in _RESET_STAGE.items():
                 key = f"{stage}_policy"
                 if key in changes and changes[key] != getattr(board, key):
-                    self.db.execute(f"UPDATE shots SET {stage}_id = NULL WHERE board_id = ?", [board_id])
+                    self.db.execute(reset, [board_id])
         return self.get(board_id)
 
     def delete(self, board_id: str) -> None:
