@@ -151,24 +151,25 @@ def context_preview(studio, video, model_id, frames, resolution):
         spec = studio.registry.get(model_id)
         if not spec.serves("v2v"):
             return "", hidden
-        clip, src_fps = media.read_video(video, max_frames=2000)
-        idx = media.resample_indices(len(clip), src_fps, spec.fps)
         total = int(frames) if frames else spec.frames
+        width, height = fmt.parse_resolution(resolution)
+        width, height = width or spec.width, height or spec.height
+        # Only what a render could keep: at most `total` frames, already at the model's fps and size
+        # (the same bounded decode the engine uses, so a 4K or hours-long clip costs no more).
+        clip = media.read_clip(video, width, height, spec.fps, max_frames=total)
         req = RenderRequest(prompt="-", mode="v2v", model=spec.id, frames=total, video=str(video))
-        keep = studio.engine.context_frames_for(req, len(idx))
+        keep = studio.engine.context_frames_for(req, len(clip))
     except StudioError as exc:
         return f"⚠ {exc}", hidden
     if keep == 0:
-        return (f"⚠ This clip is too short to continue: {len(idx)} frame(s) at {spec.fps} fps. "
+        return (f"⚠ This clip is too short to continue: {len(clip)} frame(s) at {spec.fps} fps. "
                 f"A {total}-frame render needs at least 1 context frame plus room to continue.", hidden)
-    width, height = fmt.parse_resolution(resolution)
-    width, height = width or spec.width, height or spec.height
     step = max(1, -(-keep // MAX_CONTEXT_THUMBS))
     shown = list(range(0, keep, step))
     if shown[-1] != keep - 1:
         shown.append(keep - 1)
-    thumbs = [(media.fit_frame(clip[idx[i]], width, height), f"frame {i + 1}") for i in shown]
-    text = (f"**Context:** the first **{keep}** of the clip's {len(idx)} frames (read at {spec.fps} fps, "
+    thumbs = [(clip[i], f"frame {i + 1}") for i in shown]
+    text = (f"**Context:** the clip's first **{keep}** frames (read at {spec.fps} fps, "
             f"cropped to {width}×{height}); the model continues them to {total} frames, "
             f"{total - keep} new.")
     return text, gr.Gallery(value=thumbs, visible=True)
