@@ -16,6 +16,7 @@ from .errors import StudioError, UnknownModel
 MODES = ("t2v", "i2v", "v2v")
 FAMILIES = ("bidirectional", "causal")
 SOURCE_KINDS = ("embedded", "local", "hub")
+T2V_STRATEGIES = ("direct", "keyframe")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class ModelSpec:
     fps: int = 16
     temporal_factor: int = 4  # frames per latent frame: valid frame counts are temporal_factor*n + 1
     memory_gb: float = 0.0
+    # How text-to-video runs: "direct" (one pipeline call from noise) or "keyframe" (the first frame alone, then the
+    # clip continued from it as image-to-video, in the same model; for models without an absolute frame anchor)
+    t2v: str = "direct"
     license: str = ""
     notes: str = ""
     path: str | None = None  # optional local folder holding a hub model's files
@@ -90,6 +94,10 @@ def _spec_from_table(model_id: str, table: dict, origin: str) -> ModelSpec:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise StudioError(f"{origin}: model '{model_id}' has unknown modes {bad}; use {', '.join(MODES)}")
+    if table.get("t2v", "direct") not in T2V_STRATEGIES:
+        raise StudioError(f"{origin}: model '{model_id}' t2v must be one of {', '.join(T2V_STRATEGIES)}")
+    if table.get("t2v") == "keyframe" and (family != "bidirectional" or "i2v" not in modes):
+        raise StudioError(f"{origin}: model '{model_id}' t2v = \"keyframe\" needs a bidirectional model that serves i2v")
     values = dict(table, modes=modes)
     return ModelSpec(id=model_id, origin=origin, **values)
 

@@ -331,6 +331,24 @@ class RenderEngine:
                 extra["video"] = video
         return extra
 
+    @staticmethod
+    def _keyframe(pipe, embeds, noise, steps, req, plan, index, calls, state, cancel, emit):
+        """The first frame of a keyframe-first T2V render: a one-frame call on the first frame of the render's own
+        noise, at the same step budget. Returns its latents in the pipeline's context layout (B, 1, C, h, w)."""
+        def on_step(_pipe, i, _t, kwargs):
+            if cancel.is_set():
+                raise RenderCancelled()
+            state["done"] += 1
+            fraction = (sum(plan.budgets[:index]) + steps * state["done"] / calls) / sum(plan.budgets)
+            emit(Progress(index, steps, state["done"], calls, fraction))
+            return {}
+
+        one = 0 if pipe.vae_scale_factor_temporal == 1 else 1  # AnyFlowPipeline adds one frame at tf == 1
+        out = pipe(**embeds, latents=noise[:, :, :1].clone(), height=req.height, width=req.width, num_frames=one,
+                   num_inference_steps=steps, guidance_scale=req.guidance_scale, output_type="latent",
+                   callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=[])
+        return out.frames.permute(0, 2, 1, 3, 4)
+
     def _render_budget(self, job, index, steps, pipe, embeds, extra, rid, first, emit, cancel) -> Result:
         import torch
         from diffusers.utils.torch_utils import randn_tensor
@@ -342,13 +360,16 @@ class RenderEngine:
         partition = extra.get("chunk_partition")
         context = extra["video_latents"].shape[1] if "video_latents" in extra else 0
         context_chunks = (len(partition) - chunks.generated_chunks(partition, context)) if partition else 0
-        calls = steps * (len(partition) - context_chunks) if partition else steps
+        num_frames = req.frames - 1 if tf == 1 else req.frames  # AnyFlowPipeline adds one frame at tf == 1
+        latent_t = (num_frames - 1) // tf + 1 if tf > 1 else num_frames + 1
+        # Keyframe-first T2V (registry t2v = "keyframe"): the first frame alone, then the clip continued from it.
+        keyframe = (req.mode == "t2v" and partition is None and latent_t > 1 and "video" not in extra
+                    and self.spec_for(req).t2v == "keyframe")
+        calls = steps * (len(partition) - context_chunks) if partition else steps * (2 if keyframe else 1)
         stream = job.stream_chunks and partition is not None and not getattr(pipe.vae, "use_tiling", False)
 
         # Our own initial noise, drawn exactly as the pipeline would draw it, so previews know z_t at step 0.
         generator = torch.Generator("cpu").manual_seed(req.seed)
-        num_frames = req.frames - 1 if tf == 1 else req.frames  # AnyFlowPipeline adds one frame at tf == 1
-        latent_t = (num_frames - 1) // tf + 1 if tf > 1 else num_frames + 1
         shape = (1, pipe.transformer.config.in_channels, latent_t, req.height // pipe.vae_scale_factor_spatial,
                  req.width // pipe.vae_scale_factor_spatial)
         noise = randn_tensor(shape, generator=generator, device=pipe._execution_device, dtype=torch.float32)
@@ -398,6 +419,9 @@ class RenderEngine:
             return {}
 
         t_call = time.perf_counter()
+        if keyframe:
+            extra = dict(extra, video_latents=self._keyframe(pipe, embeds, noise, steps, req, plan, index, calls,
+                                                               state, cancel, emit))
         output = pipe(
             **embeds,
             **extra,

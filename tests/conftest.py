@@ -25,9 +25,12 @@ NATIVE = dict(height=32, width=32, frames=9, fps=8)
 
 def _models_toml(folders: dict[str, Path]) -> str:
     lines = []
+    # the tiny bidirectional weights once more, as a keyframe-first T2V model (like the embedded shapes model)
+    folders = dict(folders, **{"t-bidi-kf": (folders["t-bidi"][0], folders["t-bidi"][1], ("t2v", "i2v", "v2v"))})
     for model_id, (family, folder, modes) in folders.items():
         lines += [
             f'[models."{model_id}"]',
+            *(['t2v = "keyframe"'] if model_id.endswith("-kf") else []),
             f'source = "local:{folder.as_posix()}"',
             f'family = "{family}"',
             f"modes = {list(modes)!r}".replace("'", '"'),

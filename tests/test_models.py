@@ -145,6 +145,12 @@ def test_user_registry_file_adds_and_overrides(tmp_path):
     bad.write_text('[models.x]\nsource = "ftp:nope"\n')
     with pytest.raises(Exception, match="embedded:, local: or hub:"):
         Registry.load(bad)
+    for table, message in [('t2v = "sometimes"', "t2v must be one of direct, keyframe"),
+                           ('t2v = "keyframe"\nmodes = ["t2v"]', "needs a bidirectional model that serves i2v"),
+                           ('t2v = "keyframe"\nfamily = "causal"\nmodes = ["t2v", "i2v"]', "needs a bidirectional")]:
+        bad.write_text(f'[models.x]\nsource = "local:/x"\n{table}\n')
+        with pytest.raises(Exception, match=message):
+            Registry.load(bad)
 
 
 def test_builtin_registry_describes_nvidia_checkpoints():

@@ -3,6 +3,7 @@ it writes loads through the stock diffusers pipelines. Also the judge on ground-
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -65,9 +66,10 @@ def work(tmp_path_factory):
     vae.main(["--workdir", str(w), "--clips", "16"])
     tiny = ["--workdir", str(w), "--pool", "32", "--batch", "2", "--ckpt-every", "2", "--eval-every", "0"]
     phases = ["--narrow-pool", "32", "--narrow-from", "2"]  # both data phases
-    teacher.main(tiny + phases + ["--iters", "2", "--warmup", "1"])
-    teacher.main(tiny + phases + ["--iters", "3", "--warmup", "1"])  # resumes from step 2
-    student.main(tiny + ["--iters", "2", "--warmup", "1", "--traj", "4", "--traj-chunk", "2"])
+    teacher.main(tiny + phases + ["--iters", "2", "--warmup", "1", "--t2i-batch", "2"])
+    teacher.main(tiny + phases + ["--iters", "3", "--warmup", "1", "--t2i-batch", "2"])  # resumes from step 2
+    student.main(tiny + ["--iters", "2", "--warmup", "1", "--traj", "4", "--traj-chunk", "2", "--traj-keyframes", "3",
+                         "--kf-batch", "2"])
     export.main(["--workdir", str(w), "--dest", str(w / "assets")])
     return w
 
@@ -94,7 +96,22 @@ def test_stages_checkpoint_and_resume(work):
     assert torch.load(work / "teacher" / "ckpt.pt", weights_only=False)["step"] == 3
     assert "resumed from step 2" in (work / "teacher" / "log.txt").read_text()
     assert torch.load(work / "student" / "ckpt.pt", weights_only=False)["step"] == 2
-    assert len(list((work / "student" / "traj").glob("*.pt"))) == 2
+    assert len(list((work / "student" / "traj").glob("0*.pt"))) == 2
+    kf = torch.load(work / "student" / "traj" / "keyframes.pt")
+    assert kf["paths"].shape[:3] == (3, 17, 1)  # 3 single-frame paths, 16 steps + the noise
+
+
+def test_student_segments_feed_the_clean_prefix_like_the_pipeline():
+    from training.student import segment_batch
+
+    paths = torch.randn(3, 17, 5, 16, 2, 2)  # (trajectory, grid point, frame, C, h, w)
+    ks = torch.tensor([0, 1, 3])
+    j, i0, i1 = torch.tensor([2, 1, 0]), torch.tensor([0, 0, 8]), torch.tensor([16, 4, 12])
+    z_i, z_j, is_ctx = segment_batch(paths, ks, j, i0, i1)
+    assert is_ctx.tolist() == [[True] * 3 + [False] * 2, [True] + [False] * 4, [False] * 5]
+    assert torch.equal(z_i[0, :3], paths[2, -1, :3]) and torch.equal(z_i[0, 3:], paths[2, 0, 3:])
+    assert torch.equal(z_i[1, :1], paths[1, -1, :1]) and torch.equal(z_j[1, 1:], paths[1, 4, 1:])
+    assert torch.equal(z_i[2], paths[0, 8]) and torch.equal(z_j[2], paths[0, 12])
 
 
 def test_training_forward_matches_the_pipeline(work):
@@ -139,3 +156,20 @@ def test_exported_folders_reload_offline_and_render(work, name):
                   num_frames=16, height=64, width=64, num_inference_steps=2).frames[0]
     assert frames.shape == (17, 64, 64, 3)
     assert np.abs(frames[0] - first[0].numpy()).mean() < 0.03  # I2V keeps the first frame (through the codec)
+
+
+def test_any_step_bench_runs_on_the_exported_folders(work, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("any_step", ROOT / "bench" / "any_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--models", str(work / "assets"), "--out", str(tmp_path), "--n", "2", "--steps", "1", "2",
+                "--i2v-steps", "1"])
+    table = (tmp_path / "any_step.md").read_text()
+    for row in ("| student | seen | 2 |", "| teacher | held_out | 1 |", "| student | seen, one-call T2V | 1 |",
+                "| teacher | I2V (first frame) | 1 |"):
+        assert row in table
+    res = json.loads((tmp_path / "any_step.json").read_text())
+    assert res["student"]["seen"]["2"]["n"] == 2 and res["student"]["timing"]["2"]["render_s"] > 0
+    assert (tmp_path / "any_step.png").stat().st_size > 1000

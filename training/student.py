@@ -77,7 +77,68 @@ def make_trajectories(work, out, teacher, text_encoder, tokenizer, pool, args, l
         tmp.replace(f)
         log(f"trajectories {c + n}/{args.traj} ({time.time() - t0:.1f}s for {n})")
     parts = [torch.load(tdir / f"{c:06d}.pt") for c in range(0, args.traj, chunk)]
-    return {key: torch.cat([p[key] for p in parts]) for key in ("idx", "k", "paths")}
+    traj = {key: torch.cat([p[key] for p in parts]) for key in ("idx", "k", "paths")}
+    # Keyframe trajectories: first frames alone (one latent frame, no prefix), the first half of keyframe-first T2V.
+    f = tdir / "keyframes.pt"
+    if args.traj_keyframes and not f.exists():
+        t0 = time.time()
+        g = torch.Generator().manual_seed(args.seed * 7919 + 104729)
+        n = args.traj_keyframes
+        idx = torch.randint(len(lat_pool), (n,), generator=g)
+        noise = torch.randn((n, 1) + tuple(lat_pool.shape[2:]), generator=g)
+        paths = []
+        for c in range(0, n, 256):
+            states, bias = encode_text(text_encoder, tokenizer, captions_for(combo_pool[idx[c:c + 256]]))
+            _, path = sample(teacher, states, bias, noise[c:c + 256], FINE, mean_velocity=False, cfg=args.cfg,
+                             uncond=uncond, return_path=True)
+            paths.append(torch.stack(path, 1).half())
+        tmp = f.with_suffix(".tmp")
+        torch.save({"idx": idx, "paths": torch.cat(paths)}, tmp)
+        tmp.replace(f)
+        log(f"{n} keyframe trajectories ({time.time() - t0:.1f}s)")
+    if f.exists():
+        kf = torch.load(f)
+        traj["kf_idx"], traj["kf_paths"] = kf["idx"], kf["paths"]
+    return traj
+
+
+def segments(n, g):
+    """n random segments of the nested 1/2/4/8/16-step grids: (start, end) indices into the 16-step grid."""
+    grid = torch.tensor(GRIDS)[torch.multinomial(torch.tensor(GRID_P), n, replacement=True, generator=g)]
+    seg = (torch.rand(n, generator=g) * grid).long()
+    hop = FINE // grid
+    return seg * hop, (seg + 1) * hop
+
+
+def segment_batch(paths, ks, j, i0, i1):
+    """Start and end latents of segments [i0, i1] of stored paths j, and the mask of their clean prefix frames.
+
+    The first point of a stored path is the raw noise, prefix included; the pipeline feeds the clean context
+    latents at every step (prefix overwritten, timestep 0), and every later point of the path holds them, so the
+    prefix is taken from the path's last point."""
+    z_i = paths[j, i0].float()
+    z_j = paths[j, i1].float()
+    frames = paths.shape[2]
+    is_ctx = torch.arange(frames).view(1, -1) < ks[j].view(-1, 1)
+    m = is_ctx[..., None, None, None]
+    clean = paths[j, -1].float()
+    return torch.where(m, clean, z_i), torch.where(m, clean, z_j), is_ctx
+
+
+def keyframe_loss(student, text_encoder, tokenizer, traj, pool, sig, n, g):
+    """Mean-velocity regression on keyframe (single-frame) trajectory segments."""
+    j = torch.randint(len(traj["kf_idx"]), (n,), generator=g)
+    i0, i1 = segments(n, g)
+    z_i = traj["kf_paths"][j, i0].float()
+    z_j = traj["kf_paths"][j, i1].float()
+    target = (z_i - z_j) / (sig[i0] - sig[i1]).view(-1, 1, 1, 1, 1)
+    ids, mask = tokenize(tokenizer, captions_for(pool["combo"][traj["kf_idx"][j]]))
+    with torch.no_grad():
+        states, bias = text_states(text_encoder, ids, mask)
+    t = (sig[i0].view(-1, 1) * 1000)
+    r = (sig[i1].view(-1, 1) * 1000)
+    pred = forward(student, z_i, t, r, states, bias)
+    return ((pred.float() - target) ** 2).mean()
 
 
 def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=(1, 2, 4, 8), seed=0):
@@ -89,8 +150,9 @@ def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=(1, 2, 4
     noise = torch.randn(n, data.FRAMES, 16, 8, 8, generator=g)
     use_dedup_cross_attention(transformer, True)
     res = {}
-    for s in steps:
-        res[s] = score_batch(list(codec.decode(sample(transformer, states, bias, noise, s))), params)
+    for s in steps:  # keyframe-first T2V, the studio's T2V for this model
+        key = sample(transformer, states, bias, noise[:, :1].clone(), s)
+        res[s] = score_batch(list(codec.decode(sample(transformer, states, bias, noise, s, ctx=key))), params)
     return res
 
 
@@ -99,6 +161,9 @@ def main(argv=None):
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--traj", type=int, default=1024)
     ap.add_argument("--traj-chunk", type=int, default=64)
+    ap.add_argument("--traj-keyframes", type=int, default=1024, help="single-frame (keyframe) trajectories")
+    ap.add_argument("--kf-batch", type=int, default=16, help="keyframe segments per step, besides the clip batch")
+    ap.add_argument("--kf-weight", type=float, default=0.5)
     ap.add_argument("--cfg", type=float, default=1.5)
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=16)
@@ -147,7 +212,6 @@ def main(argv=None):
         all_caps = captions_for(pool["combo"][traj["idx"]])
     sig = grid_sigmas(FINE)
     paths, ks, n_traj = traj["paths"], traj["k"], len(traj["idx"])
-    clean_ctx = pool["latents"]
     frames = paths.shape[2]
 
     def save(final=False):
@@ -164,17 +228,10 @@ def main(argv=None):
         g = torch.Generator().manual_seed(args.seed * 1_000_033 + step)
         b = args.batch
         j = torch.randint(n_traj, (b,), generator=g)
-        grid = torch.tensor(GRIDS)[torch.multinomial(torch.tensor(GRID_P), b, replacement=True, generator=g)]
-        seg = (torch.rand(b, generator=g) * grid).long()
-        hop = FINE // grid
-        i0, i1 = seg * hop, (seg + 1) * hop
-        z_i = paths[j, i0].float()
-        z_j = paths[j, i1].float()
+        i0, i1 = segments(b, g)
+        z_i, z_j, is_ctx = segment_batch(paths, ks, j, i0, i1)
         s0, s1 = sig[i0], sig[i1]
         target = (z_i - z_j) / (s0 - s1).view(-1, 1, 1, 1, 1)
-        k = ks[j]
-        fr = torch.arange(frames).view(1, -1)
-        is_ctx = fr < k.view(-1, 1)
         t = (s0.view(-1, 1) * 1000).expand(-1, frames).clone()
         r = (s1.view(-1, 1) * 1000).expand(-1, frames).clone()
         t[is_ctx] = 0.0
@@ -187,6 +244,8 @@ def main(argv=None):
         pred = forward(student, z_i, t, r, states, bias)
         w = (~is_ctx).float()[..., None, None, None]
         loss = (((pred.float() - target) ** 2) * w).sum() / (w.sum() * z_i[0, 0].numel())
+        if args.kf_batch and "kf_paths" in traj:
+            loss = loss + args.kf_weight * keyframe_loss(student, text_encoder, tokenizer, traj, pool, sig, args.kf_batch, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], 1.0)
@@ -207,7 +266,7 @@ def main(argv=None):
             ema.eval()
             res = quick_eval(ema, text_encoder, tokenizer, codec)
             for s, sc in res.items():
-                log(f"eval (EMA, {s} steps, 32 seen clips): " + ", ".join(
+                log(f"eval (EMA, {s} steps, 32 seen clips, keyframe-first T2V): " + ", ".join(
                     f"{m} {sc[m]:.2f}" for m in ("colour", "background", "direction", "shape")))
     save_json(out / "done.json", {"step": step, "cfg": args.cfg, "traj": n_traj})
     log("student done")

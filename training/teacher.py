@@ -57,6 +57,25 @@ def sample_context_lengths(n, g, frames):
     return k.clamp(max=frames - 1)
 
 
+def keyframe_loss(transformer, text_encoder, tokenizer, src, n, g):
+    """Flow matching on first frames alone (one latent frame, no prefix): the keyframe that keyframe-first T2V
+    generates before continuing it as I2V (see the module docstring)."""
+    idx = torch.randint(len(src["latents"]), (n,), generator=g)
+    x0 = src["latents"][idx, :1].float()
+    caps = captions_for(src["combo"][idx])
+    drop = torch.rand(n, generator=g) < 0.1
+    caps = ["" if d else c for c, d in zip(caps, drop.tolist())]
+    ids, mask = tokenize(tokenizer, caps)
+    states, bias = text_states(text_encoder, ids, mask)
+    sig = sample_sigmas(n, g)
+    eps = torch.randn(x0.shape, generator=g)
+    s = sig.view(-1, 1, 1, 1, 1)
+    zt = (1 - s) * x0 + s * eps
+    t = (sig.view(-1, 1) * 1000)
+    pred = forward(transformer, zt, t, t.clone(), states, bias)
+    return ((pred.float() - (eps - x0)) ** 2).mean()
+
+
 def ema_update(ema, model, decay):
     with torch.no_grad():
         for pe, pm in zip(ema.parameters(), model.parameters()):
@@ -74,7 +93,7 @@ def lr_at(step, total, base, warmup, decay_frac=0.25):
     return base * (1.0 - 0.9 * min(1.0, (step - start) / max(1, total - start)))
 
 
-def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=8, seed=0, held_out=False):
+def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=8, seed=0, held_out=False, keyframe=False):
     """Judge scores of n clips sampled with the in-process sampler (EMA weights)."""
     from studio.judge import score_batch
 
@@ -85,7 +104,11 @@ def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=8, seed=
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, data.FRAMES, 16, 8, 8, generator=g)
     use_dedup_cross_attention(transformer, True)
-    lat = sample(transformer, states, bias, noise, steps)
+    if keyframe:  # keyframe-first T2V: the first frame alone, then the clip continued from it (I2V)
+        key = sample(transformer, states, bias, noise[:, :1].clone(), steps)
+        lat = sample(transformer, states, bias, noise, steps, ctx=key)
+    else:
+        lat = sample(transformer, states, bias, noise, steps)
     return score_batch(list(codec.decode(lat)), params)
 
 
@@ -113,6 +136,9 @@ def main(argv=None):
     ap.add_argument("--ckpt-every", type=int, default=150)
     ap.add_argument("--eval-every", type=int, default=600)
     ap.add_argument("--export-every", type=int, default=600, help="export assets/models folders (0: never)")
+    ap.add_argument("--t2i-batch", type=int, default=16,
+                    help="extra single-frame (first frame, no prefix) samples per step: the keyframe of T2V")
+    ap.add_argument("--t2i-weight", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave default)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -199,6 +225,8 @@ def main(argv=None):
         pred = forward(transformer, zt, t, r, states, bias)
         w = (~is_ctx).float()[..., None, None, None]
         loss = (((pred.float() - target) ** 2) * w).sum() / (w.sum() * x0[0, 0].numel())
+        if args.t2i_batch:
+            loss = loss + args.t2i_weight * keyframe_loss(transformer, text_encoder, tokenizer, src, args.t2i_batch, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -219,9 +247,10 @@ def main(argv=None):
             export_intermediate(work, log)
         if args.eval_every and (step % args.eval_every == 0 or step == args.iters):
             ema_tr.eval()
-            sc = quick_eval(ema_tr, ema_te, tokenizer, codec)
-            log("eval (EMA, 8 steps, 32 seen clips): " + ", ".join(f"{m} {sc[m]:.2f}" for m in
-                                                                   ("colour", "background", "direction", "shape")))
+            for kf in (False, True):
+                sc = quick_eval(ema_tr, ema_te, tokenizer, codec, keyframe=kf)
+                log(f"eval (EMA, 8 steps, 32 seen clips, {'keyframe-first' if kf else 'one call'} T2V): " + ", ".join(
+                    f"{m} {sc[m]:.2f}" for m in ("colour", "background", "direction", "shape")))
     save_json(out / "done.json", {"step": step})
     log("teacher done")
 
