@@ -65,11 +65,11 @@ def work(tmp_path_factory):
     w = tmp_path_factory.mktemp("runs")
     vae.main(["--workdir", str(w), "--clips", "16"])
     tiny = ["--workdir", str(w), "--pool", "32", "--batch", "2", "--ckpt-every", "2", "--eval-every", "0"]
-    phases = ["--narrow-pool", "32", "--narrow-from", "2"]  # both data phases
+    phases = ["--narrow-pool", "32", "--narrow-from", "2", "--free-pool", "16", "--free-from", "3"]  # all data phases
     teacher.main(tiny + phases + ["--iters", "2", "--warmup", "1", "--t2i-batch", "2"])
     teacher.main(tiny + phases + ["--iters", "3", "--warmup", "1", "--t2i-batch", "2"])  # resumes from step 2
     student.main(tiny + ["--iters", "2", "--warmup", "1", "--traj", "4", "--traj-chunk", "2", "--traj-keyframes", "3",
-                         "--kf-batch", "2"])
+                         "--kf-batch", "2", "--free-pool", "16"])
     export.main(["--workdir", str(w), "--dest", str(w / "assets")])
     return w
 

@@ -92,6 +92,9 @@ class ClipParams:
 VARIATION = {
     "wide": dict(size=(20, 26), travel=(24, 32), along=5, across=(20, 44)),
     "narrow": dict(size=(21, 24), travel=(26, 30), along=3, across=(27, 37)),
+    # "free": starts anywhere the object is whole, travels 16-30 px and may leave the frame. Teaches continuing a
+    # first frame in the caption's direction from wherever the object is (keyframe-first T2V, I2V from any image).
+    "free": dict(size=(21, 24), travel=(16, 30)),
 }
 
 
@@ -104,6 +107,9 @@ def sample_params(rng: np.random.Generator, combo=None, size: int = SIZE, variat
     s = size / 64.0
     obj = rng.uniform(*v["size"]) * s
     travel = rng.uniform(*v["travel"]) * s
+    if variation == "free":
+        x0, y0 = rng.uniform(obj / 2, size - obj / 2, 2)
+        return ClipParams(colour, shape, direction, background, float(obj), float(x0), float(y0), float(travel))
     along = size / 2 + rng.uniform(-v["along"], v["along"]) * s  # centre of the path along the motion axis
     across = rng.uniform(*v["across"]) * s  # position across the motion axis
     dx, dy = DIRECTIONS[direction]

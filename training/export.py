@@ -32,6 +32,16 @@ shape: circle, square, triangle; direction: left, right, up, down; background: b
   rounds `num_frames` up by one: pass `num_frames=16` to get 17 frames (it logs a warning).
 - `guidance_scale=1.0`, any `num_inference_steps` (1, 2, 4, 8, 16 measured).
 - Run the VAE in float32 or bfloat16, not float16.
+- **Text-to-video is keyframe-first** (the studio's registry says `t2v = "keyframe"`): the transformer has only
+  relative (rotary) positions, so a single call from noise gets the motion axis right but not its sign. Render the
+  first frame alone, then continue it as image-to-video, with the same noise:
+
+  ```python
+  noise = torch.randn(1, 16, 17, 8, 8, generator=torch.Generator().manual_seed(0))
+  kw = dict(height=64, width=64, num_inference_steps=8, guidance_scale=1.0)
+  key = pipe(prompt, latents=noise[:, :, :1].clone(), num_frames=0, output_type="latent", **kw).frames
+  video = pipe(prompt, latents=noise, video_latents=key.permute(0, 2, 1, 3, 4), num_frames=16, **kw).frames[0]
+  ```
 
 {extra}
 """

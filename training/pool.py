@@ -14,7 +14,7 @@ def build_or_load(work, codec: Codec, n: int, seed: int, log: Log, variation: st
     path = work / (f"pool_{n}_{seed}.pt" if variation == "wide" else f"pool_{variation}_{n}_{seed}.pt")
     if path.exists():
         return torch.load(path)
-    rng = np.random.default_rng([seed, 7] if variation == "wide" else [seed, 8])
+    rng = np.random.default_rng({"wide": [seed, 7], "narrow": [seed, 8]}.get(variation, [seed, 9]))
     lats, combos = [], []
     index = {c: i for i, c in enumerate(data.ALL_COMBOS)}
     for start in range(0, n, 256):

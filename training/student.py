@@ -171,6 +171,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--pool", type=int, default=2048, help="size of the narrow pool (prefixes, captions)")
+    ap.add_argument("--free-pool", type=int, default=0, help="clips of the free variation (0: none)")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--export-every", type=int, default=500)
@@ -185,6 +186,9 @@ def main(argv=None):
     log = Log(out / "log.txt")
     codec = Codec.load(work / "vae" / "codec.npz")
     pool = build_or_load(work, codec, args.pool, args.seed, log, variation="narrow")
+    if args.free_pool:  # prefixes from anywhere in the frame too, as the teacher's last phase
+        free = build_or_load(work, codec, args.free_pool, args.seed, log, variation="free")
+        pool = {key: torch.cat([pool[key], free[key]]) for key in ("latents", "combo")}
     teacher, text_encoder, tokenizer = load_teacher(work)
     text_encoder.requires_grad_(False)
     t0 = time.time()

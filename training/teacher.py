@@ -125,7 +125,7 @@ def export_intermediate(work, log):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--iters", type=int, default=6000)
+    ap.add_argument("--iters", type=int, default=6600)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=int, default=150)
@@ -133,6 +133,8 @@ def main(argv=None):
     ap.add_argument("--pool", type=int, default=4096)
     ap.add_argument("--narrow-from", type=int, default=0, help="step from which the narrow pool is used")
     ap.add_argument("--narrow-pool", type=int, default=2048)
+    ap.add_argument("--free-pool", type=int, default=0, help="clips of the free variation (0: none)")
+    ap.add_argument("--free-from", type=int, default=4300, help="step from which half the clips are free ones")
     ap.add_argument("--ckpt-every", type=int, default=150)
     ap.add_argument("--eval-every", type=int, default=600)
     ap.add_argument("--export-every", type=int, default=600, help="export assets/models folders (0: never)")
@@ -151,6 +153,9 @@ def main(argv=None):
     codec = Codec.load(work / "vae" / "codec.npz")
     pool = build_or_load(work, codec, args.pool, args.seed, log)
     narrow = build_or_load(work, codec, args.narrow_pool, args.seed, log, variation="narrow")
+    if args.free_pool:  # from --free-from on, half the clips come from the "free" variation
+        free = build_or_load(work, codec, args.free_pool, args.seed, log, variation="free")
+        mixed = {key: torch.cat([narrow[key], free[key]]) for key in ("latents", "combo")}
     frames = pool["latents"].shape[1]
 
     tokenizer = build_tokenizer()
@@ -200,6 +205,8 @@ def main(argv=None):
     while step < args.iters:
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         src = narrow if step >= args.narrow_from else pool
+        if args.free_pool and step >= args.free_from:
+            src = mixed
         lat_pool, combo_pool = src["latents"], src["combo"]
         idx = torch.randint(len(lat_pool), (args.batch,), generator=g)
         x0 = lat_pool[idx].float()
