@@ -22,6 +22,7 @@ class Progress:
     total: int  # transformer calls this budget needs (steps x generated chunks for FAR)
     fraction: float  # of the whole plan, 0..1
     kind: str = "progress"
+    stage: str = ""  # keyframe-first T2V: "first frame", then "clip"
 
 
 @dataclass

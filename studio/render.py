@@ -340,7 +340,7 @@ class RenderEngine:
                 raise RenderCancelled()
             state["done"] += 1
             fraction = (sum(plan.budgets[:index]) + steps * state["done"] / calls) / sum(plan.budgets)
-            emit(Progress(index, steps, state["done"], calls, fraction))
+            emit(Progress(index, steps, state["done"], calls, fraction, stage="first frame"))
             return {}
 
         one = 0 if pipe.vae_scale_factor_temporal == 1 else 1  # AnyFlowPipeline adds one frame at tf == 1
@@ -415,13 +415,14 @@ class RenderEngine:
             state["last"] = time.perf_counter()
             # weighted by steps: a 2-step preview is a small slice of a 2-then-8 plan
             fraction = (sum(plan.budgets[:index]) + steps * min(state["done"], calls) / calls) / sum(plan.budgets)
-            emit(Progress(index, steps, state["done"], calls, fraction))
+            emit(Progress(index, steps, state["done"], calls, fraction, stage="clip" if keyframe else ""))
             return {}
 
         t_call = time.perf_counter()
         if keyframe:
             extra = dict(extra, video_latents=self._keyframe(pipe, embeds, noise, steps, req, plan, index, calls,
                                                                state, cancel, emit))
+            init = torch.cat([extra["video_latents"].to(init), init[:, 1:]], 1)  # previews start from the keyframe
         output = pipe(
             **embeds,
             **extra,

@@ -170,6 +170,7 @@ def test_keyframe_first_t2v_renders_the_first_frame_then_continues_it(studio):
     res = [e for e in events if e.kind == "result"][0]
     progress = [e for e in events if e.kind == "progress"]
     assert [p.step for p in progress] == [1, 2, 3, 4] and {p.total for p in progress} == {4}
+    assert [p.stage for p in progress] == ["first frame"] * 2 + ["clip"] * 2
     assert progress[-1].fraction == pytest.approx(1.0)
 
     pipe = studio.models.get("t-bidi-kf").pipe

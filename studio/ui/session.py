@@ -112,7 +112,9 @@ def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress
                 yield Update("status", event.message, elapsed=elapsed)
             elif isinstance(event, Progress):
                 text = f"Rendering {role_name(plan, event.budget_index)} · step {event.step} of {event.total}"
-                if event.total != event.steps and event.steps and event.total % event.steps == 0:
+                if event.stage:  # keyframe-first T2V: the first frame alone, then the clip from it
+                    text += f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
+                elif event.total != event.steps and event.steps and event.total % event.steps == 0:
                     text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
                 # weight budgets by their steps: a 2-step preview is a small slice of a 2-then-8 plan
                 before = sum(plan.budgets[: event.budget_index])
