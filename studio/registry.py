@@ -35,6 +35,7 @@ class ModelSpec:
     # How text-to-video runs: "direct" (one pipeline call from noise) or "keyframe" (the first frame alone, then the
     # clip continued from it as image-to-video, in the same model; for models without an absolute frame anchor)
     t2v: str = "direct"
+    teacher: str = ""  # the model this one was distilled from: Compare can show the same budgets "before distillation"
     license: str = ""
     notes: str = ""
     path: str | None = None  # optional local folder holding a hub model's files

@@ -30,7 +30,7 @@ def _models_toml(folders: dict[str, Path]) -> str:
     for model_id, (family, folder, modes) in folders.items():
         lines += [
             f'[models."{model_id}"]',
-            *(['t2v = "keyframe"'] if model_id.endswith("-kf") else []),
+            *(['t2v = "keyframe"', 'teacher = "t-bidi"'] if model_id.endswith("-kf") else []),
             f'source = "local:{folder.as_posix()}"',
             f'family = "{family}"',
             f"modes = {list(modes)!r}".replace("'", '"'),

@@ -82,7 +82,7 @@ def test_t2v_preview_then_refine(app):
 
 def test_compare_returns_one_result_per_budget(app):
     client, studio = app
-    outs = outputs_of(client, "t-far", PROMPT, [1, 2, 4], 11, False, api_name="/compare")
+    outs = outputs_of(client, "t-far", PROMPT, [1, 2, 4], 11, False, False, api_name="/compare")
     labelled = {}
     for out in outs:
         for slot in out[:4]:
@@ -96,9 +96,25 @@ def test_compare_returns_one_result_per_budget(app):
     assert any(r["plan_kind"] == "compare" and r["seed"] == 11 for r in rows)
 
 
+def test_compare_before_distillation_renders_the_teacher_at_the_same_budgets(app):
+    client, studio = app
+    outs = outputs_of(client, "t-bidi-kf", PROMPT, [1, 2], 13, False, True, api_name="/compare")
+    teacher_slots = {}
+    for out in outs:
+        for slot in out[-4:]:  # the teacher row
+            if isinstance(slot, dict) and video_value(slot) and slot.get("label", "").count("·") == 2:
+                teacher_slots[slot["label"].split(" · ")[1]] = video_value(slot)
+    assert set(teacher_slots) == {"1 step", "2 steps"} and all(Path(v).is_file() for v in teacher_slots.values())
+    rows = studio.history.search(Query(text="red circle"))
+    mine = [r for r in rows if r["plan_kind"] == "compare" and r["seed"] == 13]
+    assert sorted((r["model"], r["steps"]) for r in mine) == [("t-bidi", 1), ("t-bidi", 2), ("t-bidi-kf", 1),
+                                                              ("t-bidi-kf", 2)]
+    assert any("t-bidi:" in str(o[5]) for o in outs), "the status sums up both models"
+
+
 def test_compare_needs_two_to_four_budgets(app):
     client, _ = app
-    outs = outputs_of(client, "t-far", PROMPT, [4], 1, False, api_name="/compare")
+    outs = outputs_of(client, "t-far", PROMPT, [4], 1, False, False, api_name="/compare")
     assert any("pick 2 to 4" in str(o[5]) for o in outs)
 
 

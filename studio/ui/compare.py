@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 import pandas as pd
 
@@ -24,7 +26,24 @@ def parse_budgets(values) -> list[int]:
 
 
 def plot_frame(results: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({"steps": [r["steps"] for r in results], "seconds": [r["seconds"] for r in results]})
+    return pd.DataFrame({"steps": [r["steps"] for r in results], "seconds": [r["seconds"] for r in results],
+                         "model": [r.get("model", "") for r in results]})
+
+
+def teacher_of(studio, model_id: str | None) -> str:
+    """The model the picked one was distilled from, if the registry names one that exists ('' otherwise)."""
+    try:
+        spec = studio.registry.get(model_id or studio.settings.default_model)
+        return spec.teacher if spec.teacher and studio.registry.get(spec.teacher) else ""
+    except StudioError:
+        return ""
+
+
+def teacher_box(studio, model_id: str | None, **kwargs) -> gr.Checkbox:
+    teacher = teacher_of(studio, model_id)
+    return gr.Checkbox(visible=bool(teacher), value=False,
+                       label=f"Also before distillation ({teacher}, same budgets and seed)" if teacher else "",
+                       **kwargs)
 
 
 def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, create) -> dict:
@@ -40,12 +59,13 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", min_width=100)
                 random_seed = gr.Checkbox(value=True, label="New seed", min_width=100)
+            before = teacher_box(studio, studio.settings.default_model, elem_id="compare-teacher")
             with gr.Row():
                 run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
                 stop_btn = gr.Button("Cancel", variant="stop", interactive=False, scale=1)
         with gr.Column(scale=3, min_width=260):
-            plot = gr.LinePlot(EMPTY_PLOT, x="steps", y="seconds", title="Seconds per budget", height=220,
-                               x_title="steps", y_title="seconds", elem_id="compare-plot")
+            plot = gr.LinePlot(EMPTY_PLOT, x="steps", y="seconds", color="model", title="Seconds per budget",
+                               height=220, x_title="steps", y_title="seconds", elem_id="compare-plot")
             progress_bar = gr.HTML("", elem_id="compare-progress", padding=False)
             status = gr.Markdown("Pick budgets and press **Compare**. The plot shows render seconds per budget "
                                  "(model loading not counted).", elem_id="compare-status")
@@ -60,9 +80,19 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                                        elem_classes=["pixelated", "compare-video"], elem_id=f"compare-video-{i}"))
                 use_buttons.append(gr.Button("Use this budget", size="sm", visible=False,
                                              elem_id=f"compare-use-{i}"))
+    teacher_title = gr.Markdown("", visible=False, elem_id="compare-teacher-title")
+    teacher_videos = []
+    with gr.Row(elem_id="compare-teacher-videos", equal_height=True):
+        for i in range(SLOTS):
+            with gr.Column(min_width=160):
+                teacher_videos.append(gr.Video(label="—", interactive=False, loop=True, height=240, visible=False,
+                                               elem_classes=["pixelated", "compare-video"],
+                                               elem_id=f"compare-teacher-video-{i}"))
     slot_steps = gr.State([])
 
-    outputs = [*videos, *use_buttons, plot, status, seed, slot_steps, run_btn, stop_btn, sync_btn, progress_bar]
+    outputs = [*videos, *use_buttons, plot, status, seed, slot_steps, run_btn, stop_btn, sync_btn, progress_bar,
+               teacher_title, *teacher_videos]
+    model.change(lambda m: teacher_box(studio, m), model, before, api_visibility="private", queue=False)
 
     def on_budgets(values):
         chosen = sorted({int(v) for v in values or []})[:SLOTS]
@@ -71,7 +101,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
 
     budgets.change(on_budgets, budgets, videos, api_visibility="private", queue=False)
 
-    def on_compare(model_v, prompt_v, budgets_v, seed_v, random_v, session_v, progress=gr.Progress()):
+    def on_compare(model_v, prompt_v, budgets_v, seed_v, random_v, before_v, session_v, progress=gr.Progress()):
         idle = {run_btn: gr.Button(interactive=True), stop_btn: gr.Button(interactive=False)}
         try:
             chosen = parse_budgets(budgets_v)
@@ -84,36 +114,55 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
             yield {status: f"⚠ {message}", **idle}
             return
         plan = Plan.compare(chosen)  # budgets already sorted ascending
-        clear = {}
+        teacher = teacher_of(studio, req.model) if before_v else ""
+        clear = {teacher_title: gr.Markdown(
+            f"**Before distillation:** `{teacher}` (the teacher it was distilled from), same seed and budgets",
+            visible=bool(teacher))}
         for i in range(SLOTS):
             label = f"{fmt.steps_word(chosen[i])} · waiting" if i < len(chosen) else "—"
             clear[videos[i]] = gr.Video(value=None, label=label, visible=i < len(chosen))
             clear[use_buttons[i]] = gr.Button(visible=False)
+            clear[teacher_videos[i]] = gr.Video(value=None, label=f"{teacher} · {label}",
+                                                visible=bool(teacher) and i < len(chosen))
         yield {**clear, plot: EMPTY_PLOT, seed: req.seed, slot_steps: list(chosen),
                status: f"… Seed {req.seed} · budgets {', '.join(map(str, chosen))}…",
                run_btn: gr.Button(interactive=False), stop_btn: gr.Button(interactive=True)}
         done = []
-        for up in drive(studio, req, plan, session_v, progress):
-            if up.kind in ("status", "progress"):
-                yield {status: f"… {up.text} · {fmt.seconds(up.elapsed)}"}
-            elif up.kind == "result":
-                r = up.result
-                secs = fmt.render_seconds(r.timings)
-                done.append({"steps": r.steps, "seconds": secs})
-                i = r.budget_index
-                label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
-                yield {videos[i]: gr.Video(value=r.video_path, label=label), sync_btn: gr.Button(visible=True),
-                       use_buttons[i]: gr.Button(value=f"Use {fmt.steps_word(r.steps)}", visible=True),
-                       plot: plot_frame(done),
-                       status: f"Seed {req.seed} · {fmt.plan_summary(done)}"}
-            elif up.kind == "failed":
-                gr.Warning(up.text)
-                yield {status: f"⚠ {up.text}"}
-            elif up.kind == "cancelled":
-                yield {status: f"■ {up.text}"}
+        rows = [(req, videos, True)]
+        if teacher:
+            rows.append((replace(req, model=teacher), teacher_videos, False))
+        for row_req, slots, main in rows:
+            stopped = False
+            for up in drive(studio, row_req, plan, session_v, progress):
+                if up.kind in ("status", "progress"):
+                    yield {status: f"… {'' if main else teacher + ': '}{up.text} · {fmt.seconds(up.elapsed)}"}
+                elif up.kind == "result":
+                    r = up.result
+                    secs = fmt.render_seconds(r.timings)
+                    done.append({"steps": r.steps, "seconds": secs, "model": row_req.model})
+                    i = r.budget_index
+                    label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
+                    update = {slots[i]: gr.Video(value=r.video_path, label=label if main else f"{teacher} · {label}"),
+                              sync_btn: gr.Button(visible=True), plot: plot_frame(done),
+                              status: f"Seed {req.seed} · {fmt.plan_summary([d for d in done if d['model'] == row_req.model])}"}
+                    if main:
+                        update[use_buttons[i]] = gr.Button(value=f"Use {fmt.steps_word(r.steps)}", visible=True)
+                    yield update
+                elif up.kind == "failed":
+                    gr.Warning(up.text)
+                    stopped = True
+                    yield {status: f"⚠ {up.text}"}
+                elif up.kind == "cancelled":
+                    stopped = True
+                    yield {status: f"■ {up.text}"}
+            if stopped:
+                break
+        if teacher and not stopped:
+            yield {status: " · ".join(
+                f"{m}: {fmt.plan_summary([d for d in done if d['model'] == m])}" for m in (req.model, teacher))}
         yield {**idle, progress_bar: ""}
 
-    run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, session], outputs, api_name="compare",
+    run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, before, session], outputs, api_name="compare",
                   concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
     stop_btn.click(lambda s: "■ Cancelling…" if cancel(s) else gr.skip(), session, status, queue=False,
                    api_visibility="private")
