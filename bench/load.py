@@ -1,6 +1,6 @@
 """Load benchmark: N concurrent users rendering through the UI at once, on the embedded model.
 
-    .venv/bin/python bench/load.py                       # N = 1, 4, 8; embedded anyflow-tiny-far; 1 step
+    .venv/bin/python bench/load.py                       # N = 1, 4, 8; embedded default model; 1 step
     .venv/bin/python bench/load.py --clients 1,4,8 --concurrency 2 --steps 2 --per-client 2
 
 Starts the studio in-process on 127.0.0.1 (a fresh data folder, offline), warms the model with one
@@ -81,7 +81,7 @@ def run_level(url: str, model: str, n: int, per_client: int, steps: int, timeout
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default=None, help="model id (default: the embedded anyflow-tiny-far)")
+    ap.add_argument("--model", default=None, help="model id (default: the embedded default model)")
     ap.add_argument("--clients", default="1,4,8", help="comma-separated client counts (default 1,4,8)")
     ap.add_argument("--per-client", type=int, default=2, help="renders each client submits in turn (default 2)")
     ap.add_argument("--steps", type=int, default=1, help="steps per render (default 1)")

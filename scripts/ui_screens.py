@@ -110,7 +110,7 @@ def walk(page, shot, examples) -> None:
     page.wait_for_timeout(1200)
     shot("07-create-v2v-model-cannot-serve")
     page.click("#model-picker input")
-    page.get_by_role("option", name="anyflow-tiny-far", exact=False).first.click()
+    page.get_by_role("option", name=studio.settings.default_model, exact=False).first.click()
     page.wait_for_timeout(800)
 
     page.get_by_role("tab", name="Compare budgets").click()
@@ -129,6 +129,14 @@ def walk(page, shot, examples) -> None:
     print("after pausing the first:", page.evaluate(
         "() => Array.from(document.querySelectorAll('#compare-videos video')).map(v => v.paused)"))
     shot("09-compare-done")
+    if page.locator("#compare-teacher input").count():  # the default model names its teacher
+        page.check("#compare-teacher input")
+        page.click("#compare-btn")
+        page.wait_for_function("() => { const v = document.querySelector('#compare-teacher-video-3 video');"
+                               " return v && v.currentSrc; }", timeout=180_000)
+        page.wait_for_timeout(1500)
+        shot("09b-compare-before-distillation")
+        page.uncheck("#compare-teacher input")
     page.click("#compare-use-2")
     page.wait_for_selector("#render-btn", state="visible", timeout=10_000)
     print("steps after 'use this budget':", page.input_value("#steps input[type=number]"))

@@ -12,7 +12,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 PRESETS_DIR = REPO_ROOT / "presets"
-DEFAULT_MODEL = "anyflow-tiny-far"
+DEFAULT_MODEL = "anyflow-shapes"
 
 
 def default_data_dir() -> Path:

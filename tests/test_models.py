@@ -175,6 +175,28 @@ def test_embedded_default_loads_through_the_manager(tmp_path):
     spec = manager.registry.get(studio_settings.default_model)
     assert spec.source_kind == "embedded"
     size = sum(p.stat().st_size for p in spec.local_folder().rglob("*") if p.is_file())
-    assert size < 5_000_000
+    assert spec.id == "anyflow-shapes" and spec.t2v == "keyframe" and size < 20_000_000  # issue 4: at most 20 MB
     loaded = manager.get(spec.id)
     assert loaded.device == "cpu" and loaded.pipe.transformer.dtype == torch.float32
+    assert type(loaded.pipe).__name__ == "AnyFlowPipeline"
+
+
+def test_embedded_default_renders_what_the_caption_says(tmp_path):
+    """The shipped default is trained (issue 4): through the engine, colour and background follow the caption."""
+    from studio.config import Settings
+    from studio.judge import judge_clip
+    from studio.render import RenderRequest
+    from studio.services import Studio
+
+    studio = Studio.open(Settings(data_dir=tmp_path, device="cpu"))
+    try:
+        for i, (colour, shape, direction, background) in enumerate(
+                [("red", "circle", "right", "black"), ("yellow", "square", "up", "gray"),
+                 ("blue", "triangle", "left", "white"), ("green", "square", "down", "black")]):
+            prompt = f"a {colour} {shape} moving {direction} on a {background} background"
+            res = studio.engine.run(RenderRequest(prompt=prompt, steps=8, seed=i))[0]
+            assert res.frames.shape == (17, 64, 64, 3)
+            seen = judge_clip(res.frames)
+            assert (seen.colour, seen.background) == (colour, background), (prompt, seen)
+    finally:
+        studio.close()

@@ -33,8 +33,9 @@ shape: circle, square, triangle; direction: left, right, up, down; background: b
 - `guidance_scale=1.0`, any `num_inference_steps` (1, 2, 4, 8, 16 measured).
 - Run the VAE in float32 or bfloat16, not float16.
 - **Text-to-video is keyframe-first** (the studio's registry says `t2v = "keyframe"`): the transformer has only
-  relative (rotary) positions, so a single call from noise gets the motion axis right but not its sign. Render the
-  first frame alone, then continue it as image-to-video, with the same noise:
+  relative (rotary) positions, so from pure noise nothing says which frame comes first, and a single call gets the
+  sign of the motion wrong more often (see the studio's README for figures). Render the first frame alone, then
+  continue it as image-to-video, with the same noise:
 
   ```python
   noise = torch.randn(1, 16, 17, 8, 8, generator=torch.Generator().manual_seed(0))

@@ -61,7 +61,8 @@ def make_trajectories(work, out, teacher, text_encoder, tokenizer, pool, args, l
         g = torch.Generator().manual_seed(args.seed * 7919 + c)
         n = min(chunk, args.traj - c)
         idx = torch.randint(len(lat_pool), (n,), generator=g)
-        k = sample_context_lengths(n, g, lat_pool.shape[1])
+        # keyframe-first T2V continues a first frame, so I2V gets the largest share; one-call T2V keeps some
+        k = sample_context_lengths(n, g, lat_pool.shape[1], p_t2v=0.3, p_i2v=0.45)
         states, bias = encode_text(text_encoder, tokenizer, captions_for(combo_pool[idx]))
         noise = torch.randn((n,) + tuple(lat_pool.shape[1:]), generator=g)
         clean = lat_pool[idx].float()

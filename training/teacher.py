@@ -47,12 +47,12 @@ def sample_sigmas(n, g):
     return shift_sigma(u)
 
 
-def sample_context_lengths(n, g, frames):
-    """0 (T2V) w.p. 0.5, 1 (I2V) w.p. 0.3, 5 or 9 (V2V) w.p. 0.2."""
+def sample_context_lengths(n, g, frames, p_t2v=0.5, p_i2v=0.3):
+    """0 (T2V) w.p. ``p_t2v``, 1 (I2V) w.p. ``p_i2v``, else 5 or 9 (V2V) (0.5 / 0.3 / 0.2 for the teacher)."""
     u = torch.rand(n, generator=g)
     k = torch.zeros(n, dtype=torch.long)
-    k[(u >= 0.5) & (u < 0.8)] = 1
-    v2v = u >= 0.8
+    k[(u >= p_t2v) & (u < p_t2v + p_i2v)] = 1
+    v2v = u >= p_t2v + p_i2v
     k[v2v] = torch.where(torch.rand(n, generator=g) < 0.5, 5, 9)[v2v]
     return k.clamp(max=frames - 1)
 
