@@ -110,7 +110,9 @@ def walk(page, shot, examples) -> None:
     page.wait_for_timeout(1200)
     shot("07-create-v2v-model-cannot-serve")
     page.click("#model-picker input")
-    page.get_by_role("option", name=studio.settings.default_model, exact=False).first.click()
+    from studio.config import DEFAULT_MODEL
+
+    page.get_by_role("option", name=DEFAULT_MODEL, exact=False).first.click()  # listed before its teacher
     page.wait_for_timeout(800)
 
     page.get_by_role("tab", name="Compare budgets").click()

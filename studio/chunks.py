@@ -55,12 +55,15 @@ def fit_context(available_frames: int, total_frames: int, temporal_factor: int =
     """How many input frames a V2V render keeps as context.
 
     The largest count that (a) the input has, (b) leaves frames to generate, (c) for a
-    causal model fills whole chunks, and (d) is at most ``wanted`` when given.
+    causal model fills whole chunks, and (d) is at most ``wanted`` when given, else, for a
+    bidirectional model, about half the render (so the continuation is more than a frame or two).
     Returns 0 when not even one frame fits.
     """
     limit = min(available_frames, total_frames - 1)
     if wanted is not None:
         limit = min(limit, wanted)
+    elif template is None:
+        limit = min(limit, total_frames // 2 + 1)
     if limit < 1:
         return 0
     if template is None:  # bidirectional: any tf*n + 1 prefix works

@@ -147,8 +147,10 @@ def test_context_fits_whole_chunks():
     assert chunks.fit_context(20, 81, 4, chunks.DEFAULT_TEMPLATE) == 13
     assert chunks.fit_context(12, 81, 4, chunks.DEFAULT_TEMPLATE) == 1
     assert chunks.fit_context(0, 81, 4, chunks.DEFAULT_TEMPLATE) == 0
-    assert chunks.fit_context(100, 17, 4, None) == 13  # bidirectional: any 4n+1 prefix
-    assert chunks.fit_context(100, 17, 1, None) == 16
+    assert chunks.fit_context(100, 17, 4, None) == 9  # bidirectional: any 4n+1 prefix, about half the render
+    assert chunks.fit_context(100, 17, 1, None) == 9
+    assert chunks.fit_context(100, 17, 1, None, wanted=16) == 16  # unless asked for more
+    assert chunks.fit_context(4, 17, 1, None) == 4
     assert chunks.generated_chunks([1, 3, 3, 2], 4) == 2
 
 

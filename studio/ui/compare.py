@@ -122,8 +122,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
             label = f"{fmt.steps_word(chosen[i])} · waiting" if i < len(chosen) else "—"
             clear[videos[i]] = gr.Video(value=None, label=label, visible=i < len(chosen))
             clear[use_buttons[i]] = gr.Button(visible=False)
-            clear[teacher_videos[i]] = gr.Video(value=None, label=f"{teacher} · {label}",
-                                                visible=bool(teacher) and i < len(chosen))
+            clear[teacher_videos[i]] = gr.Video(value=None, label=label, visible=bool(teacher) and i < len(chosen))
         yield {**clear, plot: EMPTY_PLOT, seed: req.seed, slot_steps: list(chosen),
                status: f"… Seed {req.seed} · budgets {', '.join(map(str, chosen))}…",
                run_btn: gr.Button(interactive=False), stop_btn: gr.Button(interactive=True)}
@@ -142,7 +141,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                     done.append({"steps": r.steps, "seconds": secs, "model": row_req.model})
                     i = r.budget_index
                     label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
-                    update = {slots[i]: gr.Video(value=r.video_path, label=label if main else f"{teacher} · {label}"),
+                    update = {slots[i]: gr.Video(value=r.video_path, label=label),
                               sync_btn: gr.Button(visible=True), plot: plot_frame(done),
                               status: f"Seed {req.seed} · {fmt.plan_summary([d for d in done if d['model'] == row_req.model])}"}
                     if main:
