@@ -363,8 +363,7 @@ class RenderEngine:
         num_frames = req.frames - 1 if tf == 1 else req.frames  # AnyFlowPipeline adds one frame at tf == 1
         latent_t = (num_frames - 1) // tf + 1 if tf > 1 else num_frames + 1
         # Keyframe-first T2V (registry t2v = "keyframe"): the first frame alone, then the clip continued from it.
-        keyframe = (req.mode == "t2v" and partition is None and latent_t > 1 and "video" not in extra
-                    and self.spec_for(req).t2v == "keyframe")
+        keyframe = req.mode == "t2v" and partition is None and latent_t > 1 and self.spec_for(req).t2v == "keyframe"
         calls = steps * (len(partition) - context_chunks) if partition else steps * (2 if keyframe else 1)
         stream = job.stream_chunks and partition is not None and not getattr(pipe.vae, "use_tiling", False)
 

@@ -21,13 +21,13 @@ import time
 import numpy as np
 import torch
 
-from . import data
 from .common import (Log, atomic_torch_save, build_tokenizer, forward, grid_sigmas, save_json, silence_padding,
                      text_states,
                      tokenize, use_dedup_cross_attention, workdir)
 from .pool import build_or_load, captions_for
 from .sampling import encode_text, sample
 from .teacher import ema_update, export_intermediate, lr_at, sample_context_lengths
+from .teacher import quick_eval as teacher_quick_eval
 from .vae import Codec
 
 GRIDS = (1, 2, 4, 8, 16)
@@ -143,18 +143,9 @@ def keyframe_loss(student, text_encoder, tokenizer, traj, pool, sig, n, g):
 
 
 def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=(1, 2, 4, 8), seed=0):
-    from studio.judge import score_batch
-
-    params = data.eval_params(n, False, seed=seed)
-    states, bias = encode_text(text_encoder, tokenizer, [p.caption for p in params])
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, data.FRAMES, 16, 8, 8, generator=g)
-    use_dedup_cross_attention(transformer, True)
-    res = {}
-    for s in steps:  # keyframe-first T2V, the studio's T2V for this model
-        key = sample(transformer, states, bias, noise[:, :1].clone(), s)
-        res[s] = score_batch(list(codec.decode(sample(transformer, states, bias, noise, s, ctx=key))), params)
-    return res
+    """The teacher's quick eval at each budget, keyframe-first (the studio's T2V for this model)."""
+    return {s: teacher_quick_eval(transformer, text_encoder, tokenizer, codec, n=n, steps=s, seed=seed, keyframe=True)
+            for s in steps}
 
 
 def main(argv=None):
