@@ -68,8 +68,10 @@ def work(tmp_path_factory):
     phases = ["--narrow-pool", "32", "--narrow-from", "2", "--free-pool", "16", "--free-from", "3"]  # all data phases
     teacher.main(tiny + phases + ["--iters", "2", "--warmup", "1", "--t2i-batch", "2"])
     teacher.main(tiny + phases + ["--iters", "3", "--warmup", "1", "--t2i-batch", "2"])  # resumes from step 2
-    student.main(tiny + ["--iters", "2", "--warmup", "1", "--traj", "4", "--traj-chunk", "2", "--traj-keyframes", "3",
-                         "--kf-batch", "2", "--free-pool", "16"])
+    st_args = tiny + ["--iters", "2", "--warmup", "1", "--traj", "4", "--traj-chunk", "2", "--traj-keyframes", "3",
+                      "--kf-batch", "2", "--free-pool", "16"]
+    student.main(st_args + ["--low-iters", "1"])
+    student.main(st_args + ["--low-iters", "2"])  # resumes inside the low-noise phase
     export.main(["--workdir", str(w), "--dest", str(w / "assets")])
     return w
 
@@ -95,7 +97,9 @@ def test_vae_codec_is_exact_in_autoencoder_kl_wan(work):
 def test_stages_checkpoint_and_resume(work):
     assert torch.load(work / "teacher" / "ckpt.pt", weights_only=False)["step"] == 3
     assert "resumed from step 2" in (work / "teacher" / "log.txt").read_text()
-    assert torch.load(work / "student" / "ckpt.pt", weights_only=False)["step"] == 2
+    assert torch.load(work / "student" / "ckpt.pt", weights_only=False)["step"] == 4
+    log = (work / "student" / "log.txt").read_text()
+    assert log.count("low-noise phase:") == 1 and "resumed from step 3" in log
     assert len(list((work / "student" / "traj").glob("0*.pt"))) == 2
     kf = torch.load(work / "student" / "traj" / "keyframes.pt")
     assert kf["paths"].shape[:3] == (3, 17, 1)  # 3 single-frame paths, 16 steps + the noise
@@ -112,6 +116,21 @@ def test_student_segments_feed_the_clean_prefix_like_the_pipeline():
     assert torch.equal(z_i[0, :3], paths[2, -1, :3]) and torch.equal(z_i[0, 3:], paths[2, 0, 3:])
     assert torch.equal(z_i[1, :1], paths[1, -1, :1]) and torch.equal(z_j[1, 1:], paths[1, 4, 1:])
     assert torch.equal(z_i[2], paths[0, 8]) and torch.equal(z_j[2], paths[0, 12])
+
+
+def test_low_noise_phase_draws_segments_from_the_end_of_the_path():
+    from training.common import grid_sigmas
+    from training.student import FINE, low_segment_table, mixed_segments
+
+    sig = grid_sigmas(FINE)
+    table = low_segment_table(sig, 0.75)
+    assert (sig[table[:, 0]] <= 0.75 + 1e-6).all() and (table[:, 1] - table[:, 0] >= 1).all()
+    assert [8, 16] in table.tolist() and [15, 16] in table.tolist() and [0, 16] not in table.tolist()
+    g = torch.Generator().manual_seed(0)
+    i0, _ = mixed_segments(4000, g, table, 1.0)
+    assert (sig[i0] <= 0.75 + 1e-6).all()
+    i0, _ = mixed_segments(4000, g, table, 0.0)
+    assert 0.3 < (sig[i0] <= 0.75 + 1e-6).float().mean() < 0.45  # phase 2: about 37% (the nested grids)
 
 
 def test_training_forward_matches_the_pipeline(work):
