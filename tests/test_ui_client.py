@@ -101,7 +101,7 @@ def test_compare_before_distillation_renders_the_teacher_at_the_same_budgets(app
     outs = outputs_of(client, "t-bidi-kf", PROMPT, [1, 2], 13, False, True, api_name="/compare")
     teacher_slots = {}
     for out in outs:
-        for slot in out[-4:]:  # the teacher row
+        for slot in out[-6:-2]:  # the teacher row (the header's picker and card come last)
             if isinstance(slot, dict) and video_value(slot) and "·" in slot.get("label", ""):
                 teacher_slots[slot["label"].split(" · ")[0]] = video_value(slot)
     assert set(teacher_slots) == {"1 step", "2 steps"} and all(Path(v).is_file() for v in teacher_slots.values())
@@ -110,6 +110,7 @@ def test_compare_before_distillation_renders_the_teacher_at_the_same_budgets(app
     assert sorted((r["model"], r["steps"]) for r in mine) == [("t-bidi", 1), ("t-bidi", 2), ("t-bidi-kf", 1),
                                                               ("t-bidi-kf", 2)]
     assert any("t-bidi:" in str(o[5]) for o in outs), "the status sums up both models"
+    assert "loaded on" in str(outs[-1][-1]), "the header card is refreshed after the compare"
 
 
 def test_compare_needs_two_to_four_budgets(app):

@@ -26,7 +26,7 @@ def build_app(studio) -> gr.Blocks:
             with gr.Tab("Create", id="create", elem_id="tab-create"):
                 create = generate.build(studio, model, model_info, session)
             with gr.Tab("Compare budgets", id="compare", elem_id="tab-compare"):
-                compare.build(studio, model, session, top_tabs, create)
+                compare.build(studio, model, session, top_tabs, create, model_info)
             with gr.Tab("Storyboard", id="storyboard", elem_id="tab-storyboard") as board_tab:
                 boards = storyboard.build(studio, model, session)
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:

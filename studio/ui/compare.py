@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import InvalidRequest, StudioError
 from ..render import Plan, RenderRequest
 from . import format as fmt
+from . import header
 from .session import cancel, drive, friendly_error
 
 BUDGET_CHOICES = [1, 2, 4, 8, 16, 32, 64]
@@ -39,14 +40,15 @@ def teacher_of(studio, model_id: str | None) -> str:
         return ""
 
 
-def teacher_box(studio, model_id: str | None, **kwargs) -> gr.Checkbox:
+def teacher_box(studio, model_id: str | None, keep: bool = False, **kwargs) -> gr.Checkbox:
+    """The "also before distillation" box: shown for models with a teacher; ``keep`` keeps it ticked."""
     teacher = teacher_of(studio, model_id)
-    return gr.Checkbox(visible=bool(teacher), value=False,
+    return gr.Checkbox(visible=bool(teacher), value=bool(keep and teacher),
                        label=f"Also before distillation ({teacher}, same budgets and seed)" if teacher else "",
                        **kwargs)
 
 
-def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, create) -> dict:
+def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, create, model_info=None) -> dict:
     gr.Markdown("Render one prompt (text to video, with the model picked above) and one seed at several step "
                 "budgets, and see what extra steps buy. The videos play in sync; pick the budget you like and send "
                 "it to **Create**.", elem_classes=["hint"])
@@ -91,8 +93,10 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
     slot_steps = gr.State([])
 
     outputs = [*videos, *use_buttons, plot, status, seed, slot_steps, run_btn, stop_btn, sync_btn, progress_bar,
-               teacher_title, *teacher_videos]
-    model.change(lambda m: teacher_box(studio, m), model, before, api_visibility="private", queue=False)
+               teacher_title, *teacher_videos, model] + ([model_info] if model_info is not None else [])
+    # the header refreshes the picker after a compare (load state); a ticked box stays ticked when the teacher exists
+    model.change(lambda m, v: teacher_box(studio, m, keep=v), [model, before], before, api_visibility="private",
+                 queue=False)
 
     def on_budgets(values):
         chosen = sorted({int(v) for v in values or []})[:SLOTS]
@@ -159,7 +163,8 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
         if teacher and not stopped:
             yield {status: " · ".join(
                 f"{m}: {fmt.plan_summary([d for d in done if d['model'] == m])}" for m in (req.model, teacher))}
-        yield {**idle, progress_bar: ""}
+        dd, card = header.refresh(studio, model_v)  # both models may have loaded: the picker shows it
+        yield {**idle, progress_bar: "", model: dd, **({model_info: card} if model_info is not None else {})}
 
     run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, before, session], outputs, api_name="compare",
                   concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
