@@ -6,7 +6,10 @@ Procedural and deterministic (no downloads, no randomness): plain backgrounds wi
 coloured shape, in the vocabulary the shapes model understands
 ("a <colour> <shape> moving <direction> on a <background> background").
 
-- red_circle_on_black.png      256x256 first frame for I2V
+- red_circle_on_black.png      256x256, a centred circle (a generic first frame; the tests use it)
+- red_circle_start_left.png    256x256 first frame of "a red circle moving right on a black background": the
+                               circle where such a clip starts (the model's world: paths centred in the frame)
+- red_circle_start_top.png     the same for "... moving down ..."
 - blue_square_moving_right.mp4 256x256, 24 frames at 8 fps, for V2V (the square slides right)
 """
 
@@ -49,9 +52,13 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     image = OUT / "red_circle_on_black.png"
     circle_image().save(image)
+    # a narrow clip's object is ~22 of 64 px and starts ~14 px before the centre: 45 / 72 px at 256
+    starts = {"red_circle_start_left.png": (72, 128), "red_circle_start_top.png": (128, 72)}
+    for name, centre in starts.items():
+        circle_image(centre=centre, radius=45).save(OUT / name)
     video = media.write_video(square_clip(), OUT / "blue_square_moving_right.mp4", fps=8,
                               metadata={"prompt": "a blue square moving right on a white background"})
-    for path in (image, video):
+    for path in (image, *(OUT / n for n in starts), video):
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size:,} bytes")
 
 

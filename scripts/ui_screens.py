@@ -89,7 +89,7 @@ def walk(page, shot, examples) -> None:
     shot("04-create-t2v-final")
 
     page.get_by_role("tab", name="Image → Video").click()
-    page.set_input_files("#i2v-image input[type=file]", str(examples / "red_circle_on_black.png"))
+    page.set_input_files("#i2v-image input[type=file]", str(examples / "red_circle_start_left.png"))
     page.wait_for_timeout(800)
     shot("05-create-i2v")
 

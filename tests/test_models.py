@@ -200,3 +200,22 @@ def test_embedded_default_renders_what_the_caption_says(tmp_path):
             assert (seen.colour, seen.background) == (colour, background), (prompt, seen)
     finally:
         studio.close()
+
+
+def test_studio_i2v_examples_move_the_way_their_captions_say(tmp_path):
+    """The Create tab's I2V examples (first frames where such a clip starts) work on the shipped default."""
+    from studio.config import Settings
+    from studio.judge import judge_clip
+    from studio.render import RenderRequest
+    from studio.services import Studio
+    from studio.ui.generate import I2V_EXAMPLES
+
+    studio = Studio.open(Settings(data_dir=tmp_path, device="cpu"))
+    try:
+        for prompt, image in I2V_EXAMPLES:
+            for seed in (0, 1):
+                res = studio.engine.run(RenderRequest(prompt=prompt, mode="i2v", image=image, steps=4, seed=seed))[0]
+                seen = judge_clip(res.frames)
+                assert f"moving {seen.direction} " in prompt and seen.colour == "red", (prompt, seed, seen)
+    finally:
+        studio.close()

@@ -15,15 +15,16 @@ from . import header
 from .session import cancel, drive, friendly_error
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
-EXAMPLE_IMAGE = EXAMPLES_DIR / "red_circle_on_black.png"
 EXAMPLE_VIDEO = EXAMPLES_DIR / "blue_square_moving_right.mp4"
 T2V_EXAMPLES = [
     "a red circle moving left on a black background",
     "a yellow triangle moving up on a gray background",
     "a green square moving right on a white background",
 ]
-I2V_EXAMPLES = [["a red circle moving right on a black background", str(EXAMPLE_IMAGE)],
-                ["a red circle moving down on a black background", str(EXAMPLE_IMAGE)]]
+# The first frames sit where a clip of their caption starts (the embedded model reads the direction partly from
+# there): 12 of 12 seeds right at 2-16 steps, against 6 of 12 for "down" from a centred circle.
+I2V_EXAMPLES = [["a red circle moving right on a black background", str(EXAMPLES_DIR / "red_circle_start_left.png")],
+                ["a red circle moving down on a black background", str(EXAMPLES_DIR / "red_circle_start_top.png")]]
 V2V_EXAMPLES = [["a blue square moving right on a white background", str(EXAMPLE_VIDEO)]]
 MAX_CONTEXT_THUMBS = 6
 MODES = ("t2v", "i2v", "v2v")
