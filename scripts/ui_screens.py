@@ -137,6 +137,10 @@ def walk(page, shot, examples) -> None:
         page.wait_for_function("() => { const v = document.querySelector('#compare-teacher-video-3 video');"
                                " return v && v.currentSrc; }", timeout=180_000)
         page.wait_for_timeout(1500)
+        page.click("#compare-sync")  # one "play all" starts both rows
+        page.wait_for_timeout(600)
+        print("teacher row after 'play all' (paused):", page.evaluate(
+            "() => Array.from(document.querySelectorAll('#compare-teacher-videos video')).map(v => v.paused)"))
         shot("09b-compare-before-distillation")
         page.uncheck("#compare-teacher input")
     page.click("#compare-use-2")

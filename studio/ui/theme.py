@@ -27,7 +27,7 @@ CSS = """
 /* ...and a height for that overlay: it is height:100% of a block sized only by min-height, i.e. 0, which
    clipped "queue: 2/5" away while a render waited its turn */
 #render-progress > .wrap, #compare-progress > .wrap { min-height: 48px; }
-#compare-videos video { background: #111; }
+#compare-videos video, #compare-teacher-videos video { background: #111; }
 #history-details table { font-size: 0.88em; }
 #history-details td:first-child { white-space: nowrap; opacity: 0.75; }
 /* Storyboard: the New board button sits level with the inputs, not stretched to the row's height */
@@ -37,14 +37,15 @@ CSS = """
 #space-banner { border-left: 3px solid var(--color-accent); padding-left: 10px; font-size: 0.92em; }
 """
 
-# Keeps the Compare tab's videos in step: playing, pausing or seeking one moves the others.
+# Keeps the Compare tab's videos in step (both rows: the model's and its teacher's): playing, pausing or seeking
+# one moves the others.
 HEAD = """
 <script>
 (function () {
-  const BOX = "#compare-videos";
+  const BOX = "#compare-videos, #compare-teacher-videos";
+  const VIDS = "#compare-videos video, #compare-teacher-videos video";
   function peers(v) {
-    const box = v.closest(BOX);
-    return box ? Array.from(box.querySelectorAll("video")).filter((o) => o !== v && o.readyState > 0) : [];
+    return v.closest(BOX) ? Array.from(document.querySelectorAll(VIDS)).filter((o) => o !== v && o.readyState > 0) : [];
   }
   function isVideo(e) { return e.target instanceof HTMLVideoElement && e.target.closest(BOX); }
   document.addEventListener("play", (e) => {
@@ -64,7 +65,7 @@ HEAD = """
     }
   }, true);
   window.studioPlayCompare = function () {
-    const vids = Array.from(document.querySelectorAll(BOX + " video")).filter((v) => v.readyState > 0);
+    const vids = Array.from(document.querySelectorAll(VIDS)).filter((v) => v.readyState > 0);
     vids.forEach((v) => { v.pause(); v.currentTime = 0; });
     vids.forEach((v) => v.play().catch(() => {}));
     return [];
