@@ -181,41 +181,40 @@ def test_embedded_default_loads_through_the_manager(tmp_path):
     assert type(loaded.pipe).__name__ == "AnyFlowPipeline"
 
 
-def test_embedded_default_renders_what_the_caption_says(tmp_path):
+@pytest.fixture(scope="module")
+def shapes_studio(tmp_path_factory):
+    """A Studio on the shipped default model (loaded once for the tests below)."""
+    from studio.config import Settings
+    from studio.services import Studio
+
+    studio = Studio.open(Settings(data_dir=tmp_path_factory.mktemp("shapes"), device="cpu"))
+    yield studio
+    studio.close()
+
+
+def test_embedded_default_renders_what_the_caption_says(shapes_studio):
     """The shipped default is trained (issue 4): through the engine, colour and background follow the caption."""
-    from studio.config import Settings
     from studio.judge import judge_clip
     from studio.render import RenderRequest
-    from studio.services import Studio
 
-    studio = Studio.open(Settings(data_dir=tmp_path, device="cpu"))
-    try:
-        for i, (colour, shape, direction, background) in enumerate(
-                [("red", "circle", "right", "black"), ("yellow", "square", "up", "gray"),
-                 ("blue", "triangle", "left", "white"), ("green", "square", "down", "black")]):
-            prompt = f"a {colour} {shape} moving {direction} on a {background} background"
-            res = studio.engine.run(RenderRequest(prompt=prompt, steps=8, seed=i))[0]
-            assert res.frames.shape == (17, 64, 64, 3)
-            seen = judge_clip(res.frames)
-            assert (seen.colour, seen.background) == (colour, background), (prompt, seen)
-    finally:
-        studio.close()
+    for i, (colour, shape, direction, background) in enumerate(
+            [("red", "circle", "right", "black"), ("yellow", "square", "up", "gray"),
+             ("blue", "triangle", "left", "white"), ("green", "square", "down", "black")]):
+        prompt = f"a {colour} {shape} moving {direction} on a {background} background"
+        res = shapes_studio.engine.run(RenderRequest(prompt=prompt, steps=8, seed=i))[0]
+        assert res.frames.shape == (17, 64, 64, 3)
+        seen = judge_clip(res.frames)
+        assert (seen.colour, seen.background) == (colour, background), (prompt, seen)
 
 
-def test_studio_i2v_examples_move_the_way_their_captions_say(tmp_path):
+def test_studio_i2v_examples_move_the_way_their_captions_say(shapes_studio):
     """The Create tab's I2V examples (first frames where such a clip starts) work on the shipped default."""
-    from studio.config import Settings
     from studio.judge import judge_clip
     from studio.render import RenderRequest
-    from studio.services import Studio
     from studio.ui.generate import I2V_EXAMPLES
 
-    studio = Studio.open(Settings(data_dir=tmp_path, device="cpu"))
-    try:
-        for prompt, image in I2V_EXAMPLES:
-            for seed in (0, 1):
-                res = studio.engine.run(RenderRequest(prompt=prompt, mode="i2v", image=image, steps=4, seed=seed))[0]
-                seen = judge_clip(res.frames)
-                assert f"moving {seen.direction} " in prompt and seen.colour == "red", (prompt, seed, seen)
-    finally:
-        studio.close()
+    for prompt, image in I2V_EXAMPLES:
+        for seed in (0, 1):
+            res = shapes_studio.engine.run(RenderRequest(prompt=prompt, mode="i2v", image=image, steps=4, seed=seed))[0]
+            seen = judge_clip(res.frames)
+            assert f"moving {seen.direction} " in prompt and seen.colour == "red", (prompt, seed, seen)
