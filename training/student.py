@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import time
 
 import numpy as np
@@ -264,10 +265,7 @@ def main(argv=None):
                 f"{args.low_sigma} ({len(low_table)} kinds), lr {args.low_lr:.1e}")
         g = torch.Generator().manual_seed(args.seed * 1_000_033 + step)
         b = args.batch
-
-        def pick(n, gen):
-            return mixed_segments(n, gen, low_table, args.low_p if low else 0.0)
-
+        pick = functools.partial(mixed_segments, low_table=low_table, low_p=args.low_p if low else 0.0)
         j = torch.randint(n_traj, (b,), generator=g)
         i0, i1 = pick(b, g)
         z_i, z_j, is_ctx = segment_batch(paths, ks, j, i0, i1)
