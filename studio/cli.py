@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--steps", type=int)
     h.add_argument("--status", choices=["running", "ok", "failed", "cancelled", "interrupted"])
     h.add_argument("--limit", type=int, default=20)
+    h.add_argument("--offset", type=int, default=0, help="skip this many of the newest matches (paging)")
     h.add_argument("--json", action="store_true")
 
     m = sub.add_parser("models", help="models in the catalogue: available locally, cached, memory")
@@ -209,12 +210,19 @@ def cmd_history(args) -> int:
     from .history import Query
 
     query = Query(text=args.search, mode=args.mode, model=args.model, steps=args.steps, status=args.status,
-                  limit=args.limit)
-    rows, printed = _rows(args, lambda studio: studio.history.search(query))
+                  limit=args.limit, offset=max(0, args.offset))
+    matching = []  # how many match in all, for the paging line
+
+    def fetch(studio):
+        matching.append(studio.history.count_matching(query))
+        return studio.history.search(query)
+
+    rows, printed = _rows(args, fetch)
     if printed:
         return 0
     if not rows:
-        print("no renders found", file=sys.stderr)
+        print("no renders found" + (f" past the first {matching[0]}" if matching and matching[0] else ""),
+              file=sys.stderr)
         return 0
     for row in rows:
         total = (row.get("timings") or {}).get("total")
@@ -223,6 +231,9 @@ def cmd_history(args) -> int:
               f"seed {row['seed']}  {row['prompt'][:60]!r}")
         if row.get("video_path"):
             print(f"    {row['video_path']}")
+    shown_to = query.offset + len(rows)
+    if matching and shown_to < matching[0]:
+        print(f"{query.offset + 1}-{shown_to} of {matching[0]}; the next ones: --offset {shown_to}", file=sys.stderr)
         if row.get("error"):
             print(f"    error: {row['error']}")
     return 0

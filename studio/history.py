@@ -265,9 +265,8 @@ class HistoryStore:
         with self._lock:
             return self.table.count
 
-    def search(self, query: Query | None = None, **kwargs) -> list[dict]:
-        """Newest first; ``text`` is full-text over prompts (quoted: any user text is safe)."""
-        q = query or Query(**kwargs)
+    @staticmethod
+    def _where(q: Query) -> tuple[str | None, dict]:
         where, args = [], {}
         for column in ("mode", "model", "steps", "status", "session"):
             value = getattr(q, column)
@@ -277,7 +276,12 @@ class HistoryStore:
         if q.accepted is not None:
             where.append("accepted = :accepted")
             args["accepted"] = int(q.accepted)
-        clause = " AND ".join(where) or None
+        return " AND ".join(where) or None, args
+
+    def search(self, query: Query | None = None, **kwargs) -> list[dict]:
+        """Newest first; ``text`` is full-text over prompts (quoted: any user text is safe)."""
+        q = query or Query(**kwargs)
+        clause, args = self._where(q)
         limit, offset = max(1, min(int(q.limit), 1000)), max(0, int(q.offset))
         with self._lock:
             if q.text and q.text.strip():
@@ -291,6 +295,20 @@ class HistoryStore:
             else:
                 rows = self.table.rows_where(clause, args or None, order_by="created_at desc", limit=limit, offset=offset)
             return [self._decode(r) for r in rows]
+
+    def count_matching(self, query: Query | None = None, **kwargs) -> int:
+        """How many renders ``search`` would page through (its filters and text; limit and offset ignored)."""
+        q = query or Query(**kwargs)
+        clause, args = self._where(q)
+        with self._lock:
+            if q.text and q.text.strip():
+                match = fts_query(q.text)
+                if not match:
+                    return 0
+                # sqlite-utils' own search SQL: the text and the filter values travel as named parameters
+                sql = self.table.search_sql(columns=["rowid"], where=clause)
+                return int(self.db.execute(f"SELECT count(*) FROM ({sql})", {"query": match, **args}).fetchone()[0])
+            return int(self.table.count_where(clause or "1", args or None))
 
     def stats(self, session: str | None = None) -> list[dict]:
         """What each budget bought: per model and step budget, renders, accepted rate, median seconds.

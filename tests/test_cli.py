@@ -37,6 +37,12 @@ def test_render_preview_then_history_and_models(tmp_path, models_file, sample_me
     out = _run("history", "--search", "triangle", "--json", data_dir=data, models_file=models_file)
     rows = json.loads(out.stdout)
     assert [r["steps"] for r in rows] == [2, 1] and all(r["status"] == "ok" for r in rows)
+    # paging: one at a time, the line on stderr says where the next ones start
+    first = _run("history", "--search", "triangle", "--limit", "1", data_dir=data, models_file=models_file)
+    assert first.returncode == 0 and "1-1 of 2; the next ones: --offset 1" in first.stderr
+    second = _run("history", "--search", "triangle", "--limit", "1", "--offset", "1", data_dir=data,
+                  models_file=models_file)
+    assert " 1 steps " in second.stdout and " 2 steps " not in second.stdout and "next ones" not in second.stderr
 
     out = _run("models", "--json", data_dir=data, models_file=models_file)
     listed = {r["id"]: r for r in json.loads(out.stdout)}

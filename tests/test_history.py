@@ -49,6 +49,20 @@ def test_search_and_filters(tmp_path):
     assert store.search(text="zebra") == []
 
 
+def test_count_matching_agrees_with_search_and_pages_are_disjoint(tmp_path):
+    store = HistoryStore(tmp_path / "h.db")
+    for i in range(7):
+        _add(store, f"a red panda number {i}", steps=4 if i % 2 else 8)
+    _add(store, "a blue whale", steps=8)
+    for q in (Query(), Query(text="red"), Query(text="red", steps=8), Query(steps=4), Query(text="zebra"),
+              Query(text="'; DROP TABLE renders; --"), Query(text="*"), Query(status="failed")):
+        assert store.count_matching(q) == len(store.search(Query(**{**q.__dict__, "limit": 1000})))
+    assert store.count_matching(text="red") == 7 and store.count_matching(text="red", steps=8) == 4
+    pages = [[r["id"] for r in store.search(Query(text="red", limit=3, offset=o))] for o in (0, 3, 6)]
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert len({rid for p in pages for rid in p}) == 7  # no render on two pages, none skipped
+
+
 def test_migration_from_version_1(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)
@@ -103,3 +117,30 @@ def test_delete_removes_row_and_files(tmp_path):
     store.finish(rid, "ok", video_path=str(video), thumb_path=str(thumb))
     assert store.delete(rid)
     assert store.get(rid) is None and not video.exists() and not thumb.exists()
+
+
+def test_history_tab_pages_through_older_renders(studio):
+    from studio.ui import history as tab
+
+    for i in range(tab.PAGE * 2 + 5):
+        _add(studio.history, f"a red panda number {i}")
+    _add(studio.history, "a blue whale")
+    args = ("panda", "Any", "Any", "Any", "Any", False)
+    seen = []
+    for page in range(3):
+        items, ids, summary, nav = tab.search(studio, *args, page=page)
+        seen += ids
+        first = page * tab.PAGE + 1
+        assert f"Renders {first}–{first + len(ids) - 1} of {tab.PAGE * 2 + 5}" in summary, summary
+        assert nav == {"page": page, "older": page < 2} and len(items) == len(ids)
+    assert len(seen) == len(set(seen)) == tab.PAGE * 2 + 5  # every panda once, newest first, none lost
+    assert studio.history.get(seen[0])["prompt"].endswith(str(tab.PAGE * 2 + 4))
+    # past the end (the last page emptied by deletes): the last page that has renders
+    _, ids, _, nav = tab.search(studio, *args, page=9)
+    assert nav["page"] == 2 and ids == seen[-5:]
+    # a search with one page hides the pager; a long one shows it with only the way that leads somewhere
+    _, _, summary, nav = tab.search(studio, "whale", "Any", "Any", "Any", "Any", False)
+    newer, older = tab.pager_buttons(nav)
+    assert "1 render shown" in summary and not newer.visible and not older.visible
+    newer, older = tab.pager_buttons({"page": 0, "older": True})
+    assert newer.visible and not newer.interactive and older.interactive

@@ -39,8 +39,8 @@ def build_app(studio) -> gr.Blocks:
 
         load_btn.click(load_now, model, [model, model_info, load_status], api_name="load_model",
                        concurrency_id="render")
-        history_tab.select(hist["search"], hist["filters"], hist["listing"], api_visibility="private")
-        demo.load(hist["search"], hist["filters"], hist["listing"], api_visibility="private")
+        hist["paged"](history_tab.select(hist["search"], hist["filters"], hist["listing"], api_visibility="private"))
+        hist["paged"](demo.load(hist["search"], hist["filters"], hist["listing"], api_visibility="private"))
         # Space mode: the session id is made on the first event that needs it (spacemode.session_id).
         demo.load(lambda s: spacemode.init_session(studio, s), session, session, api_visibility="private")
         board_tab.select(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")

@@ -46,15 +46,22 @@ def mine(studio, rid, session) -> bool:
     return bool(row and sid and row.get("session") == sid)
 
 
-def search(studio, text, mode, model, steps, status, starred, session=None):
+def search(studio, text, mode, model, steps, status, starred, session=None, page=0):
+    """One page of History, newest first: gallery items, their ids, a summary line, and the pager's state
+    ({"page": n, "older": whether a later page exists})."""
     # Space mode: only this browser session's renders (an id-less session sees nothing, never everyone's).
     sid = spacemode.session_id(studio, session)
     scoped = studio.settings.space
-    rows = [] if scoped and sid is None else studio.history.search(Query(
+    query = Query(
         text=text or "", mode=_none(mode), model=_none(model),
         steps=int(steps) if _none(steps) is not None else None, status=_none(status),
         accepted=True if starred else None, session=sid, limit=PAGE,
-    ))
+    )
+    blocked = scoped and sid is None
+    matching = 0 if blocked else studio.history.count_matching(query)
+    page = max(0, min(int(page or 0), max(0, (matching - 1) // PAGE)))  # a deletion can empty the last page
+    query.offset = page * PAGE
+    rows = [] if blocked else studio.history.search(query)
     items = []
     allowed = guard.roots(studio)
     for row in rows:
@@ -62,16 +69,27 @@ def search(studio, text, mode, model, steps, status, starred, session=None):
         items.append((str(thumb) if thumb else placeholder(studio, row.get("status") or "missing"),
                       fmt.gallery_caption(row)))
     ids = [row["id"] for row in rows]
-    total = len(studio.history.search(Query(session=sid, limit=1000))) if scoped and sid else (
-        0 if scoped else studio.history.count())
+    total = (studio.history.count_matching(Query(session=sid)) if sid else 0) if scoped else studio.history.count()
+    filtered = matching != total
     if rows:
-        summary = f"{len(rows)} render{'s' if len(rows) != 1 else ''} shown" + (
-            f" (newest {PAGE})" if len(rows) == PAGE else "") + f" · {total} in History"
+        first, last = query.offset + 1, query.offset + len(rows)
+        shown = f"{len(rows)} render{'s' if len(rows) != 1 else ''} shown" if matching <= PAGE else (
+            f"Renders {first}–{last} of {matching}, newest first")
+        summary = shown + (f" · {matching} match" if filtered and matching <= PAGE else "") + (
+            f" · {total} in History" if filtered or matching <= PAGE else "")
     elif total == 0:
         summary = "No renders yet. Everything you render in Create or Compare lands here."
     else:
         summary = "Nothing matches. Clear the search or set the filters back to Any."
-    return items, ids, summary
+    return items, ids, summary, {"page": page, "older": query.offset + len(rows) < matching}
+
+
+def pager_buttons(nav):
+    """Newer / Older: shown only when there is more than one page, each enabled where it leads somewhere."""
+    nav = nav or {}
+    many = bool(nav.get("page") or nav.get("older"))
+    return (gr.Button(visible=many, interactive=bool(nav.get("page"))),
+            gr.Button(visible=many, interactive=bool(nav.get("older"))))
 
 
 def filter_choices(studio):
@@ -90,7 +108,10 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
         status = gr.Dropdown(STATUS_CHOICES, value=fmt.ANY, label="Status", scale=1, min_width=110)
         starred = gr.Checkbox(label="Starred only", value=False, scale=1, min_width=110)
         search_btn = gr.Button("Search", variant="primary", scale=1, min_width=90, elem_id="history-search-btn")
-    summary = gr.Markdown("", elem_id="history-summary")
+    with gr.Row(equal_height=True):
+        summary = gr.Markdown("", elem_id="history-summary")
+        newer_btn = gr.Button("◀ Newer", size="sm", visible=False, scale=0, min_width=90, elem_id="history-newer")
+        older_btn = gr.Button("Older ▶", size="sm", visible=False, scale=0, min_width=90, elem_id="history-older")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Renders", show_label=False, columns=4, height=560, object_fit="cover",
@@ -112,18 +133,31 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
             details = gr.Markdown(EMPTY_DETAILS, elem_id="history-details")
     ids = gr.State([])
     selected = gr.State(None)
+    nav = gr.State({"page": 0, "older": False})  # the pager: which page is shown, and whether an older one exists
 
     # the session State rides along last (hidden from the API): Space mode scopes every search to it
     filters = [text, mode, model, steps, status, starred] + ([session] if session is not None else [])
-    listing = [gallery, ids, summary]
+    listing = [gallery, ids, summary, nav]
+    pager = [newer_btn, older_btn]
 
-    def do_search(*values):
+    def do_search(*values):  # a new search or filter starts at the newest page
         return search(studio, *values)
 
-    search_btn.click(do_search, filters, listing, api_name="history_search")
-    text.submit(do_search, filters, listing, api_visibility="private")
+    def paged(event):
+        return event.then(pager_buttons, nav, pager, api_visibility="private", queue=False)
+
+    paged(search_btn.click(do_search, filters, listing, api_name="history_search"))
+    paged(text.submit(do_search, filters, listing, api_visibility="private"))
     for f in (mode, model, steps, status, starred):
-        f.change(do_search, filters, listing, api_visibility="private")
+        paged(f.change(do_search, filters, listing, api_visibility="private"))
+
+    def turn(delta):
+        def go(nav_v, *values):
+            return search(studio, *values, page=int((nav_v or {}).get("page") or 0) + delta)
+        return go
+
+    paged(newer_btn.click(turn(-1), [nav, *filters], listing, api_visibility="private"))
+    paged(older_btn.click(turn(+1), [nav, *filters], listing, api_visibility="private"))
 
     def show(rid):
         row = studio.history.get(rid) if rid else None
@@ -152,14 +186,18 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     rid_box.change(lambda rid, *s: show(rid if mine(studio, rid, *s) else None), [rid_box, *filters[6:]],
                    detail_outputs, api_name="history_details")
 
-    def toggle_star(rid, *values):
+    def here(nav_v):
+        return int((nav_v or {}).get("page") or 0)
+
+    def toggle_star(rid, nav_v, *values):
         row = studio.history.get(rid) if rid else None
         if row is None:
-            return (*show(None), *search(studio, *values))
+            return (*show(None), *search(studio, *values, page=here(nav_v)))
         studio.history.set_accepted(rid, not row.get("accepted"))
-        return (*show(rid), *search(studio, *values))
+        return (*show(rid), *search(studio, *values, page=here(nav_v)))
 
-    star_btn.click(toggle_star, [selected, *filters], [*detail_outputs, *listing], api_visibility="private")
+    paged(star_btn.click(toggle_star, [selected, nav, *filters], [*detail_outputs, *listing],
+                         api_visibility="private"))
 
     def ask_delete(rid):
         row = studio.history.get(rid) if rid else None
@@ -173,13 +211,14 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     delete_btn.click(ask_delete, selected, [confirm_box, confirm_md], api_visibility="private", queue=False)
     keep_btn.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private", queue=False)
 
-    def do_delete(rid, *values):
+    def do_delete(rid, nav_v, *values):
         if rid:
             studio.history.delete(rid)
             gr.Info("Deleted the render and its files.")
-        return (*show(None), *search(studio, *values))
+        return (*show(None), *search(studio, *values, page=here(nav_v)))
 
-    confirm_btn.click(do_delete, [selected, *filters], [*detail_outputs, *listing], api_name="history_delete")
+    paged(confirm_btn.click(do_delete, [selected, nav, *filters], [*detail_outputs, *listing],
+                            api_name="history_delete"))
 
     def rerun(rid):
         row = studio.history.get(rid) if rid else None
@@ -208,4 +247,4 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
                      create.image, create.video, create.steps, create.seed, create.random_seed, create.resolution,
                      create.frames, create.status, create.details]
     rerun_btn.click(rerun, selected, rerun_outputs, api_name="history_rerun")
-    return {"filters": filters, "listing": listing, "search": do_search}
+    return {"filters": filters, "listing": listing, "search": do_search, "paged": paged}
