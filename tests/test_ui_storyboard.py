@@ -154,6 +154,20 @@ def test_analytics_table_matches_history_stats(app):
     assert list(frame["renders"]) == [s["renders"] for s in stats]
 
 
+def test_analytics_labels_stay_short_and_known_with_several_models():
+    ids = ["anyflow-shapes", "anyflow-wan-1.3b", "anyflow-shapes-teacher"]
+    assert analytics.model_tags(ids) == {"anyflow-shapes": "shapes", "anyflow-wan-1.3b": "wan-1.3b",
+                                         "anyflow-shapes-teacher": "shapes-teacher"}
+    rows = [{"model": m, "steps": n, "renders": 1, "accepted_rate": 0.0, "median_seconds": 1.0}
+            for m in ("anyflow-shapes", "anyflow-shapes-teacher") for n in (16, 2)]
+    labels = list(analytics.plot_frame(rows, ids)["budget"])
+    assert labels == ["16 · shapes", "2 · shapes", "16 · shapes-teacher", "2 · shapes-teacher"]
+    order = analytics.label_order(ids)
+    assert set(labels) <= set(order) and order.index("2 · shapes") < order.index("16 · shapes")  # step order
+    one = list(analytics.plot_frame(rows[:2], ids)["budget"])
+    assert one == ["16 steps", "2 steps"]
+
+
 def render_args(prompt, seed, steps=1, refine=False, preview=1):
     return ("t2v", "t-far", prompt, "", None, None, steps, seed, False, "32x32", 9, refine, preview)
 

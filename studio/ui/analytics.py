@@ -28,25 +28,38 @@ def stats_frame(rows: list[dict]) -> pd.DataFrame:
 MAX_PLOT_STEPS = 64
 
 
-def budget_label(steps, model, models: int) -> str:
-    """The bar's category: 'N steps', or 'N · model' when several models share the plot."""
-    return f"{int(steps or 0)} steps" if models <= 1 else f"{int(steps or 0)} · {model}"
+def model_tags(model_ids) -> dict[str, str]:
+    """Short names for the plots' labels: ids without the dash-separated prefix they all share
+    ('anyflow-shapes', 'anyflow-wan-1.3b' -> 'shapes', 'wan-1.3b'); the whole id where that would leave nothing."""
+    ids = [str(m) for m in dict.fromkeys(model_ids)]
+    parts = [m.split("-") for m in ids]
+    common = 0
+    while parts and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return {m: "-".join(p[common:]) or m for m, p in zip(ids, parts)}
+
+
+def budget_label(steps, model, models: int, tags: dict | None = None) -> str:
+    """The bar's category: 'N steps', or 'N · tag' when several models share the plot."""
+    return f"{int(steps or 0)} steps" if models <= 1 else f"{int(steps or 0)} · {(tags or {}).get(model, model)}"
 
 
 def label_order(model_ids) -> list[str]:
     """Every label a bar can have, in step order (Gradio 6.31's plots sort categories as text otherwise)."""
+    tags = model_tags(model_ids)
     return [f"{n} steps" for n in range(1, MAX_PLOT_STEPS + 1)] + [
-        f"{n} · {m}" for n in range(1, MAX_PLOT_STEPS + 1) for m in model_ids]
+        f"{n} · {tags[m]}" for n in range(1, MAX_PLOT_STEPS + 1) for m in tags]
 
 
-def plot_frame(rows: list[dict]) -> pd.DataFrame:
+def plot_frame(rows: list[dict], model_ids=()) -> pd.DataFrame:
     """One bar per model and budget: its label, median seconds, accepted %, renders, model.
 
     Plain column names (they are the plot's field names) and typed empty columns: in Gradio 6.31 a
     plot made from an untyped empty frame, or one coloured by a column, draws no bars after an update."""
     models = len({r["model"] for r in rows})
+    tags = model_tags([*model_ids, *(r["model"] for r in rows)])  # the registry's ids: the same tags as label_order
     return pd.DataFrame({
-        "budget": pd.Series([budget_label(r["steps"], r["model"], models) for r in rows], dtype=object),
+        "budget": pd.Series([budget_label(r["steps"], r["model"], models, tags) for r in rows], dtype=object),
         "steps": pd.Series([int(r["steps"] or 0) for r in rows], dtype=int),
         "seconds": pd.Series([float(r["median_seconds"] or 0.0) for r in rows], dtype=float),
         "accepted": pd.Series([round(100 * float(r["accepted_rate"] or 0), 1) for r in rows], dtype=float),
@@ -78,21 +91,21 @@ def build(studio, session: gr.State) -> dict:
     with gr.Row():
         note = gr.Markdown(EMPTY_NOTE, elem_id="stats-summary")
         refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="stats-refresh")
-    initial = plot_frame(studio.history.stats())  # typed columns: an empty frame would make every axis numeric
+    initial = plot_frame(studio.history.stats(), studio.registry.ids())  # typed columns: an empty frame would make every axis numeric
     with gr.Row(equal_height=True):
         order = label_order(studio.registry.ids())
         seconds_plot = gr.BarPlot(initial, x="budget", y="seconds", title="Median seconds per budget", sort=order,
-                                  x_title="step budget", y_title="median seconds", y_lim=[0, None], height=280,
+                                  x_title="step budget", y_title="median seconds", y_lim=[0, None], height=300, x_label_angle=-35,
                                   elem_id="stats-seconds-plot")
         accepted_plot = gr.BarPlot(initial, x="budget", y="accepted", title="Starred per budget", sort=order,
-                                   x_title="step budget", y_title="% starred", y_lim=[0, 100], height=280,
+                                   x_title="step budget", y_title="% starred", y_lim=[0, 100], height=300, x_label_angle=-35,
                                    elem_id="stats-accepted-plot")
     table = gr.Dataframe(stats_frame([]), interactive=False, elem_id="stats-table", label="By model and budget")
 
     def refresh(session_v=None):
         sid = spacemode.session_id(studio, session_v)
         rows = studio.history.stats(session=sid) if sid else studio.history.stats()
-        frame = plot_frame(rows)
+        frame = plot_frame(rows, studio.registry.ids())
         return stats_frame(rows), frame, frame, summary(rows)
 
     outputs = [table, seconds_plot, accepted_plot, note]
