@@ -137,6 +137,17 @@ class BoardStore:
             self.db.execute("DELETE FROM batches WHERE board_id = ?", [board_id])
             self.db.execute("DELETE FROM boards WHERE id = ?", [board_id])
 
+    def purge(self, older_than: str) -> int:
+        """Delete boards (with their shots and batches) last changed before ``older_than`` (ISO time), except
+        those with a batch running. Their renders are History's: its own purge removes them. Returns the count."""
+        with self._lock:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM boards WHERE updated_at < ? AND id NOT IN "
+                "(SELECT board_id FROM batches WHERE status = 'running')", [older_than]).fetchall()]
+        for board_id in ids:
+            self.delete(board_id)
+        return len(ids)
+
     def _touch(self, board_id: str) -> None:
         self.db["boards"].update(board_id, {"updated_at": _now()})
 

@@ -20,16 +20,18 @@ def remove_partial_files(root: Path) -> int:
     return count
 
 
-def purge_expired(history: HistoryStore, ttl_hours: float) -> int:
+def purge_expired(history: HistoryStore, ttl_hours: float, boards=None) -> int:
+    """Delete renders created more than ``ttl_hours`` ago, and (given the app's ``BoardStore``) boards not changed
+    for that long. Returns how many renders and boards went."""
     cutoff = (datetime.now(timezone.utc) - timedelta(hours=ttl_hours)).isoformat(timespec="milliseconds")
-    return history.purge(cutoff)
+    return history.purge(cutoff) + (boards.purge(cutoff) if boards is not None else 0)
 
 
 class Janitor:
     """A daemon thread that purges expired renders every ``interval`` seconds until stopped."""
 
-    def __init__(self, history: HistoryStore, ttl_hours: float, interval: float = 600.0):
-        self.history, self.ttl_hours, self.interval = history, ttl_hours, interval
+    def __init__(self, history: HistoryStore, ttl_hours: float, interval: float = 600.0, boards=None):
+        self.history, self.ttl_hours, self.interval, self.boards = history, ttl_hours, interval, boards
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="janitor", daemon=True)
 
@@ -39,7 +41,7 @@ class Janitor:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            purge_expired(self.history, self.ttl_hours)
+            purge_expired(self.history, self.ttl_hours, self.boards)
 
     def stop(self) -> None:
         self._stop.set()

@@ -92,3 +92,25 @@ def test_expired_renders_and_partial_files_are_cleaned(studio, settings):
     assert remove_partial_files(settings.renders_dir) == 1 and not partial.exists()
     janitor = Janitor(studio.history, ttl_hours=24, interval=0.01).start()
     janitor.stop()
+
+
+def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
+    from studio.boards import BoardStore
+    from studio.ui import spacemode
+
+    boards = BoardStore(studio.history)
+    old, busy, fresh = (boards.create(name) for name in ("old", "busy", "fresh"))
+    boards.add_shot(old.id, "a shot on an old board")
+    boards.start_batch(busy.id, "preview")
+    for b in (old, busy):
+        boards.db["boards"].update(b.id, {"updated_at": "2020-01-01T00:00:00.000+00:00"})
+    assert purge_expired(studio.history, ttl_hours=24, boards=boards) == 1
+    assert not boards.exists(old.id) and boards.exists(busy.id) and boards.exists(fresh.id)
+    assert list(boards.db.execute("SELECT count(*) FROM shots WHERE board_id = ?", [old.id]))[0][0] == 0
+    # uploads: Gradio's cache cleanup, only in Space mode, at the same time to live
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    assert spacemode.upload_cache(studio) is None
+    space = SimpleNamespace(settings=replace(settings, space=True, space_ttl_hours=2.0))
+    assert spacemode.upload_cache(space) == (3600, 7200)

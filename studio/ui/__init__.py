@@ -17,7 +17,7 @@ from . import analytics, compare, generate, guard, header, history, serving, spa
 
 def build_app(studio) -> gr.Blocks:
     """The Blocks app for an open Studio. Builds no model: models load on first use."""
-    with gr.Blocks(title="AnyFlow Studio", fill_width=True) as demo:
+    with gr.Blocks(title="AnyFlow Studio", fill_width=True, delete_cache=spacemode.upload_cache(studio)) as demo:
         session = gr.State({})  # per browser session: the running render's cancel event
         model, model_info, load_btn, load_status = header.build(studio)
         if studio.settings.space:  # a shared Space: say what is private, kept and capped
@@ -47,7 +47,7 @@ def build_app(studio) -> gr.Blocks:
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
     if studio.settings.space:  # renders past their time to live are deleted on a schedule
-        demo.studio_janitor = spacemode.start_janitor(studio)
+        demo.studio_janitor = spacemode.start_janitor(studio, boards=boards["ui"].boards)
     serving.harden_inputs(demo)  # damaged uploads and out-of-range numbers get a message, not a traceback
     return demo
 

@@ -74,11 +74,21 @@ def banner(studio) -> str:
             f"Step budgets are capped at {caps}. {why}")
 
 
-def start_janitor(studio, interval: float = 600.0):
-    """Space mode: delete renders older than the time to live, every ``interval`` seconds."""
+def start_janitor(studio, interval: float = 600.0, boards=None):
+    """Space mode: delete renders older than the time to live, and boards untouched for as long, every
+    ``interval`` seconds. ``boards``: the app's own ``BoardStore`` (a new one would mark running batches
+    interrupted). Uploads are Gradio's to delete (``delete_cache``, see ``upload_cache``)."""
     from ..cleanup import Janitor
 
-    return Janitor(studio.history, studio.settings.space_ttl_hours, interval=interval).start()
+    return Janitor(studio.history, studio.settings.space_ttl_hours, interval=interval, boards=boards).start()
+
+
+def upload_cache(studio) -> tuple[int, int] | None:
+    """Space mode: Gradio's ``delete_cache`` (every hour, files older than the time to live), so visitors' uploads
+    go with their renders; None (keep them) for a local studio, where History re-runs may re-use them."""
+    if not studio.settings.space:
+        return None
+    return 3600, max(3600, int(studio.settings.space_ttl_hours * 3600))
 
 
 # ---- ZeroGPU durations -----------------------------------------------------------------------
