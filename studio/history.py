@@ -130,6 +130,11 @@ def migrate(db: sqlite_utils.Database, upto: int = SCHEMA_VERSION) -> int:
     return max(version, upto)
 
 
+# Renders made in the same millisecond tie on created_at; the row order (insertion) breaks the tie, newest first,
+# so that pages never overlap or skip.
+NEWEST_FIRST = "created_at desc, rowid desc"
+
+
 @dataclass
 class Query:
     text: str = ""
@@ -290,10 +295,10 @@ class HistoryStore:
                     return []
                 rows = self.table.search(
                     match, where=clause, where_args=args or None,
-                    order_by="created_at desc", limit=limit, offset=offset,
+                    order_by=NEWEST_FIRST, limit=limit, offset=offset,
                 )
             else:
-                rows = self.table.rows_where(clause, args or None, order_by="created_at desc", limit=limit, offset=offset)
+                rows = self.table.rows_where(clause, args or None, order_by=NEWEST_FIRST, limit=limit, offset=offset)
             return [self._decode(r) for r in rows]
 
     def count_matching(self, query: Query | None = None, **kwargs) -> int:

@@ -61,6 +61,10 @@ def test_count_matching_agrees_with_search_and_pages_are_disjoint(tmp_path):
     pages = [[r["id"] for r in store.search(Query(text="red", limit=3, offset=o))] for o in (0, 3, 6)]
     assert [len(p) for p in pages] == [3, 3, 1]
     assert len({rid for p in pages for rid in p}) == 7  # no render on two pages, none skipped
+    # renders made in the same millisecond: still newest first, with text and without
+    store.db.execute("UPDATE renders SET created_at = '2026-01-01T00:00:00.000+00:00'")
+    for q in (Query(text="panda", limit=3), Query(limit=3, steps=4)):
+        assert [r["prompt"][-1] for r in store.search(q)] == (["6", "5", "4"] if q.text else ["5", "3", "1"])
 
 
 def test_migration_from_version_1(tmp_path):
@@ -134,7 +138,8 @@ def test_history_tab_pages_through_older_renders(studio):
         assert f"Renders {first}–{first + len(ids) - 1} of {tab.PAGE * 2 + 5}" in summary, summary
         assert nav == {"page": page, "older": page < 2} and len(items) == len(ids)
     assert len(seen) == len(set(seen)) == tab.PAGE * 2 + 5  # every panda once, newest first, none lost
-    assert studio.history.get(seen[0])["prompt"].endswith(str(tab.PAGE * 2 + 4))
+    made = [studio.history.get(rid)["created_at"] for rid in seen]
+    assert made == sorted(made, reverse=True)  # newest first across the pages
     # past the end (the last page emptied by deletes): the last page that has renders
     _, ids, _, nav = tab.search(studio, *args, page=9)
     assert nav["page"] == 2 and ids == seen[-5:]

@@ -91,14 +91,17 @@ def build(studio, session: gr.State) -> dict:
     with gr.Row():
         note = gr.Markdown(EMPTY_NOTE, elem_id="stats-summary")
         refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="stats-refresh")
-    initial = plot_frame(studio.history.stats(), studio.registry.ids())  # typed columns: an empty frame would make every axis numeric
+    # typed columns: an empty frame would make every axis numeric
+    initial = plot_frame(studio.history.stats(), studio.registry.ids())
     with gr.Row(equal_height=True):
         order = label_order(studio.registry.ids())
         seconds_plot = gr.BarPlot(initial, x="budget", y="seconds", title="Median seconds per budget", sort=order,
-                                  x_title="step budget", y_title="median seconds", y_lim=[0, None], height=300, x_label_angle=-35,
+                                  x_title="step budget", y_title="median seconds", y_lim=[0, None], height=300,
+                                  x_label_angle=-35,
                                   elem_id="stats-seconds-plot")
         accepted_plot = gr.BarPlot(initial, x="budget", y="accepted", title="Starred per budget", sort=order,
-                                   x_title="step budget", y_title="% starred", y_lim=[0, 100], height=300, x_label_angle=-35,
+                                   x_title="step budget", y_title="% starred", y_lim=[0, 100], height=300,
+                                   x_label_angle=-35,
                                    elem_id="stats-accepted-plot")
     table = gr.Dataframe(stats_frame([]), interactive=False, elem_id="stats-table", label="By model and budget")
 

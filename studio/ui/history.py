@@ -151,9 +151,12 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     for f in (mode, model, steps, status, starred):
         paged(f.change(do_search, filters, listing, api_visibility="private"))
 
+    def here(nav_v):  # the page shown
+        return int((nav_v or {}).get("page") or 0)
+
     def turn(delta):
         def go(nav_v, *values):
-            return search(studio, *values, page=int((nav_v or {}).get("page") or 0) + delta)
+            return search(studio, *values, page=here(nav_v) + delta)
         return go
 
     paged(newer_btn.click(turn(-1), [nav, *filters], listing, api_visibility="private"))
@@ -185,9 +188,6 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     rid_box = gr.Textbox(visible=False)
     rid_box.change(lambda rid, *s: show(rid if mine(studio, rid, *s) else None), [rid_box, *filters[6:]],
                    detail_outputs, api_name="history_details")
-
-    def here(nav_v):
-        return int((nav_v or {}).get("page") or 0)
 
     def toggle_star(rid, nav_v, *values):
         row = studio.history.get(rid) if rid else None
