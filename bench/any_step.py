@@ -6,7 +6,9 @@ Renders ``--n`` clips per step budget with the shipped pipelines (``assets/model
 ``assets/models/anyflow-shapes-teacher`` = teacher) through ``DiffusionPipeline.from_pretrained`` offline, on the
 seen and the held-out colour/shape/direction/background combinations, and scores them with ``studio.judge``.
 T2V is keyframe-first, as the studio renders this model; one-call T2V (seen combinations) is reported beside it.
-Also I2V (the first frame of a ground-truth clip + its caption) at each budget, and render times.
+Also I2V (the first frame of a ground-truth clip + its caption) at each budget, and render times. Each model
+renders on the step grid the studio gives it (its catalogue entry's ``last_jump_sigma``, ``studio/schedule.py``);
+where that differs from the scheduler's own grid, seen T2V on the scheduler's grid is reported beside it.
 Prints the table and writes ``any_step.json``, ``any_step.md`` and ``any_step.png`` (score vs steps, Pillow).
 Same seeds for both models; each clip's noise comes from ``torch.Generator().manual_seed(1000 + i)``.
 """
@@ -27,10 +29,13 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from studio import schedule  # noqa: E402
 from studio.judge import METRICS, score_batch  # noqa: E402
+from studio.registry import Registry  # noqa: E402
 from training import data  # noqa: E402
 
 MODELS = {"student": "anyflow-shapes", "teacher": "anyflow-shapes-teacher"}
+NATIVE_COLOUR = (44, 160, 44)  # the student on the scheduler's own step grid, for comparison
 NUM_FRAMES_ARG = data.FRAMES - 1  # scale_factor_temporal=1: the pipeline renders num_frames + 1 frames
 
 
@@ -51,16 +56,17 @@ def noise_for(pipe, n, seed0):
     return torch.cat([randn_tensor(shape, generator=torch.Generator().manual_seed(seed0 + i)) for i in range(n)])
 
 
-def render(pipe, params, steps, batch=48, video=None, seed0=1000, keyframe=True):
+def render(pipe, params, steps, batch=48, video=None, seed0=1000, keyframe=True, jump=0.0):
     """Videos for ``params``' captions. T2V is keyframe-first by default, as the studio renders this model (the
     registry's ``t2v = "keyframe"``): a one-frame call on the first frame of the clip's noise, then the clip continued
-    from that frame's latents. ``keyframe=False``: one T2V call from noise. ``video``: I2V/V2V context frames."""
+    from that frame's latents. ``keyframe=False``: one T2V call from noise. ``video``: I2V/V2V context frames.
+    ``jump``: the step grid's ``last_jump_sigma`` (``studio/schedule.py``; 0: the scheduler's own grid)."""
     out = []
     for s in range(0, len(params), batch):
         chunk = params[s:s + batch]
         caps = [p.caption for p in chunk]
         noise = noise_for(pipe, len(chunk), seed0 + s)
-        kw = dict(height=data.SIZE, width=data.SIZE, num_inference_steps=steps, guidance_scale=1.0)
+        kw = dict(height=data.SIZE, width=data.SIZE, guidance_scale=1.0, **schedule.sampler_kwargs(pipe, steps, jump))
         if video is not None:
             kw["video"] = video[s:s + batch]
         elif keyframe:
@@ -75,14 +81,14 @@ def first_frames(params, k=1):
     return torch.from_numpy(clips).float().div(255.0).permute(0, 1, 4, 2, 3)
 
 
-def timings(pipe, steps_list):
+def timings(pipe, steps_list, jump=0.0):
     """Seconds for one keyframe-first T2V render (both calls, VAE decode included) and for writing its mp4."""
     res = {}
     params = [data.eval_params(1, False)[0]]
     for s in steps_list:
-        render(pipe, params, s)  # warm
+        render(pipe, params, s, jump=jump)  # warm
         t0 = time.perf_counter()
-        frames = render(pipe, params, s)[0]
+        frames = render(pipe, params, s, jump=jump)[0]
         t1 = time.perf_counter()
         mp4 = None
         try:
@@ -118,29 +124,33 @@ def plot(results, steps, path: Path):
         for s, x in zip(steps, xs):
             xx = ox + 10 + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (pw - 20)
             d.text((xx - 4, oy + ph + 4), str(s), fill=(0, 0, 0))
-        for model, col in colours.items():
-            for split, dash in (("seen", False), ("held_out", True)):
-                row = results.get(model, {}).get(split)
-                if not row:
-                    continue
-                pts = [(ox + 10 + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (pw - 20),
-                        oy + ph - row[str(s)][metric] * ph) for s, x in zip(steps, xs) if str(s) in row]
-                for a, b in zip(pts, pts[1:]):
-                    if dash:
-                        for f in np.linspace(0, 1, 9)[::2]:
-                            p0 = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
-                            p1 = (a[0] + (b[0] - a[0]) * min(f + 0.125, 1), a[1] + (b[1] - a[1]) * min(f + 0.125, 1))
-                            d.line([p0, p1], fill=col, width=2)
-                    else:
-                        d.line([a, b], fill=col, width=3)
-                for p in pts:
-                    d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=col)
+        series = [(m, sp, c, dash) for m, c in colours.items() for sp, dash in (("seen", False), ("held_out", True))]
+        series += [(m, "native", NATIVE_COLOUR, False) for m in colours]  # where a model has a native-grid row
+        for model, split, col, dash in series:
+            row = results.get(model, {}).get(split)
+            if not row:
+                continue
+            pts = [(ox + 10 + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (pw - 20),
+                    oy + ph - row[str(s)][metric] * ph) for s, x in zip(steps, xs) if str(s) in row]
+            for a, b in zip(pts, pts[1:]):
+                if dash:
+                    for f in np.linspace(0, 1, 9)[::2]:
+                        p0 = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
+                        p1 = (a[0] + (b[0] - a[0]) * min(f + 0.125, 1), a[1] + (b[1] - a[1]) * min(f + 0.125, 1))
+                        d.line([p0, p1], fill=col, width=2)
+                else:
+                    d.line([a, b], fill=col, width=3)
+            for p in pts:
+                d.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=col)
     d.text((pad, 12), "AnyFlow Studio embedded model: judge score vs inference steps (x: steps, log scale)",
            fill=(0, 0, 0))
     lx = W - 330
     for i, (model, col) in enumerate(colours.items()):
-        d.line([lx, 14 + 14 * i, lx + 30, 14 + 14 * i], fill=col, width=3)
-        d.text((lx + 36, 8 + 14 * i), f"{model}: solid seen, dashed held-out", fill=(0, 0, 0))
+        d.line([lx, 10 + 14 * i, lx + 30, 10 + 14 * i], fill=col, width=3)
+        d.text((lx + 36, 4 + 14 * i), f"{model}: solid seen, dashed held-out", fill=(0, 0, 0))
+    if any("native" in r for r in results.values()):
+        d.line([lx, 38, lx + 30, 38], fill=NATIVE_COLOUR, width=3)
+        d.text((lx + 36, 32), "student, scheduler's own grid (seen)", fill=(0, 0, 0))
     img.save(path)
 
 
@@ -160,6 +170,7 @@ def main(argv=None):
     out = Path(args.out) if args.out else Path(args.workdir or REPO / "runs") / "bench"
     out.mkdir(parents=True, exist_ok=True)
     splits = {"seen": data.eval_params(args.n, False), "held_out": data.eval_params(args.n, True)}
+    catalogue = Registry.load()
     results: dict = {}
     t_start = time.time()
     for model, name in MODELS.items():
@@ -170,32 +181,43 @@ def main(argv=None):
             print(f"{model}: {folder} missing, skipped")
             continue
         pipe = load(folder)
-        res = results[model] = {}
+        jump = catalogue.get(name).last_jump_sigma  # the step grid the studio renders this model with
+        res = results[model] = {"last_jump_sigma": jump}
         for split, params in splits.items():
             res[split] = {}
             for s in args.steps:
                 t0 = time.time()
-                res[split][str(s)] = score_batch(render(pipe, params, s), params)
+                res[split][str(s)] = score_batch(render(pipe, params, s, jump=jump), params)
                 res[split][str(s)]["seconds"] = round(time.time() - t0, 1)
                 print(f"{model:8s} {split:8s} {s:2d} steps: " + "  ".join(
                     f"{m} {res[split][str(s)][m]:.3f}" for m in METRICS), flush=True)
+        if jump:  # the same renders on the scheduler's own grid, for comparison (seen combinations)
+            res["native"] = {}
+            for s in args.steps:
+                res["native"][str(s)] = score_batch(render(pipe, splits["seen"], s), splits["seen"])
+                print(f"{model:8s} native grid {s:2d} steps: " + "  ".join(
+                    f"{m} {res['native'][str(s)][m]:.3f}" for m in METRICS), flush=True)
         res["direct"] = {}
         for s in args.steps:  # one T2V call from noise, for comparison (seen combinations)
-            res["direct"][str(s)] = score_batch(render(pipe, splits["seen"], s, keyframe=False), splits["seen"])
+            res["direct"][str(s)] = score_batch(render(pipe, splits["seen"], s, keyframe=False, jump=jump),
+                                                splits["seen"])
             print(f"{model:8s} one-call T2V {s:2d} steps: " + "  ".join(
                 f"{m} {res['direct'][str(s)][m]:.3f}" for m in METRICS), flush=True)
         res["i2v"] = {}
         params = splits["seen"] + splits["held_out"]
         video = first_frames(params)
         for s in args.i2v_steps:
-            res["i2v"][str(s)] = score_batch(render(pipe, params, s, video=video), params)
+            res["i2v"][str(s)] = score_batch(render(pipe, params, s, video=video, jump=jump), params)
             print(f"{model:8s} I2V (first frame, {len(params)} clips) {s} steps: " + "  ".join(
                 f"{m} {res['i2v'][str(s)][m]:.3f}" for m in METRICS), flush=True)
-        res["timing"] = timings(pipe, args.steps)
+        res["timing"] = timings(pipe, args.steps, jump)
         res["bytes"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     lines = [f"Judge accuracy, {args.n} clips per cell (seen / held-out combinations), guidance_scale=1.0, "
              f"64x64x17 (num_frames={NUM_FRAMES_ARG}), {torch.get_num_threads()} threads. T2V rows are keyframe-first "
-             "(the studio's T2V for this model); 'one-call T2V' is a single pipeline call from noise.", "",
+             "(the studio's T2V for this model); 'one-call T2V' is a single pipeline call from noise. "
+             "Every row uses the step grid the studio renders the model with (catalogue last_jump_sigma: "
+             + ", ".join(f"{m} {r['last_jump_sigma']}" for m, r in results.items())
+             + "; studio/schedule.py) except 'scheduler's own grid'.", "",
              "| model | split | steps | " + " | ".join(METRICS) + " | all |",
              "|---|---|---|" + "---|" * (len(METRICS) + 1)]
     for model, res in results.items():
@@ -204,6 +226,10 @@ def main(argv=None):
                 r = res[split][str(s)]
                 lines.append(f"| {model} | {split} | {s} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS)
                              + f" | {r['all']:.2f} |")
+        for s in args.steps if "native" in res else []:
+            r = res["native"][str(s)]
+            lines.append(f"| {model} | seen, scheduler's own grid | {s} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS)
+                         + f" | {r['all']:.2f} |")
         for s in args.steps:
             r = res["direct"][str(s)]
             lines.append(f"| {model} | seen, one-call T2V | {s} | " + " | ".join(f"{r[m]:.2f}" for m in METRICS)

@@ -35,6 +35,8 @@ class ModelSpec:
     # How text-to-video runs: "direct" (one pipeline call from noise) or "keyframe" (the first frame alone, then the
     # clip continued from it as image-to-video, in the same model; for models without an absolute frame anchor)
     t2v: str = "direct"
+    # The last step never starts below this noise level (0: the scheduler's own grid); see studio/schedule.py
+    last_jump_sigma: float = 0.0
     teacher: str = ""  # the model this one was distilled from: Compare can show the same budgets "before distillation"
     license: str = ""
     notes: str = ""
@@ -99,6 +101,10 @@ def _spec_from_table(model_id: str, table: dict, origin: str) -> ModelSpec:
         raise StudioError(f"{origin}: model '{model_id}' t2v must be one of {', '.join(T2V_STRATEGIES)}")
     if table.get("t2v") == "keyframe" and (family != "bidirectional" or "i2v" not in modes):
         raise StudioError(f"{origin}: model '{model_id}' t2v = \"keyframe\" needs a bidirectional model that serves i2v")
+    jump = table.get("last_jump_sigma", 0.0)
+    if isinstance(jump, bool) or not isinstance(jump, (int, float)) or not 0.0 <= jump < 1.0:
+        raise StudioError(f"{origin}: model '{model_id}' last_jump_sigma must be a number from 0 (off) up to, not "
+                          f"including, 1")
     values = dict(table, modes=modes)
     return ModelSpec(id=model_id, origin=origin, **values)
 

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import chunks, media
+from . import chunks, media, schedule
 from .config import Settings
 from .errors import MediaError, ModeNotServed, NotEnoughMemory, RenderCancelled, StudioError
 from .events import _DONE, Cancelled, Chunk, Event, Failed, Preview, Progress, Result, Status  # noqa: F401
@@ -332,9 +332,10 @@ class RenderEngine:
         return extra
 
     @staticmethod
-    def _keyframe(pipe, embeds, noise, steps, req, plan, index, calls, state, cancel, emit):
+    def _keyframe(pipe, embeds, noise, steps, grid, req, plan, index, calls, state, cancel, emit):
         """The first frame of a keyframe-first T2V render: a one-frame call on the first frame of the render's own
-        noise, at the same step budget. Returns its latents in the pipeline's context layout (B, 1, C, h, w)."""
+        noise, at the same step budget (``grid``: its sampler kwargs). Returns its latents in the pipeline's context
+        layout (B, 1, C, h, w)."""
         def on_step(_pipe, i, _t, kwargs):
             if cancel.is_set():
                 raise RenderCancelled()
@@ -345,7 +346,7 @@ class RenderEngine:
 
         one = 0 if pipe.vae_scale_factor_temporal == 1 else 1  # AnyFlowPipeline adds one frame at tf == 1
         out = pipe(**embeds, latents=noise[:, :, :1].clone(), height=req.height, width=req.width, num_frames=one,
-                   num_inference_steps=steps, guidance_scale=req.guidance_scale, output_type="latent",
+                   **grid, guidance_scale=req.guidance_scale, output_type="latent",
                    callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=[])
         return out.frames.permute(0, 2, 1, 3, 4)
 
@@ -363,7 +364,9 @@ class RenderEngine:
         num_frames = req.frames - 1 if tf == 1 else req.frames  # AnyFlowPipeline adds one frame at tf == 1
         latent_t = (num_frames - 1) // tf + 1 if tf > 1 else num_frames + 1
         # Keyframe-first T2V (registry t2v = "keyframe"): the first frame alone, then the clip continued from it.
-        keyframe = req.mode == "t2v" and partition is None and latent_t > 1 and self.spec_for(req).t2v == "keyframe"
+        spec = self.spec_for(req)
+        keyframe = req.mode == "t2v" and partition is None and latent_t > 1 and spec.t2v == "keyframe"
+        grid = schedule.sampler_kwargs(pipe, steps, spec.last_jump_sigma)  # num_inference_steps or sigmas
         calls = steps * (len(partition) - context_chunks) if partition else steps * (2 if keyframe else 1)
         stream = job.stream_chunks and partition is not None and not getattr(pipe.vae, "use_tiling", False)
 
@@ -419,8 +422,8 @@ class RenderEngine:
 
         t_call = time.perf_counter()
         if keyframe:
-            extra = dict(extra, video_latents=self._keyframe(pipe, embeds, noise, steps, req, plan, index, calls,
-                                                               state, cancel, emit))
+            extra = dict(extra, video_latents=self._keyframe(pipe, embeds, noise, steps, grid, req, plan, index,
+                                                               calls, state, cancel, emit))
             init = torch.cat([extra["video_latents"].to(init), init[:, 1:]], 1)  # previews start from the keyframe
         output = pipe(
             **embeds,
@@ -429,7 +432,7 @@ class RenderEngine:
             height=req.height,
             width=req.width,
             num_frames=num_frames,
-            num_inference_steps=steps,
+            **grid,
             guidance_scale=req.guidance_scale,
             generator=generator,
             output_type="latent" if stream else "np",

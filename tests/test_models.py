@@ -147,7 +147,10 @@ def test_user_registry_file_adds_and_overrides(tmp_path):
         Registry.load(bad)
     for table, message in [('t2v = "sometimes"', "t2v must be one of direct, keyframe"),
                            ('t2v = "keyframe"\nmodes = ["t2v"]', "needs a bidirectional model that serves i2v"),
-                           ('t2v = "keyframe"\nfamily = "causal"\nmodes = ["t2v", "i2v"]', "needs a bidirectional")]:
+                           ('t2v = "keyframe"\nfamily = "causal"\nmodes = ["t2v", "i2v"]', "needs a bidirectional"),
+                           ("last_jump_sigma = 1.0", "last_jump_sigma must be a number from 0"),
+                           ('last_jump_sigma = "0.5"', "last_jump_sigma must be a number from 0"),
+                           ("last_jump_sigma = true", "last_jump_sigma must be a number from 0")]:
         bad.write_text(f'[models.x]\nsource = "local:/x"\n{table}\n')
         with pytest.raises(Exception, match=message):
             Registry.load(bad)

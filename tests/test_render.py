@@ -185,3 +185,40 @@ def test_keyframe_first_t2v_renders_the_first_frame_then_continues_it(studio):
     assert np.abs(res.frames.astype(int) - media.to_uint8(want).astype(int)).max() <= 1
     direct = studio.engine.run(RenderRequest(prompt="a red circle moving right", model="t-bidi", steps=2, seed=5))[0]
     assert np.abs(direct.frames.astype(int) - res.frames.astype(int)).mean() > 1  # a different path ran
+
+
+def test_last_jump_sigma_sets_the_grid_of_every_call(tmp_path, models_file, tiny_dirs):
+    """A catalogue entry's last_jump_sigma reaches the pipeline: both calls of a keyframe-first render use its grid."""
+    from studio import schedule
+    from studio.config import Settings
+    from studio.services import Studio
+
+    folder = tiny_dirs["t-bidi"][1]
+    path = tmp_path / "jump.toml"
+    path.write_text(models_file.read_text() + f'\n[models.t-jump]\nsource = "local:{folder.as_posix()}"\n'
+                    'modes = ["t2v", "i2v"]\nt2v = "keyframe"\nlast_jump_sigma = 0.5\n'
+                    'height = 32\nwidth = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\n', encoding="utf-8")
+    studio = Studio.open(Settings(data_dir=tmp_path / "data", default_model="t-jump", models_file=path, device="cpu"))
+    try:
+        pipe = studio.models.get("t-jump").pipe
+        seen = []
+        real = pipe.scheduler.set_timesteps
+
+        def spy(*a, **kw):
+            real(*a, **kw)
+            seen.append([round(float(x), 4) for x in pipe.scheduler.sigmas])
+
+        pipe.scheduler.set_timesteps = spy
+        shift = pipe.scheduler.config.shift
+        res = studio.engine.run(RenderRequest(prompt="a red circle moving right", model="t-jump", steps=8, seed=2))[0]
+        want = schedule.describe(8, shift, 0.5)
+        assert len(seen) == 2 and all(s == pytest.approx(want, abs=1e-3) for s in seen)
+        assert seen[0][-2] == pytest.approx(0.5, abs=1e-3)
+        seen.clear()
+        studio.engine.run(RenderRequest(prompt="a red circle moving right", model="t-jump", steps=2, seed=2))
+        assert seen == [pytest.approx(schedule.describe(2, shift), abs=1e-3)] * 2  # small budgets: the native grid
+        native = studio.engine.run(RenderRequest(prompt="a red circle moving right", model="t-bidi-kf", steps=8,
+                                                 seed=2))[0]
+        assert np.abs(native.frames.astype(int) - res.frames.astype(int)).max() > 8  # the grid changed the render
+    finally:
+        studio.close()
