@@ -89,9 +89,9 @@ def test_compare_returns_one_result_per_budget(app):
             if isinstance(slot, dict) and video_value(slot) and "·" in slot.get("label", ""):
                 labelled[slot["label"].split(" · ")[0]] = video_value(slot)
     assert set(labelled) == {"1 step", "2 steps", "4 steps"}
-    plot = outs[-2][4] if isinstance(outs[-2][4], dict) else None
-    if plot is not None and "value" in plot:  # LinePlot payload: one point per finished budget
-        assert len(plot["value"]["data"]) == 3
+    charts = [x for out in outs for x in out if isinstance(x, str) and "seconds-chart" in x]
+    assert charts and charts[-1].count("<circle") == 3  # the seconds chart: one point per finished budget
+    assert charts[-1].count('class="series"') == 1 and 'data-model="t-far"' in charts[-1]
     rows = studio.history.search(Query(text="red circle", steps=2))
     assert any(r["plan_kind"] == "compare" and r["seed"] == 11 for r in rows)
 

@@ -226,3 +226,16 @@ def test_gpu_wrapped_render_still_yields_its_preview_first(app, monkeypatch):
     first_live = next(i for i, o in enumerate(outs) if isinstance(o[4], dict) and o[4].get("role"))
     assert any("chunk" in str(v) for o in outs[:first_live] for v in o), "chunks streamed before the preview result"
     assert len(calls) == 1 and 15 <= calls[0] <= 300  # one GPU call, duration from steps and frames
+
+
+def test_seconds_chart_draws_one_coloured_line_per_model():
+    from studio.ui import charts
+
+    empty = charts.seconds_chart([])
+    assert "<svg" in empty and "timings appear here" in empty and "<polyline" not in empty
+    rows = [{"steps": s, "seconds": 0.3 * s, "model": m} for m in ("student", "teacher<x>") for s in (2, 4, 16)]
+    svg = charts.seconds_chart(rows)
+    assert svg.count('class="series"') == 2 and svg.count("<circle") == 6
+    assert charts.PALETTE[0] in svg and charts.PALETTE[1] in svg  # distinct colours, in the legend too
+    assert "teacher&lt;x&gt;" in svg and "teacher<x>" not in svg  # names are escaped
+    assert ">16<" in svg and ">5<" in svg  # budget ticks; y axis rounded up to 5 s (max 4.8)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import gradio as gr
-import pandas as pd
 
 from ..errors import InvalidRequest, StudioError
 from ..render import Plan, RenderRequest
+from . import charts
 from . import format as fmt
 from . import header
 from .session import cancel, drive, friendly_error
@@ -16,7 +16,6 @@ from .session import cancel, drive, friendly_error
 BUDGET_CHOICES = [1, 2, 4, 8, 16, 32, 64]
 DEFAULT_BUDGETS = [2, 4, 8, 16]
 SLOTS = 4
-EMPTY_PLOT = pd.DataFrame({"steps": [], "seconds": []})
 
 
 def parse_budgets(values) -> list[int]:
@@ -26,9 +25,9 @@ def parse_budgets(values) -> list[int]:
     return budgets
 
 
-def plot_frame(results: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({"steps": [r["steps"] for r in results], "seconds": [r["seconds"] for r in results],
-                         "model": [r.get("model", "") for r in results]})
+def plot_html(results: list[dict]) -> str:
+    """The seconds-per-budget chart: one coloured line per model (the picked one and, if asked, its teacher)."""
+    return charts.seconds_chart(results)
 
 
 def teacher_of(studio, model_id: str | None) -> str:
@@ -66,8 +65,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                 run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
                 stop_btn = gr.Button("Cancel", variant="stop", interactive=False, scale=1)
         with gr.Column(scale=3, min_width=260):
-            plot = gr.LinePlot(EMPTY_PLOT, x="steps", y="seconds", color="model", title="Seconds per budget",
-                               height=220, x_title="steps", y_title="seconds", elem_id="compare-plot")
+            plot = gr.HTML(plot_html([]), elem_id="compare-plot", padding=False)
             progress_bar = gr.HTML("", elem_id="compare-progress", padding=False)
             status = gr.Markdown("Pick budgets and press **Compare**. The plot shows render seconds per budget "
                                  "(model loading not counted).", elem_id="compare-status")
@@ -127,7 +125,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
             clear[videos[i]] = gr.Video(value=None, label=label, visible=i < len(chosen))
             clear[use_buttons[i]] = gr.Button(visible=False)
             clear[teacher_videos[i]] = gr.Video(value=None, label=label, visible=bool(teacher) and i < len(chosen))
-        yield {**clear, plot: EMPTY_PLOT, seed: req.seed, slot_steps: list(chosen),
+        yield {**clear, plot: plot_html([]), seed: req.seed, slot_steps: list(chosen),
                status: f"… Seed {req.seed} · budgets {', '.join(map(str, chosen))}…",
                run_btn: gr.Button(interactive=False), stop_btn: gr.Button(interactive=True)}
         done = []
@@ -146,7 +144,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                     i = r.budget_index
                     label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
                     update = {slots[i]: gr.Video(value=r.video_path, label=label),
-                              sync_btn: gr.Button(visible=True), plot: plot_frame(done),
+                              sync_btn: gr.Button(visible=True), plot: plot_html(done),
                               status: f"Seed {req.seed} · {fmt.plan_summary([d for d in done if d['model'] == row_req.model])}"}
                     if main:
                         update[use_buttons[i]] = gr.Button(value=f"Use {fmt.steps_word(r.steps)}", visible=True)
