@@ -25,11 +25,6 @@ def parse_budgets(values) -> list[int]:
     return budgets
 
 
-def plot_html(results: list[dict]) -> str:
-    """The seconds-per-budget chart: one coloured line per model (the picked one and, if asked, its teacher)."""
-    return charts.seconds_chart(results)
-
-
 def teacher_of(studio, model_id: str | None) -> str:
     """The model the picked one was distilled from, if the registry names one that exists ('' otherwise)."""
     try:
@@ -65,7 +60,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                 run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
                 stop_btn = gr.Button("Cancel", variant="stop", interactive=False, scale=1)
         with gr.Column(scale=3, min_width=260):
-            plot = gr.HTML(plot_html([]), elem_id="compare-plot", padding=False)
+            plot = gr.HTML(charts.seconds_chart([]), elem_id="compare-plot", padding=False)
             progress_bar = gr.HTML("", elem_id="compare-progress", padding=False)
             status = gr.Markdown("Pick budgets and press **Compare**. The plot shows render seconds per budget "
                                  "(model loading not counted).", elem_id="compare-status")
@@ -125,7 +120,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
             clear[videos[i]] = gr.Video(value=None, label=label, visible=i < len(chosen))
             clear[use_buttons[i]] = gr.Button(visible=False)
             clear[teacher_videos[i]] = gr.Video(value=None, label=label, visible=bool(teacher) and i < len(chosen))
-        yield {**clear, plot: plot_html([]), seed: req.seed, slot_steps: list(chosen),
+        yield {**clear, plot: charts.seconds_chart([]), seed: req.seed, slot_steps: list(chosen),
                status: f"… Seed {req.seed} · budgets {', '.join(map(str, chosen))}…",
                run_btn: gr.Button(interactive=False), stop_btn: gr.Button(interactive=True)}
         done = []
@@ -144,7 +139,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                     i = r.budget_index
                     label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
                     update = {slots[i]: gr.Video(value=r.video_path, label=label),
-                              sync_btn: gr.Button(visible=True), plot: plot_html(done),
+                              sync_btn: gr.Button(visible=True), plot: charts.seconds_chart(done),
                               status: f"Seed {req.seed} · {fmt.plan_summary([d for d in done if d['model'] == row_req.model])}"}
                     if main:
                         update[use_buttons[i]] = gr.Button(value=f"Use {fmt.steps_word(r.steps)}", visible=True)
