@@ -141,7 +141,7 @@ def test_analytics_table_matches_history_stats(app):
     client, studio = app
     rows = studio.history.search(Query(status="ok", limit=5))
     studio.history.set_accepted(rows[0]["id"], True)
-    table, _, _, summary = client.predict(api_name="/budget_stats")
+    table, seconds_svg, starred_svg, summary = client.predict(api_name="/budget_stats")
     stats = studio.history.stats()
     shown = [dict(zip(table["headers"], r)) for r in table["data"]]
     assert len(shown) == len(stats) and stats
@@ -150,22 +150,30 @@ def test_analytics_table_matches_history_stats(app):
         assert got["Accepted"] == f"{100 * want['accepted_rate']:.0f}%"
         assert float(got["Median seconds"]) == pytest.approx(want["median_seconds"])
     assert "finished render" in summary
-    frame = analytics.plot_frame(stats)
-    assert list(frame["renders"]) == [s["renders"] for s in stats]
+    assert seconds_svg.count('class="bar"') == len(stats) and starred_svg.count('class="bar"') == len(stats)
 
 
-def test_analytics_labels_stay_short_and_known_with_several_models():
+def test_analytics_bars_group_by_budget_in_step_order_one_colour_per_model():
+    from studio.ui import charts
+
     ids = ["anyflow-shapes", "anyflow-wan-1.3b", "anyflow-shapes-teacher"]
     assert analytics.model_tags(ids) == {"anyflow-shapes": "shapes", "anyflow-wan-1.3b": "wan-1.3b",
                                          "anyflow-shapes-teacher": "shapes-teacher"}
-    rows = [{"model": m, "steps": n, "renders": 1, "accepted_rate": 0.0, "median_seconds": 1.0}
+    rows = [{"model": m, "steps": n, "renders": 1, "accepted_rate": 0.5, "median_seconds": n / 4}
             for m in ("anyflow-shapes", "anyflow-shapes-teacher") for n in (16, 2)]
-    labels = list(analytics.plot_frame(rows, ids)["budget"])
-    assert labels == ["16 · shapes", "2 · shapes", "16 · shapes-teacher", "2 · shapes-teacher"]
-    order = analytics.label_order(ids)
-    assert set(labels) <= set(order) and order.index("2 · shapes") < order.index("16 · shapes")  # step order
-    one = list(analytics.plot_frame(rows[:2], ids)["budget"])
-    assert one == ["16 steps", "2 steps"]
+    seconds, starred = analytics.budget_charts(rows)
+    ticks = [seconds.index(f">{n}</text>") for n in (2, 16)]
+    assert ticks[0] < ticks[1]  # numeric step order, not text order
+    for svg in (seconds, starred):
+        assert svg.count('class="bar"') == 4
+        assert svg.count(f'fill="{charts.PALETTE[0]}"') == 3 and svg.count(f'fill="{charts.PALETTE[1]}"') == 3
+    assert ">shapes</text>" in seconds and ">shapes-teacher</text>" in seconds  # short legend tags
+    assert 'data-series="anyflow-shapes-teacher" data-steps="16"' in seconds  # hover keeps the whole id
+    assert "50%" in starred and ">100</text>" in starred  # % starred on a 0-100 axis
+    one, _ = analytics.budget_charts(rows[:2])
+    assert ">anyflow-shapes</text>" in one and one.count('class="bar"') == 2
+    empty, _ = analytics.budget_charts([])
+    assert "no finished renders yet" in empty and 'class="bar"' not in empty
 
 
 def render_args(prompt, seed, steps=1, refine=False, preview=1):

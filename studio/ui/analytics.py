@@ -1,7 +1,7 @@
 """The "Analytics" tab: what each step budget bought, from the history (``HistoryStore.stats``).
 
-A table (model, steps, renders, accepted rate, median seconds) and two plots: median seconds per
-step budget and the share of renders starred (accepted) per budget, one colour per model.
+A table (model, steps, renders, accepted rate, median seconds) and two bar charts (``charts.bar_chart``):
+median seconds per step budget and the share of renders starred (accepted) per budget, one colour per model.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from . import spacemode
+from . import charts, spacemode
 
 TABLE_COLUMNS = ["Model", "Steps", "Renders", "Accepted", "Median seconds"]
 EMPTY_NOTE = ("No finished renders yet. Render in Create, Compare or a Storyboard, star the ones you keep, "
@@ -25,11 +25,8 @@ def stats_frame(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-MAX_PLOT_STEPS = 64
-
-
 def model_tags(model_ids) -> dict[str, str]:
-    """Short names for the plots' labels: ids without the dash-separated prefix they all share
+    """Short names for the charts' legends: ids without the dash-separated prefix they all share
     ('anyflow-shapes', 'anyflow-wan-1.3b' -> 'shapes', 'wan-1.3b'); the whole id where that would leave nothing."""
     ids = [str(m) for m in dict.fromkeys(model_ids)]
     parts = [m.split("-") for m in ids]
@@ -39,33 +36,18 @@ def model_tags(model_ids) -> dict[str, str]:
     return {m: "-".join(p[common:]) or m for m, p in zip(ids, parts)}
 
 
-def budget_label(steps, model, models: int, tags: dict | None = None) -> str:
-    """The bar's category: 'N steps', or 'N · tag' when several models share the plot."""
-    return f"{int(steps or 0)} steps" if models <= 1 else f"{int(steps or 0)} · {(tags or {}).get(model, model)}"
-
-
-def label_order(model_ids) -> list[str]:
-    """Every label a bar can have, in step order (Gradio 6.31's plots sort categories as text otherwise)."""
-    tags = model_tags(model_ids)
-    return [f"{n} steps" for n in range(1, MAX_PLOT_STEPS + 1)] + [
-        f"{n} · {tags[m]}" for n in range(1, MAX_PLOT_STEPS + 1) for m in tags]
-
-
-def plot_frame(rows: list[dict], model_ids=()) -> pd.DataFrame:
-    """One bar per model and budget: its label, median seconds, accepted %, renders, model.
-
-    Plain column names (they are the plot's field names) and typed empty columns: in Gradio 6.31 a
-    plot made from an untyped empty frame, or one coloured by a column, draws no bars after an update."""
-    models = len({r["model"] for r in rows})
-    tags = model_tags([*model_ids, *(r["model"] for r in rows)])  # the registry's ids: the same tags as label_order
-    return pd.DataFrame({
-        "budget": pd.Series([budget_label(r["steps"], r["model"], models, tags) for r in rows], dtype=object),
-        "steps": pd.Series([int(r["steps"] or 0) for r in rows], dtype=int),
-        "seconds": pd.Series([float(r["median_seconds"] or 0.0) for r in rows], dtype=float),
-        "accepted": pd.Series([round(100 * float(r["accepted_rate"] or 0), 1) for r in rows], dtype=float),
-        "renders": pd.Series([int(r["renders"]) for r in rows], dtype=int),
-        "model": pd.Series([str(r["model"]) for r in rows], dtype=object),
-    })
+def budget_charts(rows: list[dict]) -> tuple[str, str]:
+    """SVG bars from ``HistoryStore.stats()`` rows: median seconds and % starred, grouped by step budget (in step
+    order), one colour per model; one model's legend shows its whole id, several models' their short tags."""
+    models = list(dict.fromkeys(str(r["model"]) for r in rows))
+    tags = model_tags(models) if len(models) > 1 else {m: m for m in models}
+    budgets = sorted({int(r["steps"] or 0) for r in rows})
+    seconds = [(tags[m], m, {int(r["steps"] or 0): float(r["median_seconds"] or 0.0)
+                             for r in rows if str(r["model"]) == m}) for m in models]
+    starred = [(tags[m], m, {int(r["steps"] or 0): round(100 * float(r["accepted_rate"] or 0), 1)
+                             for r in rows if str(r["model"]) == m}) for m in models]
+    return (charts.bar_chart(budgets, seconds, "Median seconds per budget", "median seconds", unit=" s"),
+            charts.bar_chart(budgets, starred, "Starred per budget", "% starred", y_max=100, unit="%"))
 
 
 def summary(rows: list[dict]) -> str:
@@ -91,25 +73,16 @@ def build(studio, session: gr.State) -> dict:
     with gr.Row():
         note = gr.Markdown(EMPTY_NOTE, elem_id="stats-summary")
         refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="stats-refresh")
-    # typed columns: an empty frame would make every axis numeric
-    initial = plot_frame(studio.history.stats(), studio.registry.ids())
+    seconds_svg, accepted_svg = budget_charts(studio.history.stats())
     with gr.Row(equal_height=True):
-        order = label_order(studio.registry.ids())
-        seconds_plot = gr.BarPlot(initial, x="budget", y="seconds", title="Median seconds per budget", sort=order,
-                                  x_title="step budget", y_title="median seconds", y_lim=[0, None], height=300,
-                                  x_label_angle=-35,
-                                  elem_id="stats-seconds-plot")
-        accepted_plot = gr.BarPlot(initial, x="budget", y="accepted", title="Starred per budget", sort=order,
-                                   x_title="step budget", y_title="% starred", y_lim=[0, 100], height=300,
-                                   x_label_angle=-35,
-                                   elem_id="stats-accepted-plot")
+        seconds_plot = gr.HTML(seconds_svg, elem_id="stats-seconds-plot", padding=False)
+        accepted_plot = gr.HTML(accepted_svg, elem_id="stats-accepted-plot", padding=False)
     table = gr.Dataframe(stats_frame([]), interactive=False, elem_id="stats-table", label="By model and budget")
 
     def refresh(session_v=None):
         sid = spacemode.session_id(studio, session_v)
         rows = studio.history.stats(session=sid) if sid else studio.history.stats()
-        frame = plot_frame(rows, studio.registry.ids())
-        return stats_frame(rows), frame, frame, summary(rows)
+        return stats_frame(rows), *budget_charts(rows), summary(rows)
 
     outputs = [table, seconds_plot, accepted_plot, note]
     refresh_btn.click(refresh, session, outputs, api_name="budget_stats")

@@ -1,9 +1,11 @@
-"""Small inline SVG charts for the UI (no JavaScript, no plotting library).
+"""Small inline SVG charts for the UI (no JavaScript, no plotting library): Compare's seconds per budget,
+Analytics' bars per budget and model.
 
-Why not ``gr.LinePlot``: in Gradio 6.31 a native plot builds its Vega spec once, from the value it mounts with, and
-later values only swap the data. The Compare plot mounts empty, so the ``model`` colour became a quantitative scale
-of pale accent shades (or, mounted with an empty ``model`` column, drew nothing at all). This chart is rebuilt on
-every update, so each model's line has its own colour and legend entry.
+Why not ``gr.LinePlot`` / ``gr.BarPlot``: in Gradio 6.31 a native plot builds its Vega spec once, from the value it
+mounts with, and later values only swap the data. The Compare plot mounted empty, so the ``model`` colour became a
+quantitative scale of pale accent shades (mounted with an empty ``model`` column it drew nothing at all), and
+Analytics' bars could not be coloured by model at all. These charts are rebuilt on every update, so each model has
+its own colour and legend entry.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import html
 import math
 
-PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea")  # blue, orange, green, purple
+PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
 
 
 def _nice_top(value: float) -> float:
@@ -83,5 +85,58 @@ def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: in
                        f'stroke-width="3"/><text x="{legend_x + 20}" y="{ly}" fill="currentColor">'
                        f"{html.escape(model)}</text>")
             legend_x += 28 + 6.2 * len(model)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bar_chart(budgets: list[int], series: list[tuple[str, str, dict]], title: str, y_title: str,
+              y_max: float | None = None, unit: str = "", width: int = 420, height: int = 240) -> str:
+    """Grouped bars: one group per step budget (in step order), one coloured bar per series in each group.
+
+    ``series``: (legend label, hover name, {steps: value}); a series without a value at a budget leaves a gap."""
+    left, right, top, bottom = 40, 10, 26, 54
+    pw, ph = width - left - right, height - top - bottom
+    out = [f'<svg class="bar-chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
+           f'xmlns="http://www.w3.org/2000/svg" style="width:100%;max-width:{width * 2}px;height:auto;'
+           f'font:11px sans-serif">',
+           f'<text x="{width / 2}" y="15" text-anchor="middle" font-weight="600" fill="currentColor">'
+           f'{html.escape(title)}</text>']
+    values = [float(v) for _, _, vals in series for v in vals.values() if v is not None]
+    if not budgets or not values:
+        out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d4d4d8"/>')
+        out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#71717a">'
+                   "no finished renders yet</text></svg>")
+        return "".join(out)
+    y_top = y_max or _nice_top(max(values))
+    divisions = next((n for n in (5, 4, 3, 6) if _is_round(y_top / n)), 4)
+    for i in range(divisions + 1):
+        v = round(y_top * i / divisions, 6)
+        y = top + ph - v / y_top * ph
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e7"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="currentColor">{v:g}</text>')
+    out.append(f'<text x="10" y="{top + ph / 2}" text-anchor="middle" fill="#71717a" '
+               f'transform="rotate(-90 10 {top + ph / 2})">{html.escape(y_title)}</text>')
+    group_w = pw / len(budgets)
+    bar_w = min(28.0, group_w * 0.8 / max(len(series), 1))
+    for g, steps in enumerate(budgets):
+        cx = left + group_w * (g + 0.5)
+        x0 = cx - bar_w * len(series) / 2
+        for k, (_, name, vals) in enumerate(series):
+            v = vals.get(steps)
+            if v is None:
+                continue
+            h = max(float(v), 0.0) / y_top * ph
+            out.append(f'<rect class="bar" data-series="{html.escape(name)}" data-steps="{steps}" '
+                       f'x="{x0 + k * bar_w:.1f}" y="{top + ph - h:.1f}" width="{bar_w * 0.92:.1f}" '
+                       f'height="{h:.1f}" fill="{PALETTE[k % len(PALETTE)]}"><title>{html.escape(name)}: '
+                       f'{steps} steps, {float(v):g}{unit}</title></rect>')
+        out.append(f'<text x="{cx:.1f}" y="{top + ph + 14}" text-anchor="middle" fill="currentColor">{steps}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{top + ph + 28}" text-anchor="middle" fill="#71717a">steps</text>')
+    legend_x = left
+    for k, (label, _, _) in enumerate(series):
+        ly = height - 6
+        out.append(f'<rect x="{legend_x}" y="{ly - 9}" width="10" height="10" fill="{PALETTE[k % len(PALETTE)]}"/>'
+                   f'<text x="{legend_x + 14}" y="{ly}" fill="currentColor">{html.escape(label)}</text>')
+        legend_x += 24 + 6.2 * len(label)
     out.append("</svg>")
     return "".join(out)
