@@ -31,21 +31,44 @@ def _is_round(step: float) -> bool:
     return any(abs(mantissa - m) < 1e-9 for m in (1, 2, 2.5, 5))
 
 
+def _open(cls: str, title: str, width: int, height: int) -> list[str]:
+    """The <svg> element and its title line."""
+    return [f'<svg class="{cls}" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
+            f'xmlns="http://www.w3.org/2000/svg" style="width:100%;max-width:{width * 2}px;height:auto;'
+            f'font:11px sans-serif">',
+            f'<text x="{width / 2}" y="15" text-anchor="middle" font-weight="600" fill="currentColor">'
+            f'{html.escape(title)}</text>']
+
+
+def _empty(out: list[str], box: tuple[float, float, float, float], message: str) -> str:
+    left, top, pw, ph = box
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d4d4d8"/>')
+    out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#71717a">'
+               f"{html.escape(message)}</text></svg>")
+    return "".join(out)
+
+
+def _y_axis(out: list[str], box: tuple[float, float, float, float], y_top: float, y_title: str) -> None:
+    """Horizontal grid lines at round values from 0 to ``y_top``, their labels, and the axis title."""
+    left, top, pw, ph = box
+    divisions = next((n for n in (5, 4, 3, 6) if _is_round(y_top / n)), 4)
+    for i in range(divisions + 1):
+        v = round(y_top * i / divisions, 6)
+        y = top + ph - v / y_top * ph
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e7"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="currentColor">{v:g}</text>')
+    out.append(f'<text x="10" y="{top + ph / 2}" text-anchor="middle" fill="#71717a" '
+               f'transform="rotate(-90 10 {top + ph / 2})">{html.escape(y_title)}</text>')
+
+
 def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: int = 360, height: int = 210) -> str:
     """Render seconds against step budget, one line per model. ``rows``: dicts with steps, seconds and model."""
     pts = [r for r in rows if r.get("seconds") is not None and r.get("steps")]
     left, right, top, bottom = 40, 12, 26, 46
     pw, ph = width - left - right, height - top - bottom
-    out = [f'<svg class="seconds-chart" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg" '
-           f'style="width:100%;max-width:{width * 2}px;height:auto;font:11px sans-serif">',
-           f'<text x="{width / 2}" y="15" text-anchor="middle" font-weight="600" fill="currentColor">'
-           f'{html.escape(title)}</text>']
+    out = _open("seconds-chart", title, width, height)
     if not pts:
-        out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d4d4d8"/>')
-        out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#71717a">'
-                   "timings appear here as budgets finish</text></svg>")
-        return "".join(out)
+        return _empty(out, (left, top, pw, ph), "timings appear here as budgets finish")
     budgets = sorted({int(r["steps"]) for r in pts})
     lo, hi = math.log2(budgets[0]), math.log2(budgets[-1])
     y_top = _nice_top(max(float(r["seconds"]) for r in pts))
@@ -56,17 +79,10 @@ def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: in
     def y_of(seconds: float) -> float:
         return top + ph - float(seconds) / y_top * ph
 
-    divisions = next((n for n in (5, 4, 3, 6) if _is_round(y_top / n)), 4)
-    for i in range(divisions + 1):  # horizontal grid and y labels
-        v = round(y_top * i / divisions, 6)
-        y = y_of(v)
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e7"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="currentColor">{v:g}</text>')
+    _y_axis(out, (left, top, pw, ph), y_top, "seconds")
     for b in budgets:
         out.append(f'<text x="{x_of(b):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="currentColor">{b}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{top + ph + 28}" text-anchor="middle" fill="#71717a">steps</text>')
-    out.append(f'<text x="10" y="{top + ph / 2}" text-anchor="middle" fill="#71717a" '
-               f'transform="rotate(-90 10 {top + ph / 2})">seconds</text>')
     models = list(dict.fromkeys(str(r.get("model") or "") for r in pts))
     legend_x = left
     for k, model in enumerate(models):
@@ -96,26 +112,12 @@ def bar_chart(budgets: list[int], series: list[tuple[str, str, dict]], title: st
     ``series``: (legend label, hover name, {steps: value}); a series without a value at a budget leaves a gap."""
     left, right, top, bottom = 40, 10, 26, 54
     pw, ph = width - left - right, height - top - bottom
-    out = [f'<svg class="bar-chart" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
-           f'xmlns="http://www.w3.org/2000/svg" style="width:100%;max-width:{width * 2}px;height:auto;'
-           f'font:11px sans-serif">',
-           f'<text x="{width / 2}" y="15" text-anchor="middle" font-weight="600" fill="currentColor">'
-           f'{html.escape(title)}</text>']
+    out = _open("bar-chart", title, width, height)
     values = [float(v) for _, _, vals in series for v in vals.values() if v is not None]
     if not budgets or not values:
-        out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d4d4d8"/>')
-        out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#71717a">'
-                   "no finished renders yet</text></svg>")
-        return "".join(out)
+        return _empty(out, (left, top, pw, ph), "no finished renders yet")
     y_top = y_max or _nice_top(max(values))
-    divisions = next((n for n in (5, 4, 3, 6) if _is_round(y_top / n)), 4)
-    for i in range(divisions + 1):
-        v = round(y_top * i / divisions, 6)
-        y = top + ph - v / y_top * ph
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e7"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="currentColor">{v:g}</text>')
-    out.append(f'<text x="10" y="{top + ph / 2}" text-anchor="middle" fill="#71717a" '
-               f'transform="rotate(-90 10 {top + ph / 2})">{html.escape(y_title)}</text>')
+    _y_axis(out, (left, top, pw, ph), y_top, y_title)
     group_w = pw / len(budgets)
     bar_w = min(28.0, group_w * 0.8 / max(len(series), 1))
     for g, steps in enumerate(budgets):
