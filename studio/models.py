@@ -113,6 +113,7 @@ class LoadedModel:
     vae_tiling: bool = False
     memory_reason: str = ""
     compiled: bool = False
+    projection: tuple | None = None  # the latent->RGB preview projection, fitted on first use (denoise.py)
 
 
 class ModelManager:

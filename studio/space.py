@@ -1,8 +1,10 @@
 """Hugging Face Space support: ZeroGPU wrapping and sessions, doing nothing elsewhere.
 
-``gpu(duration)`` applies ``spaces.GPU(duration=...)`` where the ``spaces`` package is
-installed (on a Space) and returns the function unchanged everywhere else, so
-generators stay generators and streaming works the same locally.
+``run_on_gpu(fn, job, duration, cancel)`` runs a render's GPU work (``denoise.run``) through
+``spaces.GPU(duration=...)`` where the ``spaces`` package is installed (on a Space): ZeroGPU runs it in a
+worker process forked for the call and forwards each yield, so previews and chunks still stream. Only the
+GPU work goes there; the history, the files and cancellation stay in the studio process. Everywhere else it
+calls the function directly. ``gpu(duration)`` is the same decorator for other generator functions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from typing import Callable
+from typing import Callable, Iterator
 
 SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -27,6 +29,21 @@ def gpu(duration: int | Callable[..., int] = 60):
     except ImportError:
         return lambda fn: fn
     return spaces.GPU(duration=duration)
+
+
+def run_on_gpu(fn: Callable[..., Iterator], job, duration: int, cancel) -> Iterator:
+    """``fn(job)``'s events: through ``spaces.GPU`` where that package exists, with ``cancel`` (a CancelToken)
+    mirrored to the worker process while it runs; else ``fn(job)`` itself."""
+    try:
+        import spaces  # provided by the Space platform
+    except ImportError:
+        return fn(job)
+    return _in_worker(spaces.GPU(duration=duration)(fn), job, cancel)
+
+
+def _in_worker(wrapped, job, cancel) -> Iterator:
+    with cancel.crossing():
+        yield from wrapped(job)
 
 
 def estimate_gpu_seconds(steps_total: int, frames: int, height: int, width: int, family: str = "causal",

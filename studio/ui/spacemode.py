@@ -1,29 +1,19 @@
-"""Space mode in the UI, and the ZeroGPU wrapping of every piece of GPU work the UI starts.
+"""Space mode in the UI: sessions, the banner, defaults, clean-up, and the renders the UI starts.
 
     sid = session_id(studio, session_dict)     # this browser session's id (Space mode), else None
-    events = render_events(studio, req, plan, cancel, sid, previews)   # engine events, through spaces.GPU
-    events = board_events(boards, board_id, stage, cancel, shot_ids, sid)
+    events = render_events(studio, req, plan, cancel, sid, previews)   # the engine's events for this session
+    events = board_events(runner, board_id, stage, cancel, shot_ids, sid)
 
-``studio.space.gpu`` is applied at call time (so a ``spaces`` module installed later, or a fake one in a
-test, takes effect) to module-level generator functions whose arguments pickle: ZeroGPU runs them in a
-worker process and forwards each yield, so previews and chunks still stream. The Studio, the cancel
-events and the storyboard runner are looked up by key in module globals (a forked worker inherits them).
+On ZeroGPU only the GPU work of each render runs in the GPU worker (see ``studio.space.run_on_gpu``).
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 from typing import Iterator
 
 from .. import space
-from ..errors import StudioError
 
 FAR_1_3B = "anyflow-far-1.3b"
-_STUDIOS: dict[int, object] = {}
-_BOARDS: dict[int, object] = {}
-_CANCELS: dict[int, threading.Event] = {}
-_TOKENS = itertools.count(1)
 
 
 # ---- sessions ----------------------------------------------------------------------------
@@ -91,79 +81,15 @@ def upload_cache(studio) -> tuple[int, int] | None:
     return 3600, max(3600, int(studio.settings.space_ttl_hours * 3600))
 
 
-# ---- ZeroGPU durations -----------------------------------------------------------------------
-def _spec(studio, model_id):
-    try:
-        return studio.registry.get(model_id or studio.settings.default_model)
-    except StudioError:
-        return None
-
-
-def render_seconds(studio, req, plan) -> int:
-    spec = _spec(studio, req.model)
-    family = spec.family if spec else "causal"
-    frames = req.frames or (spec.frames if spec else 81)
-    height = req.height or (spec.height if spec else 480)
-    width = req.width or (spec.width if spec else 832)
-    return space.estimate_gpu_seconds(sum(plan.budgets), frames, height, width, family)
-
-
-def _render_duration(key, req, plan, token, sid, previews, policy=None) -> int:
-    return render_seconds(_STUDIOS[key], req, plan)
-
-
-def _board_duration(key, board_id, stage, token, shot_ids, sid) -> int:
-    runner = _BOARDS[key]
-    studio = runner.studio
-    try:
-        board = runner.boards.get(board_id, sid)
-        todo, _ = runner.pending(board, stage)
-        if shot_ids is not None:
-            todo = [board.shot(s) for s in shot_ids]
-        policy = studio.policies.get(board.preview_policy if stage == "preview" else board.final_policy)
-    except StudioError:
-        return 60
-    spec = _spec(studio, board.model)
-    total = 0
-    for shot in todo:
-        frames = shot.frames or policy.frames or (spec.frames if spec else 81)
-        height = policy.height or (spec.height if spec else 480)
-        width = policy.width or (spec.width if spec else 832)
-        total += space.estimate_gpu_seconds(policy.steps, frames, height, width, spec.family if spec else "causal")
-    return int(min(300, max(total, 15)))
-
-
-# ---- the wrapped generators ------------------------------------------------------------------
-def _engine_events(key, req, plan, token, sid, previews, policy=None) -> Iterator:
-    studio = _STUDIOS[key]
-    yield from studio.engine.render(req, plan, _CANCELS.get(token), policy=policy, session=sid,
-                                    previews=previews, stream_chunks=True)
-
-
-def _board_run(key, board_id, stage, token, shot_ids, sid) -> Iterator:
-    yield from _BOARDS[key].run(board_id, stage, cancel=_CANCELS.get(token), shot_ids=shot_ids, session=sid)
-
-
-def _through_gpu(fn, duration, cancel, *args) -> Iterator:
-    token = next(_TOKENS)
-    _CANCELS[token] = cancel or threading.Event()
-    gen = space.gpu(duration)(fn)(args[0], *args[1:3], token, *args[3:])
-    try:
-        yield from gen
-    finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            close()
-        _CANCELS.pop(token, None)
-
-
+# ---- renders and batches ----------------------------------------------------------------------
+# ZeroGPU wraps only the GPU work, inside the engine (space.run_on_gpu around denoise.run): the history, the
+# files and cancellation stay in this process, whether or not the ``spaces`` package is present.
 def render_events(studio, req, plan, cancel, sid, previews, policy=None) -> Iterator:
-    """``studio.engine.render`` through ``spaces.GPU`` (identity off a Space): yields the engine's events."""
-    _STUDIOS[id(studio)] = studio
-    return _through_gpu(_engine_events, _render_duration, cancel, id(studio), req, plan, sid, previews, policy)
+    """``studio.engine.render`` for a UI render: yields the engine's events, this session's files and rows."""
+    return studio.engine.render(req, plan, cancel, policy=policy, session=sid, previews=previews,
+                                stream_chunks=True)
 
 
 def board_events(runner, board_id, stage, cancel, shot_ids, sid) -> Iterator:
-    """``Storyboards.run`` through ``spaces.GPU``: yields ShotEvents, then BatchDone."""
-    _BOARDS[id(runner)] = runner
-    return _through_gpu(_board_run, _board_duration, cancel, id(runner), board_id, stage, shot_ids, sid)
+    """``Storyboards.run`` for a UI batch: yields ShotEvents, then BatchDone."""
+    return runner.run(board_id, stage, cancel=cancel, shot_ids=shot_ids, session=sid)
