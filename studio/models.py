@@ -4,8 +4,8 @@ Eviction policy (documented, tested): every loaded pipeline is charged the bytes
 buffers that its memory mode keeps on the device (all of them on a CPU or with no offload; see
 memory.resident_bytes), against the memory budget (90% of the GPU, or 60% of RAM on a CPU). On a GPU,
 offloaded weights wait in RAM and are charged against 80% of it. Before a load, the new model's
-estimated charge is checked against the budget; least-recently-*lent* models that are not in use are
-unloaded until it fits. A model bigger than
+estimated charge is reserved under the manager's lock, so two loads at once cannot both take the same
+room; least-recently-*lent* models that are not in use are unloaded until it fits. A model bigger than
 the whole budget is refused with a message, never half-loaded. Only this module calls ``from_pretrained``.
 """
 
@@ -95,6 +95,7 @@ class ModelManager:
         self.device = self._pick_device(settings.device)
         self.load_counts: Counter[str] = Counter()  # how many times each model was really loaded
         self._loaded: dict[str, LoadedModel] = {}
+        self._reserved: dict[str, tuple[int, int]] = {}  # loads in progress: (device, host) bytes
         self._lock = threading.RLock()
         self._load_locks: dict[str, threading.Lock] = {}
 
@@ -231,38 +232,49 @@ class ModelManager:
 
     def get(self, model_id: str, progress: ProgressFn | None = None) -> LoadedModel:
         """The loaded model, loading it first if needed. Concurrent callers share one load."""
+        return self._get(model_id, progress, claim=False)
+
+    def _get(self, model_id: str, progress: ProgressFn | None, claim: bool) -> LoadedModel:
+        """get(); with ``claim``, the model is marked in use in the same lock hold that finds or adds it,
+        so no eviction can come between (lend)."""
         spec = self.registry.get(model_id)
+        entry = self._cached(model_id, claim)
+        if entry is not None:
+            return entry
         with self._lock:
-            if model_id in self._loaded:
-                entry = self._loaded[model_id]
-                entry.last_used = time.monotonic()
-                return entry
             load_lock = self._load_locks.setdefault(model_id, threading.Lock())
         with load_lock:
-            with self._lock:
-                if model_id in self._loaded:  # loaded by another thread while we waited
-                    entry = self._loaded[model_id]
-                    entry.last_used = time.monotonic()
-                    return entry
+            entry = self._cached(model_id, claim)  # loaded by another thread while we waited
+            if entry is not None:
+                return entry
             folder = self.resolve(spec, progress)
             self._make_room(spec, folder)
-            if progress:
-                progress(f"Loading {spec.id} onto {self.device}...")
-            entry = self._load(spec, folder)
-            with self._lock:
-                self._loaded[model_id] = entry
-                self.load_counts[model_id] += 1
+            entry = None
+            try:
+                if progress:
+                    progress(f"Loading {spec.id} onto {self.device}...")
+                entry = self._load(spec, folder)
+            finally:
+                with self._lock:
+                    self._reserved.pop(model_id, None)
+                    if entry is not None:
+                        self._loaded[model_id] = entry
+                        self.load_counts[model_id] += 1
+                        entry.in_use += int(claim)
+            return entry
+
+    def _cached(self, model_id: str, claim: bool) -> LoadedModel | None:
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is not None:
+                entry.last_used = time.monotonic()
+                entry.in_use += int(claim)
             return entry
 
     @contextmanager
     def lend(self, model_id: str, progress: ProgressFn | None = None) -> Iterator[LoadedModel]:
         """Borrow a loaded model for one render. One render at a time per pipeline; never evicted while lent."""
-        while True:
-            entry = self.get(model_id, progress)
-            with self._lock:
-                if self._loaded.get(model_id) is entry:  # not evicted between get() and here
-                    entry.in_use += 1
-                    break
+        entry = self._get(model_id, progress, claim=True)
         try:
             with entry.render_lock:
                 entry.last_used = time.monotonic()
@@ -286,7 +298,7 @@ class ModelManager:
         return on_disk * factor, max(parts.values()) * factor
 
     def _make_room(self, spec: ModelSpec, folder: Path) -> None:
-        """Make room for the new model's charge, unloading least recently lent idle models until it fits.
+        """Reserve the new model's charge, first unloading least recently lent idle models until it fits.
 
         The mode is planned as a load would pick it on a GPU holding just the budget (or --offload): a load
         that finds less free memory only offloads more, so the reservation is an upper bound."""
@@ -302,15 +314,17 @@ class ModelManager:
                 idle = [m for m in self._loaded.values() if m.in_use == 0]
                 if not idle:
                     raise NotEnoughMemory(
-                        f"Model '{spec.id}' needs about {max(need) / GB:.1f} GB; the loaded models in use "
-                        f"leave too little of the {budgets[0] / GB:.1f} GB budget. Wait for the current "
+                        f"Model '{spec.id}' needs about {max(need) / GB:.1f} GB; the loaded models in use or "
+                        f"loading leave too little of the {budgets[0] / GB:.1f} GB budget. Wait for the current "
                         "render to finish.")
                 victim = min(idle, key=lambda m: m.last_used)
                 self._evict(victim.spec.id)
+            self._reserved[spec.id] = need
 
     def _charged(self) -> tuple[int, int]:
-        """(device, host) bytes charged by the loaded models. Call under the lock."""
+        """(device, host) bytes charged now: loaded models plus loads in progress. Call under the lock."""
         charges = [self._charges(m.memory_mode, m.nbytes, m.largest_bytes) for m in self._loaded.values()]
+        charges += list(self._reserved.values())
         return sum(c[0] for c in charges), sum(c[1] for c in charges)
 
     @staticmethod
@@ -413,10 +427,10 @@ class ModelManager:
         """A component's config, from the loaded model or from disk (no load). Empty if unknown."""
         import json
 
-        with self._lock:
+        with self._lock:  # under the lock: an eviction sets entry.pipe to None
             entry = self._loaded.get(model_id)
-        if entry is not None:
-            return dict(getattr(entry.pipe, component).config)
+            if entry is not None:
+                return dict(getattr(entry.pipe, component).config)
         folder = self.cached_folder(self.registry.get(model_id))
         path = folder / component / "config.json" if folder else None
         if path is None or not path.is_file():
