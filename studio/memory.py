@@ -182,5 +182,6 @@ def _advice(place: Placement, est: dict, room: int, device: str) -> str:
     if device.startswith("cuda"):
         for mode in MEMORY_MODES[MEMORY_MODES.index(place.mode) + 1:]:
             if render_need(replace(place, mode=mode, loaded=False), est) <= room:
-                return f"Start the studio with --offload {mode} ({MODE_LABELS[mode]}), or try fewer frames or a smaller size."
+                return (f"Start the studio with --offload {mode} ({MODE_LABELS[mode]}), "
+                        "or try fewer frames or a smaller size.")
     return "Try fewer frames or a smaller size."

@@ -48,7 +48,8 @@ def gpu(monkeypatch):
         total, free = int(total_gb * GB), int(free_gb * GB)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
-        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: SimpleNamespace(total_memory=total))
+        monkeypatch.setattr(torch.cuda, "get_device_properties",
+                            lambda device=None: SimpleNamespace(total_memory=total))
     return set_figures
 
 
