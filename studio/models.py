@@ -1,16 +1,17 @@
 """ModelManager: resolve weights offline-first, load each pipeline once, lend it, evict LRU.
 
-Eviction policy (documented, tested): every loaded pipeline is charged the bytes of
-its parameters and buffers. Before a load, the estimated size of the new model is
-checked against the memory budget; least-recently-*lent* models that are not in
-use are unloaded until it fits. A model bigger than the whole budget is refused
-with a message, never half-loaded. Only this module calls ``from_pretrained``.
+Eviction policy (documented, tested): every loaded pipeline is charged the bytes of its parameters and
+buffers that its memory mode keeps on the device (all of them on a CPU or with no offload; see
+memory.resident_bytes), against the memory budget (90% of the GPU, or 60% of RAM on a CPU). On a GPU,
+offloaded weights wait in RAM and are charged against 80% of it. Before a load, the new model's
+estimated charge is reserved under the manager's lock, so two loads at once cannot both take the same
+room; least-recently-*lent* models that are not in use are unloaded until it fits. A model bigger than
+the whole budget is refused with a message, never half-loaded. Only this module calls ``from_pretrained``.
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import threading
 import time
 from collections import Counter
@@ -21,42 +22,14 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import nvlabs
+from . import memory, nvlabs
 from .config import Settings
 from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
+from .memory import MEMORY_MODES, MODE_LABELS, Placement, choose_memory_mode, resident_bytes  # noqa: F401
 from .registry import ModelSpec, Registry
 
 GB = 1024**3
 ProgressFn = Callable[[str], None]
-
-# Memory modes, from fastest to most frugal (GPU only; on a CPU everything stays in RAM):
-#   none        every component on the GPU
-#   model       diffusers model CPU offload: one whole component on the GPU at a time
-#   group       block-level group offload: transformer blocks stream to the GPU as they run
-#   sequential  diffusers sequential offload: one submodule at a time (slowest, least memory)
-MEMORY_MODES = ("none", "model", "group", "sequential")
-MODE_LABELS = {"none": "all on the GPU", "model": "model CPU offload", "group": "group offload (block level)",
-               "sequential": "sequential offload"}
-
-
-def choose_memory_mode(free: int, weights: int, largest_component: int, activations: int,
-                       decode: int) -> tuple[str, bool, str]:
-    """(mode, vae_tiling, reason) for a GPU with ``free`` bytes. Pure: the rule, in one place.
-
-    Keep 10% headroom. Everything resident if it fits; else tile the decode when it alone would take over a
-    quarter of the GPU; then the cheapest offload whose resident set fits: the largest component (model
-    offload), one transformer block (group offload), or one submodule (sequential)."""
-    room = 0.9 * free
-    if weights + activations + decode <= room:
-        return "none", False, f"all fits: needs {(weights + activations + decode) / GB:.1f} GB of {free / GB:.1f} GB free"
-    tiling = decode > 0.25 * free
-    decode_cost = decode / 8 if tiling else decode
-    if largest_component + activations + decode_cost <= room:
-        return "model", tiling, (f"{weights / GB:.1f} GB of weights do not fit beside the work in {free / GB:.1f} GB; "
-                                 f"the largest component ({largest_component / GB:.1f} GB) does")
-    if activations + decode_cost + largest_component / 10 <= room:
-        return "group", tiling, "the largest component does not fit: its blocks are streamed to the GPU"
-    return "sequential", True, "very little GPU memory: one submodule at a time (slow)"
 
 
 def apply_memory_mode(pipe, mode: str, device: str, vae_tiling: bool = False) -> None:
@@ -76,25 +49,24 @@ def apply_memory_mode(pipe, mode: str, device: str, vae_tiling: bool = False) ->
         pipe.vae.enable_tiling()
 
 
-def _weights_bytes(folder: Path) -> int:
+def _file_bytes(folder: Path) -> dict[str, int]:
+    """Bytes of weight files per component (the first folder level: transformer, text_encoder, vae)."""
     exts = (".safetensors", ".bin", ".pt", ".pth")
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name.endswith(exts))
+    sizes: Counter[str] = Counter()
+    for p in folder.rglob("*"):
+        if p.is_file() and p.name.endswith(exts):
+            sizes[p.relative_to(folder).parts[0]] += p.stat().st_size
+    return dict(sizes)
 
 
-def _pipeline_bytes(pipe) -> int:
-    total = 0
+def _component_bytes(pipe) -> list[int]:
+    """Bytes of parameters and buffers of each torch component of a pipeline."""
+    sizes = []
     for component in pipe.components.values():
         if isinstance(component, torch.nn.Module):
-            for t in list(component.parameters()) + list(component.buffers()):
-                total += t.numel() * t.element_size()
-    return total
-
-
-def _host_memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 16 * GB
+            tensors = list(component.parameters()) + list(component.buffers())
+            sizes.append(sum(t.numel() * t.element_size() for t in tensors))
+    return sizes or [0]
 
 
 @dataclass
@@ -113,6 +85,7 @@ class LoadedModel:
     vae_tiling: bool = False
     memory_reason: str = ""
     compiled: bool = False
+    largest_bytes: int = 0  # the largest component: what model offload keeps on the device
     projection: tuple | None = None  # the latent->RGB preview projection, fitted on first use (denoise.py)
 
 
@@ -123,6 +96,7 @@ class ModelManager:
         self.device = self._pick_device(settings.device)
         self.load_counts: Counter[str] = Counter()  # how many times each model was really loaded
         self._loaded: dict[str, LoadedModel] = {}
+        self._reserved: dict[str, tuple[int, int]] = {}  # loads in progress: (device, host) bytes
         self._lock = threading.RLock()
         self._load_locks: dict[str, threading.Lock] = {}
 
@@ -146,35 +120,57 @@ class ModelManager:
 
     @property
     def budget_bytes(self) -> int:
-        """Memory the studio may fill with model weights: the GPU when weights live there, else host RAM."""
+        """Memory the renders may fill on the device: 90% of the GPU, or 60% of RAM on a CPU (where the
+        work shares RAM with the weights). Each model is charged what its memory mode keeps on the device."""
         if self.settings.memory_budget_gb is not None:
             return int(self.settings.memory_budget_gb * GB)
-        if self.device.startswith("cuda") and self.settings.offload == "none":
-            return int(torch.cuda.get_device_properties(self.device).total_memory * 0.9)
-        # auto may offload, and offloaded weights wait in host RAM
-        return int(_host_memory_bytes() * 0.6)
+        if self.device.startswith("cuda"):
+            return int(memory.device_memory(self.device)[1] * 0.9)
+        return int(memory.host_memory_bytes() * 0.6)
 
-    def plan_memory(self, spec: ModelSpec, pipe) -> tuple[str, bool, str]:
-        """The memory mode and VAE tiling for a loaded (still on CPU) pipeline: the user's choice, or chosen."""
-        from . import memory
+    @property
+    def host_budget_bytes(self) -> int:
+        """On a GPU, the RAM where offloaded weights wait: 80% of it (the work runs on the GPU)."""
+        return int(memory.host_memory_bytes() * 0.8)
 
+    def _charges(self, mode: str, weights: int, largest: int) -> tuple[int, int]:
+        """(device, host) bytes a model holds between renders: on a CPU all in the one budget."""
+        if not self.device.startswith("cuda"):
+            return weights, 0
+        return resident_bytes(mode, weights, largest), (0 if mode == "none" else weights)
+
+    def _choose(self, weights: int, largest: int, activations: int, decode: int) -> tuple[str, bool, str]:
+        """The memory mode and VAE tiling for these sizes on this device now: the user's choice, or chosen."""
         tiling_setting = self.settings.vae_tiling
         if not self.device.startswith("cuda"):
             return "none", tiling_setting == "on", "CPU: everything stays in RAM"
-        components = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
-        sizes = [sum(p.numel() * p.element_size() for p in c.parameters()) for c in components]
-        est = memory.estimate_render_bytes(
-            frames=spec.frames, height=spec.height, width=spec.width, temporal_factor=spec.temporal_factor,
-            family=spec.family, transformer=dict(pipe.transformer.config), vae=dict(pipe.vae.config),
-            guidance=False, dtype_bytes=self.dtype_for().itemsize, device=self.device)
         free = memory.available_bytes(self.device)
-        mode, tiling, reason = choose_memory_mode(free, sum(sizes), max(sizes), est["activations"],
-                                                  est["decode"] + est["output"])
+        mode, tiling, reason = choose_memory_mode(free, weights, largest, activations, decode)
         if self.settings.offload != "auto":
             mode, reason = self.settings.offload, f"set by the user (auto would pick {mode}: {reason})"
         if tiling_setting != "auto":
             tiling = tiling_setting == "on"
         return mode, tiling, reason
+
+    def plan_memory(self, spec: ModelSpec, pipe) -> tuple[str, bool, str]:
+        """The memory mode and VAE tiling for a loaded (still on CPU) pipeline, at the model's native size."""
+        sizes = _component_bytes(pipe)
+        est = memory.estimate_render_bytes(
+            frames=spec.frames, height=spec.height, width=spec.width, temporal_factor=spec.temporal_factor,
+            family=spec.family, transformer=dict(pipe.transformer.config), vae=dict(pipe.vae.config),
+            guidance=False, dtype_bytes=self.dtype_for().itemsize, device=self.device)
+        return self._choose(sum(sizes), max(sizes), est["activations"], est["decode"] + est["output"])
+
+    def placement(self, model_id: str, activations: int, decode: int) -> Placement:
+        """Where the model's weights will be during a render: as loaded, or as a load would place them now."""
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is not None:
+                return Placement(entry.memory_mode, entry.vae_tiling, entry.nbytes, entry.largest_bytes, True)
+        spec = self.registry.get(model_id)
+        weights, largest = self.estimate_sizes(spec, self.cached_folder(spec))
+        mode, tiling, _reason = self._choose(weights, largest, activations, decode)
+        return Placement(mode, tiling, weights, largest, False)
 
     def loaded_bytes(self) -> int:
         with self._lock:
@@ -237,38 +233,49 @@ class ModelManager:
 
     def get(self, model_id: str, progress: ProgressFn | None = None) -> LoadedModel:
         """The loaded model, loading it first if needed. Concurrent callers share one load."""
+        return self._get(model_id, progress, claim=False)
+
+    def _get(self, model_id: str, progress: ProgressFn | None, claim: bool) -> LoadedModel:
+        """get(); with ``claim``, the model is marked in use in the same lock hold that finds or adds it,
+        so no eviction can come between (lend)."""
         spec = self.registry.get(model_id)
+        entry = self._cached(model_id, claim)
+        if entry is not None:
+            return entry
         with self._lock:
-            if model_id in self._loaded:
-                entry = self._loaded[model_id]
-                entry.last_used = time.monotonic()
-                return entry
             load_lock = self._load_locks.setdefault(model_id, threading.Lock())
         with load_lock:
-            with self._lock:
-                if model_id in self._loaded:  # loaded by another thread while we waited
-                    entry = self._loaded[model_id]
-                    entry.last_used = time.monotonic()
-                    return entry
+            entry = self._cached(model_id, claim)  # loaded by another thread while we waited
+            if entry is not None:
+                return entry
             folder = self.resolve(spec, progress)
             self._make_room(spec, folder)
-            if progress:
-                progress(f"Loading {spec.id} onto {self.device}...")
-            entry = self._load(spec, folder)
-            with self._lock:
-                self._loaded[model_id] = entry
-                self.load_counts[model_id] += 1
+            entry = None
+            try:
+                if progress:
+                    progress(f"Loading {spec.id} onto {self.device}...")
+                entry = self._load(spec, folder)
+            finally:
+                with self._lock:
+                    self._reserved.pop(model_id, None)
+                    if entry is not None:
+                        self._loaded[model_id] = entry
+                        self.load_counts[model_id] += 1
+                        entry.in_use += int(claim)
+            return entry
+
+    def _cached(self, model_id: str, claim: bool) -> LoadedModel | None:
+        with self._lock:
+            entry = self._loaded.get(model_id)
+            if entry is not None:
+                entry.last_used = time.monotonic()
+                entry.in_use += int(claim)
             return entry
 
     @contextmanager
     def lend(self, model_id: str, progress: ProgressFn | None = None) -> Iterator[LoadedModel]:
         """Borrow a loaded model for one render. One render at a time per pipeline; never evicted while lent."""
-        while True:
-            entry = self.get(model_id, progress)
-            with self._lock:
-                if self._loaded.get(model_id) is entry:  # not evicted between get() and here
-                    entry.in_use += 1
-                    break
+        entry = self._get(model_id, progress, claim=True)
         try:
             with entry.render_lock:
                 entry.last_used = time.monotonic()
@@ -279,31 +286,59 @@ class ModelManager:
                 entry.last_used = time.monotonic()
 
     def estimate_bytes(self, spec: ModelSpec, folder: Path | None) -> int:
-        on_disk = _weights_bytes(folder) if folder is not None else 0
-        if on_disk:
-            # Files are usually stored in fp32 or bf16; on CPU we load fp32.
-            return on_disk * (2 if self.dtype_for() == torch.float32 and on_disk > GB else 1)
-        return int(spec.memory_gb * GB)
+        return self.estimate_sizes(spec, folder)[0]
+
+    def estimate_sizes(self, spec: ModelSpec, folder: Path | None) -> tuple[int, int]:
+        """(weights, largest component) in bytes as loaded, from the files, else the registry's figure."""
+        parts = _file_bytes(folder) if folder is not None else {}
+        on_disk = sum(parts.values())
+        if not on_disk:
+            return int(spec.memory_gb * GB), int(spec.memory_gb * GB)
+        # Files are usually stored in fp32 or bf16; on CPU we load fp32.
+        factor = 2 if self.dtype_for() == torch.float32 and on_disk > GB else 1
+        return on_disk * factor, max(parts.values()) * factor
 
     def _make_room(self, spec: ModelSpec, folder: Path) -> None:
-        need = self.estimate_bytes(spec, folder)
-        budget = self.budget_bytes
-        if need > budget:
-            raise NotEnoughMemory(
-                f"Model '{spec.id}' needs about {need / GB:.1f} GB but the memory budget is {budget / GB:.1f} GB. "
-                "Try --offload model (keeps only the active part on the GPU), a larger --memory-budget, "
-                "or a smaller model."
-            )
+        """Reserve the new model's charge, first unloading least recently lent idle models until it fits.
+
+        The mode is planned as a load would pick it on a GPU holding just the budget (or --offload): a load
+        that finds less free memory only offloads more, so the reservation is an upper bound."""
+        weights, largest = self.estimate_sizes(spec, folder)
+        mode = self.settings.offload
+        if mode == "auto":
+            mode = choose_memory_mode(int(self.budget_bytes / 0.9), weights, largest, 0, 0)[0]
+        need = self._charges(mode, weights, largest)
+        budgets = (self.budget_bytes, self.host_budget_bytes)
+        self._refuse_oversized(spec, need, budgets)
         with self._lock:
-            while self.loaded_bytes() + need > budget:
+            while any(used + n > b for used, n, b in zip(self._charged(), need, budgets)):
                 idle = [m for m in self._loaded.values() if m.in_use == 0]
                 if not idle:
                     raise NotEnoughMemory(
-                        f"Model '{spec.id}' needs about {need / GB:.1f} GB; the loaded models in use leave too "
-                        f"little of the {budget / GB:.1f} GB budget. Wait for the current render to finish."
-                    )
+                        f"Model '{spec.id}' needs about {max(need) / GB:.1f} GB; the loaded models in use or "
+                        f"loading leave too little of the {budgets[0] / GB:.1f} GB budget. Wait for the current "
+                        "render to finish.")
                 victim = min(idle, key=lambda m: m.last_used)
                 self._evict(victim.spec.id)
+            self._reserved[spec.id] = need
+
+    def _charged(self) -> tuple[int, int]:
+        """(device, host) bytes charged now: loaded models plus loads in progress. Call under the lock."""
+        charges = [self._charges(m.memory_mode, m.nbytes, m.largest_bytes) for m in self._loaded.values()]
+        charges += list(self._reserved.values())
+        return sum(c[0] for c in charges), sum(c[1] for c in charges)
+
+    @staticmethod
+    def _refuse_oversized(spec: ModelSpec, need: tuple[int, int], budgets: tuple[int, int]) -> None:
+        if need[0] > budgets[0]:
+            raise NotEnoughMemory(
+                f"Model '{spec.id}' needs about {need[0] / GB:.1f} GB but the memory budget is "
+                f"{budgets[0] / GB:.1f} GB. Try --offload model (keeps only the active part on the GPU), "
+                "a larger --memory-budget, or a smaller model.")
+        if need[1] > budgets[1]:
+            raise NotEnoughMemory(
+                f"Model '{spec.id}' keeps about {need[1] / GB:.1f} GB of offloaded weights in RAM, more than "
+                f"the {budgets[1] / GB:.1f} GB allowed (80% of RAM). Use a smaller model or a larger machine.")
 
     def _load(self, spec: ModelSpec, folder: Path) -> LoadedModel:
         from diffusers import AnyFlowFARPipeline, AnyFlowPipeline, DiffusionPipeline
@@ -357,7 +392,8 @@ class ModelManager:
             folder=folder,
             device=self.device,
             dtype=str(self.dtype_for()).replace("torch.", ""),
-            nbytes=_pipeline_bytes(pipe),
+            nbytes=sum(_component_bytes(pipe)),
+            largest_bytes=max(_component_bytes(pipe)),
             load_seconds=time.perf_counter() - started,
             memory_mode=mode,
             vae_tiling=tiling,
@@ -392,10 +428,10 @@ class ModelManager:
         """A component's config, from the loaded model or from disk (no load). Empty if unknown."""
         import json
 
-        with self._lock:
+        with self._lock:  # under the lock: an eviction sets entry.pipe to None
             entry = self._loaded.get(model_id)
-        if entry is not None:
-            return dict(getattr(entry.pipe, component).config)
+            if entry is not None:
+                return dict(getattr(entry.pipe, component).config)
         folder = self.cached_folder(self.registry.get(model_id))
         path = folder / component / "config.json" if folder else None
         if path is None or not path.is_file():

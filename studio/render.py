@@ -26,7 +26,7 @@ import numpy as np
 from . import chunks, denoise, media, space
 from .cancel import CancelToken
 from .config import Settings
-from .errors import InvalidRequest, ModeNotServed, NotEnoughMemory, RenderCancelled, StudioError
+from .errors import InvalidRequest, ModeNotServed, RenderCancelled, StudioError
 from .events import _DONE, Cancelled, Chunk, Event, Failed, Preview, Progress, Result, Status  # noqa: F401
 from .history import HistoryStore, new_id
 from .models import ModelManager
@@ -281,33 +281,7 @@ class RenderEngine:
         """Refuse, before any work, a render whose estimated memory cannot fit (see memory.py)."""
         from . import memory
 
-        spec = self.models.registry.get(req.model)
-        transformer = self.models.component_config(req.model, "transformer")
-        vae = self.models.component_config(req.model, "vae")
-        if not transformer:  # weights not on this machine: loading will say so
-            return
-        device = self.models.device
-        est = memory.estimate_render_bytes(
-            frames=req.frames, height=req.height, width=req.width, temporal_factor=spec.temporal_factor,
-            family=spec.family, transformer=transformer, vae=vae, guidance=req.guidance_scale > 1.0,
-            dtype_bytes=self.models.dtype_for().itemsize, device=device,
-        )
-        loaded = self.models.is_loaded(req.model)
-        weights = 0 if loaded else self.models.weights_bytes(req.model)
-        need = est["total"] + weights
-        advice = "Try fewer frames or a smaller size" + (
-            ", or start the studio with --offload model." if device.startswith("cuda") else ".")
-        budget = self.models.budget_bytes
-        gb = memory.GB
-        if need > budget:
-            raise NotEnoughMemory(
-                f"This render needs about {need / gb:.1f} GB ({req.width}x{req.height}, {req.frames} frames; "
-                f"{est['tokens']:,} tokens) but the memory budget is {budget / gb:.1f} GB. {advice}")
-        free = memory.available_bytes(device)
-        if need > free:
-            raise NotEnoughMemory(
-                f"This render needs about {need / gb:.1f} GB ({req.width}x{req.height}, {req.frames} frames) but "
-                f"only {free / gb:.1f} GB is free on {device}. {advice}")
+        memory.check_render_fits(self.models, self.models.registry.get(req.model), req)
 
     def _unload_after_oom(self, model_id: str) -> None:
         """After an out-of-memory error, free the device rather than leave the model half on it."""

@@ -44,18 +44,35 @@ def test_concurrent_requests_load_once(studio):
     assert len({id(m) for m in got}) == 1
 
 
-def test_lru_eviction_within_budget(settings):
-    one_model = 0.0004  # GB: room for one tiny model (~0.3 MB of weights), not two
-    manager = ModelManager(replace(settings, memory_budget_gb=one_model))
+def test_lru_eviction_order_with_three_models(settings):
+    """Room for two of three: each load evicts the least recently used (or lent) idle model, in order."""
+    probe = ModelManager(settings)
+    ids = ("t-far", "t-bidi", "t-bidi-kf")
+    est = sorted(probe.estimate_bytes(probe.registry.get(m), probe.resolve(probe.registry.get(m))) for m in ids)
+    budget = 1.05 * (est[-1] + est[-2])  # any two fit ...
+    assert budget < 0.8 * sum(est)  # ... three do not
+    manager = ModelManager(replace(settings, memory_budget_gb=budget / (1024**3)))
+
+    def loaded():
+        return {m for m in ids if manager.is_loaded(m)}
+
     manager.get("t-far")
-    manager.get("t-bidi")  # evicts t-far, the least recently used
-    assert not manager.is_loaded("t-far") and manager.is_loaded("t-bidi")
-    manager.get("t-far")
-    assert manager.load_counts["t-far"] == 2
-    # a model that is lent out is never evicted: the other one cannot load
-    with manager.lend("t-far"):
+    manager.get("t-bidi")
+    manager.get("t-far")  # t-far used again: t-bidi is now the least recently used
+    manager.get("t-bidi-kf")
+    assert loaded() == {"t-far", "t-bidi-kf"}  # t-bidi went, not t-far (loaded first)
+    with manager.lend("t-far"):  # lending counts as use: t-bidi-kf is now the least recently used
+        pass
+    manager.get("t-bidi")
+    assert loaded() == {"t-far", "t-bidi"}
+    manager.get("t-bidi-kf")
+    assert loaded() == {"t-bidi", "t-bidi-kf"}
+    assert manager.load_counts == {"t-far": 1, "t-bidi": 2, "t-bidi-kf": 2}
+    # a model that is lent out is never evicted, even when it is the least recently used
+    with manager.lend("t-bidi"), manager.lend("t-bidi-kf"):
         with pytest.raises(NotEnoughMemory, match="in use"):
-            manager.get("t-bidi")
+            manager.get("t-far")
+    assert loaded() == {"t-bidi", "t-bidi-kf"}
 
 
 def test_model_bigger_than_budget_is_refused(settings):
