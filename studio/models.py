@@ -350,6 +350,10 @@ class ModelManager:
                 "Try --offload group or --offload sequential, or a smaller model."
             ) from None
         pipe.set_progress_bar_config(disable=True)
+        if isinstance(pipe, AnyFlowFARPipeline):
+            from . import far_attention
+
+            far_attention.install(pipe)  # no zero keys in FAR attention (a diffusers 0.42.1 defect, see the module)
         return LoadedModel(
             spec=spec,
             pipe=pipe,
