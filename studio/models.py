@@ -10,6 +10,7 @@ with a message, never half-loaded. Only this module calls ``from_pretrained``.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from .config import Settings
 from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
 from .registry import ModelSpec, Registry
 
+log = logging.getLogger(__name__)
 GB = 1024**3
 ProgressFn = Callable[[str], None]
 
@@ -113,6 +115,7 @@ class LoadedModel:
     vae_tiling: bool = False
     memory_reason: str = ""
     compiled: bool = False
+    notices: list[str] = field(default_factory=list)  # what the user should know about these weights
 
 
 class ModelManager:
@@ -254,6 +257,10 @@ class ModelManager:
             if progress:
                 progress(f"Loading {spec.id} onto {self.device}...")
             entry = self._load(spec, folder)
+            for note in entry.notices:
+                log.warning("%s: %s", spec.id, note)
+                if progress:
+                    progress(note)
             with self._lock:
                 self._loaded[model_id] = entry
                 self.load_counts[model_id] += 1
@@ -310,9 +317,10 @@ class ModelManager:
         from transformers.utils import logging as tlogging
 
         started = time.perf_counter()
-        load_from = folder
+        load_from, notices = folder, []
         if nvlabs.is_nvlabs_layout(folder):
             load_from = nvlabs.diffusers_view(folder, self.settings.data_dir / "cache" / "nvlabs-views")
+            notices = nvlabs.notices(folder)
         dtype = {"default": self.dtype_for(), "vae": self.dtype_for("vae")}
         previous = dlogging.get_verbosity()
         dlogging.set_verbosity_error()  # no per-component progress bars or warnings on the console
@@ -366,6 +374,7 @@ class ModelManager:
             vae_tiling=tiling,
             memory_reason=reason,
             compiled=compiled,
+            notices=notices,
         )
 
     def _evict(self, model_id: str) -> None:
