@@ -32,12 +32,12 @@ def _with_cache(key: torch.Tensor, value: torch.Tensor, kv_cache: dict | None, f
     a read step attends to the cached compressed and full tokens, then to this chunk's own."""
     if kv_cache is None:
         return key, value
-    comp, full = kv_cache["compressed_cache"], kv_cache["full_cache"]
+    comp, full = kv_cache["compressed_cache"], kv_cache["full_cache"]  # each (2: key/value, B, H, L, D)
     if flag["is_cache_step"]:
-        n = flag["num_compressed_tokens"]
-        comp[0, :, :, :n], comp[1, :, :, :n] = key[:, :, :n], value[:, :, :n]
-        m = flag["num_full_tokens"]
-        full[0, :, :, :m], full[1, :, :, :m] = key[:, :, n:], value[:, :, n:]
+        n, m = flag["num_compressed_tokens"], flag["num_full_tokens"]
+        for i, x in enumerate((key, value)):
+            comp[i, :, :, :n] = x[:, :, :n]
+            full[i, :, :, :m] = x[:, :, n:]
         return key, value
     n, m = flag["num_cached_compressed_tokens"], flag["num_cached_full_tokens"]
     key = torch.cat([comp[0, :, :, :n], full[0, :, :, :m], key], dim=2)
@@ -80,7 +80,8 @@ def patch_transformer(transformer) -> int:
     replaced = 0
     for module in transformer.modules():
         current = getattr(module, "processor", None)
-        if isinstance(current, AnyFlowCausalAttnProcessor) and not isinstance(current, MaskedPaddingCausalAttnProcessor):
+        stock = isinstance(current, AnyFlowCausalAttnProcessor)
+        if stock and not isinstance(current, MaskedPaddingCausalAttnProcessor):
             module.set_processor(processor)
             replaced += 1
     return replaced
