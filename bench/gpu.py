@@ -70,6 +70,10 @@ def build(cfg: dict, family: str, device, dtype):
     cls = AnyFlowFARPipeline if family == "causal" else AnyFlowPipeline
     pipe = cls(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
+    if family == "causal":
+        from studio import far_attention
+
+        far_attention.install(pipe)  # time the attention the studio runs (see studio/far_attention.py)
     return pipe
 
 

@@ -12,6 +12,7 @@ the whole budget is refused with a message, never half-loaded. Only this module 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
 from .memory import MEMORY_MODES, MODE_LABELS, Placement, choose_memory_mode, resident_bytes  # noqa: F401
 from .registry import ModelSpec, Registry
 
+log = logging.getLogger(__name__)
 GB = 1024**3
 ProgressFn = Callable[[str], None]
 
@@ -87,6 +89,7 @@ class LoadedModel:
     compiled: bool = False
     largest_bytes: int = 0  # the largest component: what model offload keeps on the device
     projection: tuple | None = None  # the latent->RGB preview projection, fitted on first use (denoise.py)
+    notices: list[str] = field(default_factory=list)  # what the user should know about these weights
 
 
 class ModelManager:
@@ -255,6 +258,7 @@ class ModelManager:
                 if progress:
                     progress(f"Loading {spec.id} onto {self.device}...")
                 entry = self._load(spec, folder)
+                self._tell_notices(entry, progress)
             finally:
                 with self._lock:
                     self._reserved.pop(model_id, None)
@@ -263,6 +267,13 @@ class ModelManager:
                         self.load_counts[model_id] += 1
                         entry.in_use += int(claim)
             return entry
+
+    @staticmethod
+    def _tell_notices(entry: LoadedModel, progress: ProgressFn | None) -> None:
+        for note in entry.notices:
+            log.warning("%s: %s", entry.spec.id, note)
+            if progress:
+                progress(note)
 
     def _cached(self, model_id: str, claim: bool) -> LoadedModel | None:
         with self._lock:
@@ -346,9 +357,10 @@ class ModelManager:
         from transformers.utils import logging as tlogging
 
         started = time.perf_counter()
-        load_from = folder
+        load_from, notices = folder, []
         if nvlabs.is_nvlabs_layout(folder):
             load_from = nvlabs.diffusers_view(folder, self.settings.data_dir / "cache" / "nvlabs-views")
+            notices = nvlabs.notices(folder)
         dtype = {"default": self.dtype_for(), "vae": self.dtype_for("vae")}
         previous = dlogging.get_verbosity()
         dlogging.set_verbosity_error()  # no per-component progress bars or warnings on the console
@@ -386,6 +398,10 @@ class ModelManager:
                 "Try --offload group or --offload sequential, or a smaller model."
             ) from None
         pipe.set_progress_bar_config(disable=True)
+        if isinstance(pipe, AnyFlowFARPipeline):
+            from . import far_attention
+
+            far_attention.install(pipe)  # no zero keys in FAR attention (a diffusers 0.42.1 defect, see the module)
         return LoadedModel(
             spec=spec,
             pipe=pipe,
@@ -399,6 +415,7 @@ class ModelManager:
             vae_tiling=tiling,
             memory_reason=reason,
             compiled=compiled,
+            notices=notices,
         )
 
     def _evict(self, model_id: str) -> None:

@@ -10,6 +10,12 @@ folder of symlinks to the original files with only the three JSON configs
 rewritten to name ``AnyFlowTransformer3DModel`` / ``AnyFlowFARTransformer3DModel``,
 ``FlowMapEulerDiscreteScheduler`` and ``AnyFlowPipeline`` / ``AnyFlowFARPipeline``.
 The view is then loaded by the same ``from_pretrained`` call as any other folder.
+
+A folder whose transformer config says ``init_flowmap_model: false`` is a *teacher* (plain flow matching),
+not a flow map: NVIDIA's model then has no delta embedder, but diffusers' AnyFlow transformers always build
+one, and from_pretrained would leave its 4 weights on the meta device (the load then fails). The view of a
+teacher sets the delta gate to 0 (the embedding no longer counts, as in NVIDIA's teacher) and supplies zeros
+for those weights as one more shard; ``notices`` says so, for the user.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ from pathlib import Path
 
 NVLABS_PREFIX = "far."
 _REWRITTEN = {"model_index.json", "transformer/config.json", "scheduler/scheduler_config.json"}
+_WEIGHTS = "diffusion_pytorch_model.safetensors"
+_INDEX = _WEIGHTS + ".index.json"
+_ZEROS = "delta_embedder_zeros.safetensors"
+_TIME, _DELTA = "condition_embedder.time_embedder.", "condition_embedder.delta_embedder."
+TEACHER_NOTICE = (
+    "{name} is an AnyFlow teacher (init_flowmap_model: false), not a flow map: its checkpoint has no "
+    "delta_embedder (4 weights), so it runs as plain flow matching with that embedding switched off. "
+    "It was not distilled for few steps: expect poor renders at low step counts."
+)
 
 
 def _read_json(path: Path) -> dict:
@@ -44,6 +59,19 @@ def _is_causal(index: dict, transformer_cfg: dict) -> bool:
     if "init_far_model" in transformer_cfg:
         return bool(transformer_cfg["init_far_model"])
     return "FAR" in str(index.get("_class_name", "")) or "chunk_partition" in transformer_cfg
+
+
+def is_teacher(transformer_cfg: dict) -> bool:
+    """An NVlabs transformer config that says it is not a flow map (a flag absent means a flow map)."""
+    return transformer_cfg.get("init_flowmap_model") is False
+
+
+def notices(folder: Path) -> list[str]:
+    """What the user should be told when an NVlabs folder loads (empty for a flow map)."""
+    folder = Path(folder)
+    if is_teacher(_read_json(folder / "transformer" / "config.json")):
+        return [TEACHER_NOTICE.format(name=f"The NVlabs folder '{folder.name}'")]
+    return []
 
 
 def _keep_accepted(cfg: dict, cls) -> dict:
@@ -70,6 +98,8 @@ def mapped_configs(folder: Path) -> dict[str, dict]:
 
     new_t = _keep_accepted(tcfg, tcls)
     new_t["_class_name"] = tcls.__name__
+    if is_teacher(tcfg):
+        new_t["gate_value"] = 0.0  # rt_emb = temb exactly: no delta embedding, as in NVIDIA's teacher
 
     sched_path = folder / "scheduler" / "scheduler_config.json"
     scfg = _read_json(sched_path) if sched_path.is_file() else {"num_train_timesteps": 1000, "shift": 5.0}
@@ -112,4 +142,39 @@ def diffusers_view(folder: Path, views_dir: Path) -> Path:
         dst = view / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if is_teacher(_read_json(folder / "transformer" / "config.json")):
+        _add_zero_delta_embedder(folder / "transformer", view / "transformer")
     return view
+
+
+def _weight_map(transformer_dir: Path) -> dict[str, str]:
+    """Parameter name -> file, for a single or sharded safetensors checkpoint ({} for neither)."""
+    from safetensors import safe_open
+
+    if (transformer_dir / _INDEX).is_file():
+        return dict(_read_json(transformer_dir / _INDEX)["weight_map"])
+    if not (transformer_dir / _WEIGHTS).is_file():
+        return {}
+    with safe_open(transformer_dir / _WEIGHTS, "pt") as f:
+        return {key: _WEIGHTS for key in f.keys()}
+
+
+def _add_zero_delta_embedder(src: Path, view: Path) -> None:
+    """Give a teacher's view the delta_embedder weights it lacks: zeros shaped like the time embedder's (the
+    two are the same module), in their own shard, listed with the original shards in a new index."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    weight_map = _weight_map(src)
+    if not weight_map or any(key.startswith(_DELTA) for key in weight_map):
+        return
+    zeros = {}
+    for key in (k for k in weight_map if k.startswith(_TIME)):
+        with safe_open(src / weight_map[key], "pt") as f:
+            zeros[_DELTA + key[len(_TIME):]] = torch.zeros_like(f.get_tensor(key))
+    save_file(zeros, view / _ZEROS)
+    weight_map.update(dict.fromkeys(zeros, _ZEROS))
+    index = view / _INDEX
+    index.unlink(missing_ok=True)  # a symlink to the original index: never write through it
+    index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2), encoding="utf-8")
