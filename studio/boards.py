@@ -148,6 +148,12 @@ class BoardStore:
             self.delete(board_id)
         return len(ids)
 
+    def input_files(self) -> set[str]:
+        """Every image and video a shot points at (the Space janitor keeps those inputs)."""
+        with self._lock:
+            rows = self.db.execute("SELECT image, video FROM shots").fetchall()
+        return {path for row in rows for path in row if path}
+
     def _touch(self, board_id: str) -> None:
         self.db["boards"].update(board_id, {"updated_at": _now()})
 

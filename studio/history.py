@@ -264,7 +264,7 @@ class HistoryStore:
                 except (OSError, RuntimeError):
                     real = None
                 if real is not None and real.is_file() and real.is_relative_to(root) and real != self.path.resolve():
-                    real.unlink()
+                    real.unlink(missing_ok=True)  # the janitor or another tab may have just deleted it
         return True
 
     # ---- reading -------------------------------------------------------------------
