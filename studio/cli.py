@@ -231,11 +231,11 @@ def cmd_history(args) -> int:
               f"seed {row['seed']}  {row['prompt'][:60]!r}")
         if row.get("video_path"):
             print(f"    {row['video_path']}")
+        if row.get("error"):
+            print(f"    error: {row['error']}")
     shown_to = query.offset + len(rows)
     if matching and shown_to < matching[0]:
         print(f"{query.offset + 1}-{shown_to} of {matching[0]}; the next ones: --offset {shown_to}", file=sys.stderr)
-        if row.get("error"):
-            print(f"    error: {row['error']}")
     return 0
 
 
