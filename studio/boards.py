@@ -78,9 +78,12 @@ class BoardStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
         self._lock = history._lock
+
+    def mark_interrupted(self) -> int:
+        """Crash recovery (only the data folder's owner, at start-up): a batch still "running" belongs to a process
+        that stopped; "interrupted", it can be resumed. Returns how many were marked."""
         with self._lock, self.db.conn:
-            # A batch still "running" belongs to a process that stopped: it can be resumed.
-            self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'")
+            return self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'").rowcount
 
     # ---- boards ------------------------------------------------------------------
     def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",

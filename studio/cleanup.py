@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,6 +26,28 @@ def remove_partial_files(root: Path) -> int:
                 path.unlink(missing_ok=True)
                 count += 1
     return count
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What crash recovery found: renders and board batches left "running", partial files removed."""
+
+    renders: int = 0
+    batches: int = 0
+    partial_files: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.renders or self.batches or self.partial_files)
+
+    def describe(self) -> str:
+        return (f"{self.renders} render(s) and {self.batches} board batch(es) marked interrupted, "
+                f"{self.partial_files} partial file(s) removed")
+
+
+def recover_after_crash(history: HistoryStore, boards, renders_dir: Path) -> Recovery:
+    """Clean up after a process that died: only the data folder's owner calls this, at start-up, before it renders
+    (anything "running" then is a dead process's). ``boards``: a ``BoardStore`` on the same database."""
+    return Recovery(history.mark_interrupted(), boards.mark_interrupted(), remove_partial_files(renders_dir))
 
 
 def _loose(path: Path, renders_dir: Path) -> bool:

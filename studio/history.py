@@ -179,12 +179,6 @@ class HistoryStore:
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA synchronous=NORMAL")
             migrate(self.db)
-            # Anything still "running" belongs to a process that died mid-render.
-            self.db.execute(
-                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
-                "WHERE status = 'running'"
-            )
-            self.db.conn.commit()
 
     @property
     def table(self) -> sqlite_utils.db.Table:
@@ -195,6 +189,15 @@ class HistoryStore:
             return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     # ---- writing -------------------------------------------------------------------
+    def mark_interrupted(self) -> int:
+        """Crash recovery (only the process owning the data folder, at start-up, before it renders): a row still
+        "running" belongs to a process that died mid-render. Returns how many rows were marked."""
+        with self._lock, self.db.conn:
+            return self.db.execute(
+                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
+                "WHERE status = 'running'"
+            ).rowcount
+
     def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int, *,
               policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
               session: str | None = None) -> str:
