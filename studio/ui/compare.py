@@ -172,9 +172,10 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                 break
             dropped = dropped_slots(chosen, rendered, notes)
             if dropped:  # the cap merged these budgets into a lower one: say so instead of "waiting"
+                summary = fmt.plan_summary([d for d in done if d["model"] == row_req.model])
+                why = drop_reason(notes) or "Budgets above the cap were dropped."
                 yield {**{slots[i]: gr.Video(value=None, label=label) for i, label in dropped.items()},
-                       status: f"Seed {req.seed} · {fmt.plan_summary([d for d in done if d['model'] == row_req.model])}"
-                               f"  \n{drop_reason(notes) or 'Budgets above the cap were dropped.'}"}
+                       status: f"Seed {req.seed} · {summary}  \n{why}"}
         if teacher and not stopped:
             yield {status: " · ".join(
                 f"{m}: {fmt.plan_summary([d for d in done if d['model'] == m])}" for m in (req.model, teacher))}
