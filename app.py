@@ -81,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not studio.claim_data_folder():  # one studio per data folder: it alone recovers and owns the files
+        owner = studio.folder_owner()
+        studio.close()
+        print(f"error: another studio ({owner.describe() if owner else 'its address is unknown'}) already owns "
+              f"{studio.settings.data_dir}; use that one, or start this one with another --data-dir", file=sys.stderr)
+        return 2
+    recovered = studio.recover_after_crash()  # before anything renders: what is "running" now was a dead process's
+    if recovered:
+        print(f"Recovered after a crash: {recovered.describe()}", file=sys.stderr)
     print(f"AnyFlow Studio: data in {studio.settings.data_dir}, default model {studio.settings.default_model}",
           file=sys.stderr)
     if space_mode:
@@ -92,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Renders at once: {concurrency}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    **launch_options(studio, max_upload_mb=args.max_upload_mb))
+        _, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                                prevent_thread_lock=True, **launch_options(studio, max_upload_mb=args.max_upload_mb))
+        studio.lock.announce(url)  # other processes on this data folder can now find this studio
+        demo.block_thread()  # until Ctrl+C or the server closes
     finally:
         studio.close()
     return 0

@@ -78,9 +78,12 @@ class BoardStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
         self._lock = history._lock
+
+    def mark_interrupted(self) -> int:
+        """Crash recovery (only the data folder's owner, at start-up): a batch still "running" belongs to a process
+        that stopped; "interrupted", it can be resumed. Returns how many were marked."""
         with self._lock, self.db.conn:
-            # A batch still "running" belongs to a process that stopped: it can be resumed.
-            self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'")
+            return self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'").rowcount
 
     # ---- boards ------------------------------------------------------------------
     def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",
@@ -147,6 +150,12 @@ class BoardStore:
         for board_id in ids:
             self.delete(board_id)
         return len(ids)
+
+    def input_files(self) -> set[str]:
+        """Every image and video a shot points at (the Space janitor keeps those inputs)."""
+        with self._lock:
+            rows = self.db.execute("SELECT image, video FROM shots").fetchall()
+        return {path for row in rows for path in row if path}
 
     def _touch(self, board_id: str) -> None:
         self.db["boards"].update(board_id, {"updated_at": _now()})

@@ -1,12 +1,20 @@
-"""House-keeping: partial files left by a crash, and (Space mode) renders past their time to live."""
+"""House-keeping: partial files left by a crash, and (Space mode) renders and files past their time to live."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .history import HistoryStore
+
+log = logging.getLogger(__name__)
+
+# Folders under ``renders/<session>/`` (or ``renders/``) whose files no database row owns.
+LOOSE_FOLDERS = ("inputs", "exports")  # board inputs copied from uploads; board exports
 
 
 def remove_partial_files(root: Path) -> int:
@@ -15,23 +23,81 @@ def remove_partial_files(root: Path) -> int:
     if root.is_dir():
         for path in root.rglob(".*.part.*"):
             if path.is_file():
-                path.unlink()
+                path.unlink(missing_ok=True)
                 count += 1
     return count
 
 
-def purge_expired(history: HistoryStore, ttl_hours: float, boards=None) -> int:
+@dataclass(frozen=True)
+class Recovery:
+    """What crash recovery found: renders and board batches left "running", partial files removed."""
+
+    renders: int = 0
+    batches: int = 0
+    partial_files: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.renders or self.batches or self.partial_files)
+
+    def describe(self) -> str:
+        return (f"{self.renders} render(s) and {self.batches} board batch(es) marked interrupted, "
+                f"{self.partial_files} partial file(s) removed")
+
+
+def recover_after_crash(history: HistoryStore, boards, renders_dir: Path) -> Recovery:
+    """Clean up after a process that died: only the data folder's owner calls this, at start-up, before it renders
+    (anything "running" then is a dead process's). ``boards``: a ``BoardStore`` on the same database."""
+    return Recovery(history.mark_interrupted(), boards.mark_interrupted(), remove_partial_files(renders_dir))
+
+
+def _loose(path: Path, renders_dir: Path) -> bool:
+    """A file nothing else deletes: under ``[<session>/]inputs`` or ``exports``, or a GIF the CLI wrote."""
+    parts = path.relative_to(renders_dir).parts[:-1]
+    return path.suffix.lower() == ".gif" or any(p in LOOSE_FOLDERS for p in parts[:2])
+
+
+def purge_expired_files(renders_dir: Path, ttl_hours: float, keep: set[str] = frozenset()) -> int:
+    """Space mode: delete board inputs, exports and GIFs last written more than ``ttl_hours`` ago, except the
+    paths in ``keep`` (inputs a board still uses). Renders' videos and thumbnails are History's. A file that
+    disappears meanwhile (the UI deleted it) is skipped. Returns how many went."""
+    cutoff = time.time() - ttl_hours * 3600
+    keep = {str(Path(p).resolve()) for p in keep}
+    count = 0
+    for path in list(renders_dir.rglob("*")) if renders_dir.is_dir() else []:
+        try:
+            if not _loose(path, renders_dir) or str(path.resolve()) in keep or not path.is_file():
+                continue
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def purge_expired(history: HistoryStore, ttl_hours: float, boards=None, renders_dir: Path | None = None) -> int:
     """Delete renders created more than ``ttl_hours`` ago, and (given the app's ``BoardStore``) boards not changed
-    for that long. Returns how many renders and boards went."""
+    for that long, and (given the renders folder) the loose files of ``purge_expired_files``. Returns how many
+    renders, boards and files went."""
     cutoff = (datetime.now(timezone.utc) - timedelta(hours=ttl_hours)).isoformat(timespec="milliseconds")
-    return history.purge(cutoff) + (boards.purge(cutoff) if boards is not None else 0)
+    count = history.purge(cutoff) + (boards.purge(cutoff) if boards is not None else 0)
+    if renders_dir is not None:
+        keep = boards.input_files() if boards is not None else set()
+        count += purge_expired_files(Path(renders_dir), ttl_hours, keep)
+    return count
 
 
 class Janitor:
-    """A daemon thread that purges expired renders every ``interval`` seconds until stopped."""
+    """A daemon thread that purges expired renders (boards, files) every ``interval`` seconds until stopped.
 
-    def __init__(self, history: HistoryStore, ttl_hours: float, interval: float = 600.0, boards=None):
+    A pass that fails (a locked database, a file deleted at the same moment) is logged and counted in
+    ``failures``; the next pass tries again."""
+
+    def __init__(self, history: HistoryStore, ttl_hours: float, interval: float = 600.0, boards=None,
+                 renders_dir: Path | None = None):
         self.history, self.ttl_hours, self.interval, self.boards = history, ttl_hours, interval, boards
+        self.renders_dir = renders_dir
+        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="janitor", daemon=True)
 
@@ -39,9 +105,18 @@ class Janitor:
         self._thread.start()
         return self
 
+    def run_once(self) -> int | None:
+        """One pass: how many renders, boards and files went, or None if it failed (logged)."""
+        try:
+            return purge_expired(self.history, self.ttl_hours, self.boards, self.renders_dir)
+        except Exception:
+            self.failures += 1
+            log.exception("Space clean-up pass failed; the next one (in %g s) tries again", self.interval)
+            return None
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            purge_expired(self.history, self.ttl_hours, self.boards)
+            self.run_once()
 
     def stop(self) -> None:
         self._stop.set()

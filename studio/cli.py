@@ -116,13 +116,40 @@ def _open(args):
     )
 
 
+def _open_to_render(args):
+    """Open the studio for a command that renders (render, board run).
+
+    No process owns the data folder: this one takes it for its lifetime (released by ``studio.close``) and first
+    recovers after a crash. Another process owns it (a running studio): this one renders in-process on its own copy
+    of the model, recovers nothing, and so never marks that studio's running renders interrupted nor deletes the
+    partial files it is writing. Read-only commands (history, stats, models, policies) use ``_open``: no lock."""
+    studio = _open(args)
+    if studio.claim_data_folder():
+        report = studio.recover_after_crash()
+        if report:
+            print(f"note: recovered after a crash: {report.describe()}", file=sys.stderr)
+    else:
+        owner = studio.folder_owner()
+        who = f"another studio ({owner.describe()})" if owner else "another studio"
+        print(f"note: {who} owns {studio.settings.data_dir}; rendering in this process, leaving its renders alone",
+              file=sys.stderr)
+    return studio
+
+
 def cmd_render(args) -> int:
+    studio = _open_to_render(args)
+    try:
+        return _render(studio, args)
+    finally:
+        studio.close()  # and with it the data folder, if this process owned it
+
+
+def _render(studio, args) -> int:
     from tqdm import tqdm
 
     from . import media
     from .render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
 
-    studio = _open(args)
     req = RenderRequest(
         prompt=args.prompt, mode=args.mode, negative_prompt=args.negative_prompt, image=args.image, video=args.video,
         seed=args.seed, steps=args.steps, height=args.height, width=args.width, frames=args.frames, fps=args.fps,
@@ -172,7 +199,6 @@ def cmd_render(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-        studio.close()
     if args.json:
         summary = {
             "ok": failure is None,
@@ -231,11 +257,11 @@ def cmd_history(args) -> int:
               f"seed {row['seed']}  {row['prompt'][:60]!r}")
         if row.get("video_path"):
             print(f"    {row['video_path']}")
+        if row.get("error"):
+            print(f"    error: {row['error']}")
     shown_to = query.offset + len(rows)
     if matching and shown_to < matching[0]:
         print(f"{query.offset + 1}-{shown_to} of {matching[0]}; the next ones: --offset {shown_to}", file=sys.stderr)
-        if row.get("error"):
-            print(f"    error: {row['error']}")
     return 0
 
 
@@ -283,7 +309,7 @@ def cmd_board(args) -> int:
     from .render import Progress, Result
     from .storyboard import Storyboards
 
-    studio = _open(args)
+    studio = _open_to_render(args)
     try:
         boards = Storyboards(studio)
         board = boards.import_file(args.file)

@@ -120,14 +120,33 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_pl
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _user_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
 def migrate(db: sqlite_utils.Database, upto: int = SCHEMA_VERSION) -> int:
-    """Apply migrations after the file's user_version, each in its own transaction. Returns the new version."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number in range(version + 1, upto + 1):
-        with db.conn:
-            MIGRATIONS[number - 1](db)
-            db.execute(f"PRAGMA user_version = {number}")
-    return max(version, upto)
+    """Apply the migrations after the file's user_version. Returns the version reached.
+
+    Each migration and its version bump are one explicit transaction on the raw connection: a migration that fails
+    (or a process killed halfway) leaves the file at the previous version, as it was. Python's sqlite3 opens no
+    transaction for DDL by itself, so without the BEGIN every CREATE / ALTER would commit on its own. The
+    sqlite-utils calls the migrations use (create, add_column, create_index, enable_fts) join an open transaction
+    instead of committing (sqlite-utils >= 4: savepoints, and statement by statement for scripts).
+    BEGIN IMMEDIATE takes the write lock first and the version is read again under it, so two processes starting
+    at once apply each migration once.
+    """
+    for number in range(_user_version(db) + 1, upto + 1):
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _user_version(db) < number:  # another process may have applied it meanwhile
+                MIGRATIONS[number - 1](db)
+                db.conn.execute(f"PRAGMA user_version = {int(number)}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+    return _user_version(db)
 
 
 # Renders made in the same millisecond tie on created_at; the row order (insertion) breaks the tie, newest first,
@@ -160,12 +179,6 @@ class HistoryStore:
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.execute("PRAGMA synchronous=NORMAL")
             migrate(self.db)
-            # Anything still "running" belongs to a process that died mid-render.
-            self.db.execute(
-                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
-                "WHERE status = 'running'"
-            )
-            self.db.conn.commit()
 
     @property
     def table(self) -> sqlite_utils.db.Table:
@@ -176,6 +189,15 @@ class HistoryStore:
             return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     # ---- writing -------------------------------------------------------------------
+    def mark_interrupted(self) -> int:
+        """Crash recovery (only the process owning the data folder, at start-up, before it renders): a row still
+        "running" belongs to a process that died mid-render. Returns how many rows were marked."""
+        with self._lock, self.db.conn:
+            return self.db.execute(
+                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
+                "WHERE status = 'running'"
+            ).rowcount
+
     def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int, *,
               policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
               session: str | None = None) -> str:
@@ -245,7 +267,7 @@ class HistoryStore:
                 except (OSError, RuntimeError):
                     real = None
                 if real is not None and real.is_file() and real.is_relative_to(root) and real != self.path.resolve():
-                    real.unlink()
+                    real.unlink(missing_ok=True)  # the janitor or another tab may have just deleted it
         return True
 
     # ---- reading -------------------------------------------------------------------

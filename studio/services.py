@@ -7,9 +7,11 @@ import warnings
 from dataclasses import dataclass
 
 from .config import Settings
-from .cleanup import remove_partial_files
+from .boards import BoardStore
+from .cleanup import Recovery, recover_after_crash
 from .history import HistoryStore
 from .models import ModelManager
+from .ownership import Announcement, FolderLock, read_announcement
 from .policy import Policies
 from .registry import Registry
 from .render import RenderEngine
@@ -36,6 +38,7 @@ class Studio:
     history: HistoryStore
     engine: RenderEngine
     policies: Policies
+    lock: FolderLock | None = None  # held while this process owns the data folder (claim_data_folder)
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
@@ -45,10 +48,36 @@ class Studio:
         registry = Registry.load(settings.user_models_file)
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
-        remove_partial_files(settings.renders_dir)  # writes a crash interrupted
         policies = Policies.load(settings.user_policies_file)
         engine = RenderEngine(models, history, settings, policies)
         return cls(settings, registry, models, history, engine, policies)
 
+    # ---- owning the data folder (see ownership.py) ------------------------------------
+    @property
+    def owns_data_folder(self) -> bool:
+        return self.lock is not None and self.lock.held
+
+    def claim_data_folder(self, url: str | None = None) -> bool:
+        """Own the data folder if no other process does (never waits). The owner then runs ``recover_after_crash``
+        before it renders, and keeps the folder until ``close``. False: another process owns it."""
+        lock = self.lock or FolderLock(self.settings.data_dir)
+        if not lock.acquire(url):
+            return False
+        self.lock = lock
+        return True
+
+    def folder_owner(self) -> Announcement | None:
+        """What the owning process announced (pid, host, url), if it wrote anything readable."""
+        return read_announcement(self.settings.data_dir)
+
+    def recover_after_crash(self) -> Recovery:
+        """Mark the renders and board batches a dead process left "running" as interrupted and remove its partial
+        files. Only the owner may: another process's running renders look exactly the same."""
+        if not self.owns_data_folder:
+            raise RuntimeError("only the process that owns the data folder recovers after a crash")
+        return recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir)
+
     def close(self) -> None:
         self.history.close()
+        if self.lock is not None:
+            self.lock.release()

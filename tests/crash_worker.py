@@ -19,6 +19,8 @@ from studio.storyboard import Storyboards  # noqa: E402
 def main() -> None:
     data_dir, models_file, what = sys.argv[1], sys.argv[2], sys.argv[3]
     studio = Studio.open(Settings(data_dir=data_dir, models_file=models_file, default_model="t-bidi", device="cpu"))
+    assert studio.claim_data_folder(), "the data folder is owned by another process"  # as app.py does
+    studio.recover_after_crash()
     if what == "render":  # long renders, one after another, until killed
         while True:
             studio.engine.run(RenderRequest(prompt="a render to kill", steps=128, seed=0), Plan.single(128))

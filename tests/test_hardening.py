@@ -149,6 +149,15 @@ def _integrity(db_path):
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
 
+def _owner(**settings):
+    """The next studio on the folder, as app.py starts it: it owns the folder (the killed one let go of it by dying)
+    and recovers after the crash."""
+    studio = Studio.open(**settings)
+    assert studio.claim_data_folder()
+    studio.recover_after_crash()
+    return studio
+
+
 def test_kill_during_render(tmp_path, models_file):
     proc = _spawn(tmp_path, models_file, "render")
     db = tmp_path / "history.db"
@@ -161,7 +170,7 @@ def test_kill_during_render(tmp_path, models_file):
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes(b"half an mp4")
     assert _integrity(db) == "ok"
-    studio = Studio.open(data_dir=tmp_path, models_file=models_file, device="cpu")
+    studio = _owner(data_dir=tmp_path, models_file=models_file, device="cpu")
     rows = studio.history.search(text="kill")
     assert rows and {r["status"] for r in rows} <= {"interrupted", "ok"} and "interrupted" in {r["status"] for r in rows}
     assert not partial.exists()  # partial files are removed on start
@@ -177,6 +186,7 @@ def test_kill_during_history_writes(tmp_path, models_file):
         _kill(proc)
     assert _integrity(db) == "ok"
     store = HistoryStore(db)
+    store.mark_interrupted()  # the owner's crash recovery, as Studio.recover_after_crash runs it
     n = store.count()
     assert n > 50 and len(store.search(text="write", limit=1000)) == min(n, 1000)  # FTS index agrees with the table
     assert store.search(status="running") == []  # a row cut mid-render is marked interrupted, not left running
@@ -191,7 +201,7 @@ def test_kill_during_finals_then_resume(tmp_path, models_file):
     finally:
         _kill(proc)
     assert _integrity(db) == "ok"
-    studio = Studio.open(data_dir=tmp_path, models_file=models_file, device="cpu", default_model="t-bidi")
+    studio = _owner(data_dir=tmp_path, models_file=models_file, device="cpu", default_model="t-bidi")
     from studio.policy import Policies
 
     (tmp_path / "policies.toml").write_text("[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 2\n")

@@ -83,11 +83,13 @@ def test_migration_from_version_1(tmp_path):
     assert len(store.search(text="lighthouse")) == 2
 
 
-def test_running_rows_become_interrupted_on_reopen(tmp_path):
+def test_running_rows_become_interrupted_by_recovery(tmp_path):
     store = HistoryStore(tmp_path / "h.db")
     rid = store.start(REQ, 4, "p", "single", 0)
     store.close()
     again = HistoryStore(tmp_path / "h.db")
+    assert again.get(rid)["status"] == "running"  # opening changes nothing (tests/test_recovery.py)
+    assert again.mark_interrupted() == 1  # the owner's crash recovery
     assert again.get(rid)["status"] == "interrupted"
     with sqlite3.connect(tmp_path / "h.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -65,6 +65,15 @@ def summary(rows: list[dict]) -> str:
     return text
 
 
+def visible_stats(studio, session_v) -> list[dict]:
+    """The stats a visitor may see: in Space mode only their session's renders (none before the session has an
+    id, as for the charts built with the page, which every visitor gets); locally, every render."""
+    if not studio.settings.space:
+        return studio.history.stats()
+    sid = spacemode.session_id(studio, session_v)
+    return studio.history.stats(session=sid) if sid else []
+
+
 def build(studio, session: gr.State) -> dict:
     gr.Markdown("### What each budget bought\nFor every model and budget, how many renders finished, how many "
                 "you starred, and the median seconds a render took (wall time of the render, including a model load if it had one). Cheap budgets "
@@ -73,15 +82,14 @@ def build(studio, session: gr.State) -> dict:
     with gr.Row():
         note = gr.Markdown(EMPTY_NOTE, elem_id="stats-summary")
         refresh_btn = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="stats-refresh")
-    seconds_svg, accepted_svg = budget_charts(studio.history.stats())
+    seconds_svg, accepted_svg = budget_charts(visible_stats(studio, None))
     with gr.Row(equal_height=True):
         seconds_plot = gr.HTML(seconds_svg, elem_id="stats-seconds-plot", padding=False)
         accepted_plot = gr.HTML(accepted_svg, elem_id="stats-accepted-plot", padding=False)
     table = gr.Dataframe(stats_frame([]), interactive=False, elem_id="stats-table", label="By model and budget")
 
     def refresh(session_v=None):
-        sid = spacemode.session_id(studio, session_v)
-        rows = studio.history.stats(session=sid) if sid else studio.history.stats()
+        rows = visible_stats(studio, session_v)
         return stats_frame(rows), *budget_charts(rows), summary(rows)
 
     outputs = [table, seconds_plot, accepted_plot, note]

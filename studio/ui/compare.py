@@ -25,6 +25,21 @@ def parse_budgets(values) -> list[int]:
     return budgets
 
 
+def drop_reason(notes: list[str]) -> str | None:
+    """The engine's note saying why budgets were capped ("... caps step budgets at 16: [..] -> [..]."), if any."""
+    return next((n for n in notes if "->" in n and "cap" in n.lower()), None)
+
+
+def dropped_slots(chosen: list[int], rendered: dict[int, int], notes: list[str]) -> dict[int, str]:
+    """Labels for the slots a step cap dropped, by slot. A cap lowers every budget above it to the cap and merges
+    the budgets that then repeat, so the slots after the last rendered one never come. ``rendered``: slot ->
+    steps of the results that came; nothing rendered (a failure) drops nothing."""
+    if not rendered or len(rendered) == len(chosen):
+        return {}
+    cap = max(rendered.values())
+    return {i: f"{fmt.steps_word(b)} · dropped: capped at {cap}" for i, b in enumerate(chosen) if i not in rendered}
+
+
 def teacher_of(studio, model_id: str | None) -> str:
     """The model the picked one was distilled from, if the registry names one that exists ('' otherwise)."""
     try:
@@ -128,7 +143,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
         if teacher:
             rows.append((replace(req, model=teacher), teacher_videos, False))
         for row_req, slots, main in rows:
-            stopped = False
+            stopped, rendered, notes = False, {}, []
             for up in drive(studio, row_req, plan, session_v, progress):
                 if up.kind in ("status", "progress"):
                     yield {status: f"… {'' if main else teacher + ': '}{up.text} · {fmt.seconds(up.elapsed)}"}
@@ -137,6 +152,8 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                     secs = fmt.render_seconds(r.timings)
                     done.append({"steps": r.steps, "seconds": secs, "model": row_req.model})
                     i = r.budget_index
+                    rendered[i] = r.steps
+                    notes += r.notes
                     label = f"{fmt.steps_word(r.steps)} · {fmt.seconds(secs)}"
                     update = {slots[i]: gr.Video(value=r.video_path, label=label),
                               sync_btn: gr.Button(visible=True), plot: charts.seconds_chart(done),
@@ -153,6 +170,12 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
                     yield {status: f"■ {up.text}"}
             if stopped:
                 break
+            dropped = dropped_slots(chosen, rendered, notes)
+            if dropped:  # the cap merged these budgets into a lower one: say so instead of "waiting"
+                summary = fmt.plan_summary([d for d in done if d["model"] == row_req.model])
+                why = drop_reason(notes) or "Budgets above the cap were dropped."
+                yield {**{slots[i]: gr.Video(value=None, label=label) for i, label in dropped.items()},
+                       status: f"Seed {req.seed} · {summary}  \n{why}"}
         if teacher and not stopped:
             yield {status: " · ".join(
                 f"{m}: {fmt.plan_summary([d for d in done if d['model'] == m])}" for m in (req.model, teacher))}
