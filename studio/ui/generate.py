@@ -1,8 +1,12 @@
-"""The Create tab: T2V / I2V / V2V sub-tabs sharing one control set, streamed preview-then-refine, Cancel."""
+"""The Create tab: T2V / I2V / V2V sub-tabs sharing one control set, streamed preview-then-refine, Cancel.
+
+Reading order: pure helpers (tested without a browser), ``layout`` (creates the components, held in
+``CreateControls``), ``CreateTab`` (the handlers, as methods, and ``wire``), and ``build``: layout, then wire.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -33,6 +37,8 @@ IDLE_STATUS = "Ready. Write a prompt and press **Render** — a quick preview ap
 
 @dataclass
 class CreateControls:
+    """Every component of the tab. Compare and History fill some of them in (a budget to use, a re-run)."""
+
     mode: gr.Radio
     mode_tabs: gr.Tabs
     prompt: gr.Textbox
@@ -57,6 +63,17 @@ class CreateControls:
     context_md: gr.Markdown
     context_gallery: gr.Gallery
     pending_size: gr.State
+    # used inside the tab only
+    tabs: dict  # mode -> its gr.Tab
+    budget: gr.Dropdown
+    live: gr.Image
+    progress_bar: gr.HTML
+    star_btn: gr.Button
+    shown_model: gr.State  # the model the size controls were made for
+    # made outside the tab
+    model: gr.Dropdown
+    model_info: gr.Markdown
+    session: gr.State
 
 
 # ---- pure helpers (tested without a browser) ------------------------------------------
@@ -176,11 +193,11 @@ def context_preview(studio, video, model_id, frames, resolution):
     return text, gr.Gallery(value=thumbs, visible=True)
 
 
-# ---- layout and events -------------------------------------------------------------------
-def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State) -> CreateControls:
+# ---- layout --------------------------------------------------------------------------------
+def layout(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State) -> CreateControls:
+    """The tab's components: the mode tabs and render settings (left), the result (right)."""
     spec = studio.registry.get(studio.settings.default_model)
-    res_choices = fmt.resolution_choices(spec)
-
+    # made first and placed later: the examples inside the mode tabs fill them in
     prompt = gr.Textbox(label="Prompt", lines=3, max_lines=8, render=False, elem_id="prompt",
                         placeholder="e.g. a red circle moving left on a black background")
     image = gr.Image(label="First frame", type="filepath", sources=["upload", "clipboard"], height=220,
@@ -190,84 +207,117 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=360):
-            notes, switches = {}, {}
-            with gr.Tabs(selected="t2v", elem_id="mode-tabs") as mode_tabs:
-                with gr.Tab("Text → Video", id="t2v", elem_id="tab-t2v") as tab_t2v:
-                    notes["t2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
-                    switches["t2v"] = gr.Button(visible=False, size="sm")
-                    gr.Markdown("Describe the shot: colour, shape, direction and background work best.",
-                                elem_classes=["hint"])
-                    gr.Examples(T2V_EXAMPLES, inputs=[prompt], label="Try a prompt")
-                with gr.Tab("Image → Video", id="i2v", elem_id="tab-i2v") as tab_i2v:
-                    notes["i2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
-                    switches["i2v"] = gr.Button(visible=False, size="sm")
-                    image.render()
-                    gr.Markdown("The image becomes the first frame (centre-cropped to the render size); "
-                                "the prompt says how it moves.", elem_classes=["hint"])
-                    gr.Examples(I2V_EXAMPLES, inputs=[prompt, image], label="Try an example")
-                with gr.Tab("Video → Video", id="v2v", elem_id="tab-v2v") as tab_v2v:
-                    notes["v2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
-                    switches["v2v"] = gr.Button(visible=False, size="sm")
-                    video.render()
-                    context_md = gr.Markdown(context_preview(studio, None, spec.id, spec.frames, None)[0],
-                                             elem_id="context-note")
-                    context_gallery = gr.Gallery(label="Context frames", show_label=False, visible=False,
-                                                 columns=MAX_CONTEXT_THUMBS, height=130, object_fit="contain",
-                                                 allow_preview=False, fit_columns=False,
-                                                 elem_id="context-frames", elem_classes=["pixelated"])
-                    gr.Examples(V2V_EXAMPLES, inputs=[prompt, video], label="Try an example")
-
+            left = _mode_tabs(studio, spec, prompt, image, video)
             prompt.render()
-            with gr.Row():
-                render_btn = gr.Button("Render", variant="primary", size="lg", elem_id="render-btn", scale=3)
-                cancel_btn = gr.Button("Cancel", variant="stop", size="lg", interactive=False,
-                                       elem_id="cancel-btn", scale=1)
-            with gr.Row(equal_height=True):
-                budget = gr.Dropdown(policy_choices(studio), value=CUSTOM, label="Budget policy", scale=1,
-                                     min_width=150, elem_id="budget-policy",
-                                     info="Named step budgets; custom = the slider")
-                steps = gr.Slider(1, 64, value=8, step=1, label="Steps", scale=2,
-                                  info="More steps: more detail, more time. Any count works.", elem_id="steps")
-            with gr.Row():
-                refine = gr.Checkbox(value=True, label="Preview first", scale=1, min_width=140,
-                                     info="Quick low-step render, then the full one (same seed)")
-                preview_steps = gr.Slider(1, 16, value=2, step=1, label="Preview steps", scale=2)
-            with gr.Row():
-                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=2, min_width=120)
-                random_seed = gr.Checkbox(value=True, label="New seed each render", scale=1, min_width=140,
-                                          info="Untick to lock the seed")
-            with gr.Row():
-                resolution = gr.Dropdown(choices=res_choices, value=res_choices[0][1], label="Resolution")
-                frames = gr.Dropdown(choices=fmt.frame_choices(spec), value=spec.frames, label="Length")
-            with gr.Accordion("Advanced", open=False):
-                negative = gr.Textbox(label="Negative prompt", lines=2,
-                                      placeholder="what to avoid, e.g. blurry, flicker")
-
+            left.update(_settings(studio, spec))
         with gr.Column(scale=6, min_width=360):
-            output = gr.Video(label="Result", interactive=False, autoplay=True, loop=True, height=420,
-                              elem_id="result-video", elem_classes=["pixelated"], buttons=["download"])
-            live = gr.Image(label="Live", interactive=False, visible=False, height=110, elem_id="live-strip",
-                            elem_classes=["pixelated"], buttons=[], show_label=True)
-            progress_bar = gr.HTML("", elem_id="render-progress", padding=False)
-            status = gr.Markdown(IDLE_STATUS, elem_id="render-status")
-            details = gr.Markdown("", elem_id="render-details")
-            star_btn = gr.Button("★ Star this render", size="sm", visible=False, elem_id="star-current")
-            info = gr.JSON(visible=False, label="last result")
-
+            right = _result_column()
     pending_size = gr.State(None)  # set by History's re-run: the size to keep when the model changes
-    c = CreateControls(mode, mode_tabs, prompt, negative, image, video, steps, seed, random_seed, resolution, frames,
-                       refine, preview_steps, render_btn, cancel_btn, output, status, details, info, notes, switches,
-                       context_md, context_gallery, pending_size)
-
-    # mode tabs drive the hidden mode input
-    for tab, name in ((tab_t2v, "t2v"), (tab_i2v, "i2v"), (tab_v2v, "v2v")):
-        tab.select(lambda n=name: n, None, mode, api_visibility="private", queue=False)
-
-    # model picker: sizes, notices, V2V context
-    note_outputs = [notes[m] for m in MODES] + [switches[m] for m in MODES]
     shown_model = gr.State(spec.id)  # the model the size controls were made for
+    return CreateControls(mode=mode, prompt=prompt, image=image, video=video, pending_size=pending_size,
+                          shown_model=shown_model, model=model, model_info=model_info, session=session,
+                          **left, **right)
 
-    def on_model(model_id, pending, shown, res_v, frames_v):
+
+def _mode_tabs(studio, spec, prompt, image, video) -> dict:
+    """One tab per mode, each with its not-served notice, its switch-model button and its examples."""
+    notes, switches, tabs = {}, {}, {}
+    with gr.Tabs(selected="t2v", elem_id="mode-tabs") as mode_tabs:
+        with gr.Tab("Text → Video", id="t2v", elem_id="tab-t2v") as tabs["t2v"]:
+            notes["t2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+            switches["t2v"] = gr.Button(visible=False, size="sm")
+            gr.Markdown("Describe the shot: colour, shape, direction and background work best.",
+                        elem_classes=["hint"])
+            gr.Examples(T2V_EXAMPLES, inputs=[prompt], label="Try a prompt")
+        with gr.Tab("Image → Video", id="i2v", elem_id="tab-i2v") as tabs["i2v"]:
+            notes["i2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+            switches["i2v"] = gr.Button(visible=False, size="sm")
+            image.render()
+            gr.Markdown("The image becomes the first frame (centre-cropped to the render size); "
+                        "the prompt says how it moves.", elem_classes=["hint"])
+            gr.Examples(I2V_EXAMPLES, inputs=[prompt, image], label="Try an example")
+        with gr.Tab("Video → Video", id="v2v", elem_id="tab-v2v") as tabs["v2v"]:
+            notes["v2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
+            switches["v2v"] = gr.Button(visible=False, size="sm")
+            video.render()
+            context_md = gr.Markdown(context_preview(studio, None, spec.id, spec.frames, None)[0],
+                                     elem_id="context-note")
+            context_gallery = gr.Gallery(label="Context frames", show_label=False, visible=False,
+                                         columns=MAX_CONTEXT_THUMBS, height=130, object_fit="contain",
+                                         allow_preview=False, fit_columns=False,
+                                         elem_id="context-frames", elem_classes=["pixelated"])
+            gr.Examples(V2V_EXAMPLES, inputs=[prompt, video], label="Try an example")
+    return {"mode_tabs": mode_tabs, "tabs": tabs, "notes": notes, "switches": switches, "context_md": context_md,
+            "context_gallery": context_gallery}
+
+
+def _settings(studio, spec) -> dict:
+    """Render and Cancel, then the budget, seed, size and advanced settings."""
+    c = {}
+    res_choices = fmt.resolution_choices(spec)
+    with gr.Row():
+        c["render_btn"] = gr.Button("Render", variant="primary", size="lg", elem_id="render-btn", scale=3)
+        c["cancel_btn"] = gr.Button("Cancel", variant="stop", size="lg", interactive=False,
+                                    elem_id="cancel-btn", scale=1)
+    with gr.Row(equal_height=True):
+        c["budget"] = gr.Dropdown(policy_choices(studio), value=CUSTOM, label="Budget policy", scale=1,
+                                  min_width=150, elem_id="budget-policy",
+                                  info="Named step budgets; custom = the slider")
+        c["steps"] = gr.Slider(1, 64, value=8, step=1, label="Steps", scale=2,
+                               info="More steps: more detail, more time. Any count works.", elem_id="steps")
+    with gr.Row():
+        c["refine"] = gr.Checkbox(value=True, label="Preview first", scale=1, min_width=140,
+                                  info="Quick low-step render, then the full one (same seed)")
+        c["preview_steps"] = gr.Slider(1, 16, value=2, step=1, label="Preview steps", scale=2)
+    with gr.Row():
+        c["seed"] = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=2, min_width=120)
+        c["random_seed"] = gr.Checkbox(value=True, label="New seed each render", scale=1, min_width=140,
+                                       info="Untick to lock the seed")
+    with gr.Row():
+        c["resolution"] = gr.Dropdown(choices=res_choices, value=res_choices[0][1], label="Resolution")
+        c["frames"] = gr.Dropdown(choices=fmt.frame_choices(spec), value=spec.frames, label="Length")
+    with gr.Accordion("Advanced", open=False):
+        c["negative"] = gr.Textbox(label="Negative prompt", lines=2, placeholder="what to avoid, e.g. blurry, flicker")
+    return c
+
+
+def _result_column() -> dict:
+    c = {}
+    c["output"] = gr.Video(label="Result", interactive=False, autoplay=True, loop=True, height=420,
+                           elem_id="result-video", elem_classes=["pixelated"], buttons=["download"])
+    c["live"] = gr.Image(label="Live", interactive=False, visible=False, height=110, elem_id="live-strip",
+                         elem_classes=["pixelated"], buttons=[], show_label=True)
+    c["progress_bar"] = gr.HTML("", elem_id="render-progress", padding=False)
+    c["status"] = gr.Markdown(IDLE_STATUS, elem_id="render-status")
+    c["details"] = gr.Markdown("", elem_id="render-details")
+    c["star_btn"] = gr.Button("★ Star this render", size="sm", visible=False, elem_id="star-current")
+    c["info"] = gr.JSON(visible=False, label="last result")
+    return c
+
+
+# ---- events --------------------------------------------------------------------------------
+@dataclass
+class RenderRun:
+    """One press of Render: the request and plan, and the status lines built up as its budgets finish."""
+
+    req: RenderRequest
+    plan: Plan
+    lead: str  # seed, size, budgets, policy, notes: the status's last line
+    finished: list = field(default_factory=list)  # steps and seconds of each finished budget
+    done_lines: list = field(default_factory=list)
+
+    def status_text(self, current: str) -> str:
+        return "  \n".join([current, *self.done_lines, self.lead])
+
+
+class CreateTab:
+    """The tab's event handlers, as methods over the studio and the components ``c``; ``wire`` connects them."""
+
+    def __init__(self, studio, c: CreateControls):
+        self.studio = studio
+        self.c = c
+
+    def on_model(self, model_id, pending, shown, res_v, frames_v):
         """New model: native size (or the size a History re-run asked for). Same model (labels refreshed): keep."""
         if pending and pending.get("model") == model_id:
             keep = pending
@@ -275,43 +325,32 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
             keep = {"resolution": res_v, "frames": frames_v}
         else:
             keep = {}
+        studio = self.studio
         return (header.card(studio, model_id), *size_controls(studio, model_id, keep.get("resolution"), keep.get("frames")),
                 *mode_notes(studio, model_id), None, model_id)
 
-    model.change(on_model, [model, pending_size, shown_model, resolution, frames],
-                 [model_info, resolution, frames, *note_outputs, pending_size, shown_model],
-                 api_visibility="private", queue=False)
-    for name in MODES:
-        switches[name].click(lambda n=name: switch_target(studio, n) or gr.skip(), None, model,
-                             api_visibility="private", queue=False)
-    context_inputs = [video, model, frames, resolution]
-    for trigger in (video.change, frames.change, resolution.change):
-        trigger(lambda v, m, f, r: context_preview(studio, v, m, f, r), context_inputs, [context_md, context_gallery],
-                api_visibility="private")
-    budget.change(lambda name: policy_steps(studio, name) or gr.skip(), budget, steps, queue=False,
-                  api_visibility="private")
-    steps.change(lambda name, n: policy_for_steps(studio, name, n), [budget, steps], budget, queue=False,
-                 api_visibility="private")
-    refine.change(lambda on: gr.Slider(interactive=bool(on)), refine, preview_steps, api_visibility="private",
-                  queue=False)
+    def request(self, mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
+                frames_v, policy_v):
+        """The validated request, the policy it records (None: custom) and the engine's notes on it."""
+        req = build_request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v,
+                            res_v, frames_v)
+        policy = chosen_policy(self.studio, policy_v, req.steps)  # None: custom (the slider's steps)
+        if policy is not None:  # its steps, and its size/length where it sets them
+            req = self.studio.policies.get(policy).apply(req)
+        req, notes_v = self.studio.engine.validate(req)
+        return req, policy, notes_v
 
-    outputs = [output, status, seed, details, info, render_btn, cancel_btn, model_info, star_btn, model, progress_bar,
-               live]
-
-    def on_render(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
+    def on_render(self, mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
                   frames_v, refine_v, preview_v, policy_v, session_v, progress=gr.Progress()):
-        idle = {render_btn: gr.Button(interactive=True), cancel_btn: gr.Button(interactive=False)}
+        c = self.c
+        idle = {c.render_btn: gr.Button(interactive=True), c.cancel_btn: gr.Button(interactive=False)}
         try:
-            req = build_request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v,
-                                res_v, frames_v)
-            policy = chosen_policy(studio, policy_v, req.steps)  # None: custom (the slider's steps)
-            if policy is not None:  # its steps, and its size/length where it sets them
-                req = studio.policies.get(policy).apply(req)
-            req, notes_v = studio.engine.validate(req)
+            req, policy, notes_v = self.request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v,
+                                                seed_v, random_v, res_v, frames_v, policy_v)
         except StudioError as exc:
             message = friendly_error(exc)
             gr.Warning(message)
-            yield {status: f"⚠ {message}", **idle}
+            yield {c.status: f"⚠ {message}", **idle}
             return
         plan = Plan.refine(int(preview_v), req.steps) if refine_v else Plan.single(req.steps)
         budgets = " then ".join(fmt.steps_word(b) for b in plan.budgets)
@@ -320,75 +359,115 @@ def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State
             lead += f" · policy **{policy}**"
         if notes_v:
             lead += "  \n" + "; ".join(notes_v)
-        yield {status: f"… Starting: {lead}", seed: req.seed, info: None, details: "", star_btn: gr.Button(visible=False),
-               output: gr.Video(value=None, label="Result"),
-               render_btn: gr.Button(interactive=False), cancel_btn: gr.Button(interactive=True)}
-        finished, done_lines = [], []
+        yield {c.status: f"… Starting: {lead}", c.seed: req.seed, c.info: None, c.details: "",
+               c.star_btn: gr.Button(visible=False), c.output: gr.Video(value=None, label="Result"),
+               c.render_btn: gr.Button(interactive=False), c.cancel_btn: gr.Button(interactive=True)}
+        run = RenderRun(req, plan, lead)
+        for up in drive(self.studio, req, plan, session_v, progress, live=True, policy=policy):
+            update = self.update(run, up)
+            if update is not None:
+                yield update
+        dd, card = header.refresh(self.studio, model_v)  # the picker's labels show the load state
+        yield {**idle, c.model_info: card, c.model: dd, c.progress_bar: "", c.live: gr.Image(visible=False)}
 
-        def status_text(current):
-            return "  \n".join([current, *done_lines, lead])
+    def update(self, run: RenderRun, up) -> dict | None:
+        """The components one Update from ``drive`` changes."""
+        c = self.c
+        if up.kind == "live":
+            return {c.live: gr.Image(value=fmt.strip(up.extra["frames"]), label=up.text, visible=True)}
+        if up.kind in ("progress", "status"):
+            return {c.status: run.status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
+        if up.kind == "result":
+            return self.result_update(run, up)
+        if up.kind == "failed":
+            gr.Warning(up.text)
+            return {c.status: run.status_text(f"⚠ {up.text}")}
+        if up.kind == "cancelled":
+            return {c.status: run.status_text(f"■ {up.text}")}
+        return None
 
-        for up in drive(studio, req, plan, session_v, progress, live=True, policy=policy):
-            if up.kind == "live":
-                yield {live: gr.Image(value=fmt.strip(up.extra["frames"]), label=up.text, visible=True)}
-            elif up.kind == "progress":
-                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
-            elif up.kind == "status":
-                yield {status: status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
-            elif up.kind == "result":
-                r = up.result
-                secs = fmt.render_seconds(r.timings)
-                finished.append({"steps": r.steps, "seconds": secs})
-                result_info = {"role": r.role, "steps": r.steps, "seconds": secs, "elapsed": round(up.elapsed, 3),
-                               "record_id": r.record_id, "video": r.video_path, "seed": req.seed, "model": req.model,
-                               "mode": req.mode}
-                label = fmt.result_label(r.role, r.steps, r.timings)
-                row = studio.history.get(r.record_id) or {}
-                if row.get("capped"):  # a queue or Space cap lowered this budget: say so on the render
-                    label += f" · capped from {row.get('requested_steps')}"
-                new_notes = [n for n in r.notes if n not in lead]
-                if new_notes:
-                    lead += "  \n⚠ " + " ".join(new_notes)
-                more = r.role == "preview"
-                if more:
-                    done_lines.append(f"▶ Preview ({fmt.steps_word(r.steps)}) shown {fmt.seconds(up.elapsed)} "
-                                      "after you pressed Render")
-                    current = f"… Refining at {fmt.steps_word(plan.budgets[-1])}…"
-                else:
-                    current = f"✓ Done in {fmt.seconds(up.elapsed)}."
-                load = r.timings.get("load") if r.budget_index == 0 else None
-                det = fmt.plan_summary(finished) + (f" · model load {fmt.seconds(load)}" if load else "")
-                det += f"  \nSaved to History as `{r.record_id}`."
-                yield {output: gr.Video(value=r.video_path, label=label), status: status_text(current), details: det,
-                       info: result_info, star_btn: gr.Button(visible=not more, value="★ Star this render")}
-            elif up.kind == "failed":
-                gr.Warning(up.text)
-                yield {status: status_text(f"⚠ {up.text}")}
-            elif up.kind == "cancelled":
-                yield {status: status_text(f"■ {up.text}")}
-        dd, card = header.refresh(studio, model_v)  # the picker's labels show the load state
-        yield {**idle, model_info: card, model: dd, progress_bar: "", live: gr.Image(visible=False)}
+    def result_update(self, run: RenderRun, up) -> dict:
+        """A finished budget: its video, what it took, and (after the preview) that refining goes on."""
+        c, r, req = self.c, up.result, run.req
+        secs = fmt.render_seconds(r.timings)
+        run.finished.append({"steps": r.steps, "seconds": secs})
+        result_info = {"role": r.role, "steps": r.steps, "seconds": secs, "elapsed": round(up.elapsed, 3),
+                       "record_id": r.record_id, "video": r.video_path, "seed": req.seed, "model": req.model,
+                       "mode": req.mode}
+        label = fmt.result_label(r.role, r.steps, r.timings)
+        row = self.studio.history.get(r.record_id) or {}
+        if row.get("capped"):  # a queue or Space cap lowered this budget: say so on the render
+            label += f" · capped from {row.get('requested_steps')}"
+        new_notes = [n for n in r.notes if n not in run.lead]
+        if new_notes:
+            run.lead += "  \n⚠ " + " ".join(new_notes)
+        more = r.role == "preview"
+        if more:
+            run.done_lines.append(f"▶ Preview ({fmt.steps_word(r.steps)}) shown {fmt.seconds(up.elapsed)} "
+                                  "after you pressed Render")
+            current = f"… Refining at {fmt.steps_word(run.plan.budgets[-1])}…"
+        else:
+            current = f"✓ Done in {fmt.seconds(up.elapsed)}."
+        load = r.timings.get("load") if r.budget_index == 0 else None
+        det = fmt.plan_summary(run.finished) + (f" · model load {fmt.seconds(load)}" if load else "")
+        det += f"  \nSaved to History as `{r.record_id}`."
+        return {c.output: gr.Video(value=r.video_path, label=label), c.status: run.status_text(current),
+                c.details: det, c.info: result_info, c.star_btn: gr.Button(visible=not more, value="★ Star this render")}
 
-    render_inputs = [mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, refine,
-                     preview_steps, budget, session]
-    render_btn.click(on_render, render_inputs, outputs, api_name="render", concurrency_id="render",
-                     concurrency_limit=1, show_progress="minimal", show_progress_on=[progress_bar])
-    prompt.submit(on_render, render_inputs, outputs, api_visibility="private", concurrency_id="render",
-                  show_progress="minimal", show_progress_on=[progress_bar])
-
-    def on_cancel(session_v):
+    def on_cancel(self, session_v):
         if cancel(session_v):
             return "■ Cancelling… the render stops after the current step."
         return gr.skip()
 
-    cancel_btn.click(on_cancel, session, status, api_name="cancel", queue=False)
-
-    def on_star(result_info):
+    def on_star(self, result_info):
         if not result_info or not result_info.get("record_id"):
             return gr.skip()
-        studio.history.set_accepted(result_info["record_id"], True)
+        self.studio.history.set_accepted(result_info["record_id"], True)
         gr.Info("Starred. Find it in History under ‘Starred only’.")
         return gr.Button(value="★ Starred")
 
-    star_btn.click(on_star, info, star_btn, api_visibility="private")
-    return c
+    # ---- wiring --------------------------------------------------------------------------------
+    def wire(self) -> None:
+        """Connect every event (the order fixes the app's event list)."""
+        self._wire_settings()
+        c = self.c
+        outputs = [c.output, c.status, c.seed, c.details, c.info, c.render_btn, c.cancel_btn, c.model_info, c.star_btn,
+                   c.model, c.progress_bar, c.live]
+        render_inputs = [c.mode, c.model, c.prompt, c.negative, c.image, c.video, c.steps, c.seed, c.random_seed,
+                         c.resolution, c.frames, c.refine, c.preview_steps, c.budget, c.session]
+        c.render_btn.click(self.on_render, render_inputs, outputs, api_name="render", concurrency_id="render",
+                           concurrency_limit=1, show_progress="minimal", show_progress_on=[c.progress_bar])
+        c.prompt.submit(self.on_render, render_inputs, outputs, api_visibility="private", concurrency_id="render",
+                        show_progress="minimal", show_progress_on=[c.progress_bar])
+        c.cancel_btn.click(self.on_cancel, c.session, c.status, api_name="cancel", queue=False)
+        c.star_btn.click(self.on_star, c.info, c.star_btn, api_visibility="private")
+
+    def _wire_settings(self) -> None:
+        """Mode tabs, model picker, V2V context, budget policy and preview switch: quick, unqueued updates."""
+        studio, c = self.studio, self.c
+        for name in MODES:  # the mode tabs drive the hidden mode input
+            c.tabs[name].select(lambda n=name: n, None, c.mode, api_visibility="private", queue=False)
+        note_outputs = [c.notes[m] for m in MODES] + [c.switches[m] for m in MODES]
+        c.model.change(self.on_model, [c.model, c.pending_size, c.shown_model, c.resolution, c.frames],
+                       [c.model_info, c.resolution, c.frames, *note_outputs, c.pending_size, c.shown_model],
+                       api_visibility="private", queue=False)
+        for name in MODES:
+            c.switches[name].click(lambda n=name: switch_target(studio, n) or gr.skip(), None, c.model,
+                                   api_visibility="private", queue=False)
+        context_inputs = [c.video, c.model, c.frames, c.resolution]
+        for trigger in (c.video.change, c.frames.change, c.resolution.change):
+            trigger(lambda v, m, f, r: context_preview(studio, v, m, f, r), context_inputs,
+                    [c.context_md, c.context_gallery], api_visibility="private")
+        c.budget.change(lambda name: policy_steps(studio, name) or gr.skip(), c.budget, c.steps, queue=False,
+                        api_visibility="private")
+        c.steps.change(lambda name, n: policy_for_steps(studio, name, n), [c.budget, c.steps], c.budget, queue=False,
+                       api_visibility="private")
+        c.refine.change(lambda on: gr.Slider(interactive=bool(on)), c.refine, c.preview_steps,
+                        api_visibility="private", queue=False)
+
+
+def build(studio, model: gr.Dropdown, model_info: gr.Markdown, session: gr.State) -> CreateControls:
+    """The Create tab: its components, then its events. The controls are shared with Compare and History."""
+    tab = CreateTab(studio, layout(studio, model, model_info, session))
+    tab.wire()
+    return tab.c

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -44,6 +45,21 @@ def new_cancel(session: dict | None) -> threading.Event:
             previous.set()
         session["cancel"] = event
     return event
+
+
+@contextmanager
+def cancel_scope(session: dict | None) -> Iterator[threading.Event]:
+    """The cancel event of one render (or batch) in this session, for as long as it runs.
+
+    A render still running in the session is superseded (its event is set). On the way out the event is
+    removed, unless a newer render has already put its own in its place. Create, Compare and Storyboard
+    batches all go through here, so Cancel means the same everywhere."""
+    event = new_cancel(session)
+    try:
+        yield event
+    finally:
+        if session is not None and session.get("cancel") is event:
+            session.pop("cancel", None)
 
 
 def cancel(session: dict | None) -> bool:
@@ -82,58 +98,60 @@ def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress
 
     ``live`` adds per-step previews; causal models always stream their decoded chunks as 'live' Updates."""
     started = time.perf_counter()
-    cancel_event = new_cancel(session)
-    last_status = 0.0
-    # Space mode: this visitor's renders are recorded and stored under their own session id.
-    space_session = spacemode.session_id(studio, session)  # created on first use if demo.load has not run
-    # Through spaces.GPU (ZeroGPU) where the spaces package exists; the same generator everywhere else.
-    events = spacemode.render_events(studio, req, plan, cancel_event, space_session, live, policy=policy)
-    last_live = 0.0
-    try:
-        for event in events:
-            elapsed = time.perf_counter() - started
-            if isinstance(event, Chunk):  # real frames of the final video, as soon as their chunk is decoded
-                last = event.first_frame + len(event.frames)
-                text = (f"{role_name(plan, event.budget_index)}: chunk {event.chunk + 1} of {event.chunks} decoded "
-                        f"(frames {event.first_frame + 1}-{last}) after {fmt.seconds(event.seconds)}")
+    with cancel_scope(session) as cancel_event:  # the session's Cancel button sets it
+        # Space mode: this visitor's renders are recorded and stored under their own session id.
+        space_session = spacemode.session_id(studio, session)  # created on first use if demo.load has not run
+        # Through spaces.GPU (ZeroGPU) where the spaces package exists; the same generator everywhere else.
+        events = spacemode.render_events(studio, req, plan, cancel_event, space_session, live, policy=policy)
+        try:
+            yield from updates(events, plan, progress, started)
+        except StudioError as exc:
+            yield Update("failed", friendly_error(exc), elapsed=time.perf_counter() - started)
+        finally:
+            events.close()  # if our consumer went away mid-render, this cancels it
+
+
+def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
+    """Engine events as UI Updates: step progress and live frames throttled, ``progress`` fed as it goes."""
+    last_status = last_live = 0.0
+    for event in events:
+        elapsed = time.perf_counter() - started
+        if isinstance(event, Chunk):  # real frames of the final video, as soon as their chunk is decoded
+            last = event.first_frame + len(event.frames)
+            text = (f"{role_name(plan, event.budget_index)}: chunk {event.chunk + 1} of {event.chunks} decoded "
+                    f"(frames {event.first_frame + 1}-{last}) after {fmt.seconds(event.seconds)}")
+            yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
+            continue
+        if isinstance(event, Preview):  # the clean-video estimate, no VAE: cheap, so throttled not skipped
+            now = time.perf_counter()
+            if now - last_live >= STATUS_EVERY_S or event.step == event.total:
+                last_live = now
+                text = (f"{role_name(plan, event.budget_index)}: estimate at step {event.step} of {event.total} "
+                        "(fast preview, no VAE)")
                 yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
-                continue
-            if isinstance(event, Preview):  # the clean-video estimate, no VAE: cheap, so throttled not skipped
-                now = time.perf_counter()
-                if now - last_live >= STATUS_EVERY_S or event.step == event.total:
-                    last_live = now
-                    text = (f"{role_name(plan, event.budget_index)}: estimate at step {event.step} of {event.total} "
-                            "(fast preview, no VAE)")
-                    yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
-                continue
-            if isinstance(event, Status):
-                if progress is not None:
-                    progress(0.0, desc=event.message)
-                yield Update("status", event.message, elapsed=elapsed)
-            elif isinstance(event, Progress):
-                text = f"Rendering {role_name(plan, event.budget_index)} · step {event.step} of {event.total}"
-                if event.stage:  # keyframe-first T2V: the first frame alone, then the clip from it
-                    text += f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
-                elif event.total != event.steps and event.steps and event.total % event.steps == 0:
-                    text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
-                # weight budgets by their steps: a 2-step preview is a small slice of a 2-then-8 plan
-                before = sum(plan.budgets[: event.budget_index])
-                fraction = (before + plan.budgets[event.budget_index] * event.step / max(event.total, 1)) / sum(plan.budgets)
-                if progress is not None:
-                    progress(fraction, desc=text)
-                now = time.perf_counter()
-                if now - last_status >= STATUS_EVERY_S or event.step == event.total:
-                    last_status = now
-                    yield Update("progress", text, elapsed=elapsed, extra={"fraction": fraction})
-            elif isinstance(event, Result):
-                yield Update("result", result=event, elapsed=elapsed)
-            elif isinstance(event, Failed):
-                yield Update("failed", event.message, elapsed=elapsed)
-            elif isinstance(event, Cancelled):
-                yield Update("cancelled", "Cancelled. The render is kept in History as cancelled.", elapsed=elapsed)
-    except StudioError as exc:
-        yield Update("failed", friendly_error(exc), elapsed=time.perf_counter() - started)
-    finally:
-        events.close()  # if our consumer went away mid-render, this cancels it
-        if session is not None and session.get("cancel") is cancel_event:
-            session.pop("cancel", None)
+            continue
+        if isinstance(event, Status):
+            if progress is not None:
+                progress(0.0, desc=event.message)
+            yield Update("status", event.message, elapsed=elapsed)
+        elif isinstance(event, Progress):
+            text = f"Rendering {role_name(plan, event.budget_index)} · step {event.step} of {event.total}"
+            if event.stage:  # keyframe-first T2V: the first frame alone, then the clip from it
+                text += f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
+            elif event.total != event.steps and event.steps and event.total % event.steps == 0:
+                text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
+            # weight budgets by their steps: a 2-step preview is a small slice of a 2-then-8 plan
+            before = sum(plan.budgets[: event.budget_index])
+            fraction = (before + plan.budgets[event.budget_index] * event.step / max(event.total, 1)) / sum(plan.budgets)
+            if progress is not None:
+                progress(fraction, desc=text)
+            now = time.perf_counter()
+            if now - last_status >= STATUS_EVERY_S or event.step == event.total:
+                last_status = now
+                yield Update("progress", text, elapsed=elapsed, extra={"fraction": fraction})
+        elif isinstance(event, Result):
+            yield Update("result", result=event, elapsed=elapsed)
+        elif isinstance(event, Failed):
+            yield Update("failed", event.message, elapsed=elapsed)
+        elif isinstance(event, Cancelled):
+            yield Update("cancelled", "Cancelled. The render is kept in History as cancelled.", elapsed=elapsed)

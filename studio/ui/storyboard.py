@@ -5,6 +5,10 @@ or final of each) and a table of parameters. Clicking a shot loads it into the e
 where it can be changed, approved, re-rolled and re-previewed. Batches run through ``Storyboards.run``
 (engine side), shot by shot, each thumbnail appearing as it finishes; finals skip shots already done,
 so a batch stopped by a restart carries on. Space mode: a session sees only its own boards.
+
+Reading order: ``BoardUI`` (reads and texts, no gradio), ``BoardComponents`` (every component, one
+dataclass), ``layout`` (creates them), ``StoryboardTab`` (the handlers, as methods, and ``wire``), and
+``build``, which does layout then wire.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import re
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from ..boards import Board
 from ..errors import StudioError
 from ..registry import MODES  # noqa: F401
 from ..render import MAX_SEED
@@ -26,7 +32,7 @@ from ..storyboard import Storyboards
 from . import format as fmt
 from . import guard, spacemode
 from .history import placeholder
-from .session import cancel, new_cancel
+from .session import cancel, cancel_scope
 
 COLUMNS = ["#", "Prompt", "Mode", "Seed", "Length", "✓", "Preview", "Final"]
 GALLERY_COLUMNS = 6
@@ -179,206 +185,330 @@ class BoardUI:
         return str(dest)
 
 
-def build(studio, model_picker: gr.Dropdown, session: gr.State) -> dict:
-    ui = BoardUI(studio)
-    policy_choices = ui.policy_choices()
+def default_policies(studio) -> tuple[str, str]:
+    """The policies a new board previews and finishes at: 'preview' and 'final' where they exist."""
     names = studio.policies.names()
-    default_preview = "preview" if "preview" in names else names[0]
-    default_final = "final" if "final" in names else names[-1]
+    return ("preview" if "preview" in names else names[0]), ("final" if "final" in names else names[-1])
 
+
+@dataclass
+class BoardComponents:
+    """Every component of the tab, so a handler names what it updates (``c.status``)."""
+
+    # board bar and settings
+    board_dd: gr.Dropdown
+    new_name: gr.Textbox
+    new_btn: gr.Button
+    name_box: gr.Textbox
+    rename_btn: gr.Button
+    prev_pol: gr.Dropdown
+    fin_pol: gr.Dropdown
+    board_model: gr.Dropdown
+    delete_btn: gr.Button
+    confirm_btn: gr.Button
+    # the board's shots and its batches
+    gallery: gr.Gallery
+    preview_btn: gr.Button
+    finals_btn: gr.Button
+    stop_btn: gr.Button
+    progress_bar: gr.HTML
+    status: gr.Markdown
+    finals_note: gr.Markdown
+    table: gr.Dataframe
+    # the selected shot: player, actions, editor
+    shot_video: gr.Video
+    approve_btn: gr.Button
+    reroll_btn: gr.Button
+    repreview_btn: gr.Button
+    ed_title: gr.Markdown
+    ed_mode: gr.Radio
+    ed_prompt: gr.Textbox
+    ed_seed: gr.Number
+    ed_frames: gr.Dropdown
+    ed_image: gr.Image
+    ed_video: gr.Video
+    add_btn: gr.Button
+    save_btn: gr.Button
+    dup_btn: gr.Button
+    up_btn: gr.Button
+    down_btn: gr.Button
+    del_btn: gr.Button
+    # export
+    export_btn: gr.Button
+    export_files: gr.File
+    sheet: gr.Image
+    # hidden: the open board, the selected shot, the shots' ids in gallery order; two API-only buttons
+    board_id: gr.Textbox
+    shot_id: gr.Textbox
+    shot_ids: gr.State
+    open_btn: gr.Button
+    pick_btn: gr.Button
+    # made outside the tab
+    model_picker: gr.Dropdown
+    session: gr.State
+
+    @property
+    def shot_buttons(self) -> list:
+        """The buttons that act on the selected shot (greyed out while none is)."""
+        return [self.approve_btn, self.reroll_btn, self.repreview_btn, self.save_btn, self.dup_btn, self.up_btn,
+                self.down_btn, self.del_btn]
+
+    @property
+    def editor(self) -> list:
+        return [self.ed_title, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames, self.ed_image,
+                self.ed_video, self.shot_video, *self.shot_buttons]
+
+    @property
+    def board_view(self) -> list:
+        return [self.board_dd, self.board_id, self.name_box, self.prev_pol, self.fin_pol, self.board_model,
+                self.gallery, self.table, self.shot_ids, self.finals_note]
+
+    @property
+    def outs(self) -> list:
+        """What most events update: the board, the selected shot's editor, the status line."""
+        return [*self.board_view, self.shot_id, *self.editor, self.status]
+
+    @property
+    def run_outs(self) -> list:
+        return [*self.outs, self.preview_btn, self.finals_btn, self.stop_btn, self.progress_bar]
+
+    @property
+    def selection(self) -> list:
+        """The inputs of every event about the selected shot."""
+        return [self.board_id, self.shot_id, self.session]
+
+    @property
+    def shot_form(self) -> list:
+        return [self.board_id, self.shot_id, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames,
+                self.ed_image, self.ed_video, self.session]
+
+
+# ---- layout ------------------------------------------------------------------------------------
+def layout(ui: BoardUI, model_picker: gr.Dropdown, session: gr.State) -> BoardComponents:
+    """The tab's components, in a board column (left) and a shot column (right)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=420):
-            with gr.Row(equal_height=False, elem_id="board-bar"):
-                board_dd = gr.Dropdown(choices=[], value=None, label="Board", scale=3, min_width=200,
-                                       elem_id="board-picker", info="Boards are saved: they survive a restart.")
-                new_name = gr.Textbox(label="New board", placeholder="e.g. Circles, take 2", scale=2, min_width=160,
-                                      elem_id="board-new-name")
-                new_btn = gr.Button("+ New board", scale=1, min_width=110, elem_id="board-new", variant="secondary")
-            with gr.Accordion("Board settings", open=False, elem_id="board-settings"):
-                with gr.Row():
-                    name_box = gr.Textbox(label="Name", scale=3, elem_id="board-name")
-                    rename_btn = gr.Button("Rename", size="sm", scale=1, min_width=80)
-                with gr.Row():
-                    prev_pol = gr.Dropdown(policy_choices, value=default_preview, label="Preview budget",
-                                           info="Policy for Preview all", elem_id="board-preview-policy")
-                    fin_pol = gr.Dropdown(policy_choices, value=default_final, label="Final budget",
-                                          info="Policy for Render finals", elem_id="board-final-policy")
-                    board_model = gr.Dropdown([("Studio default", "")] + [(i, i) for i in studio.registry.ids()],
-                                              value="", label="Model", elem_id="board-model")
-                with gr.Row():
-                    delete_btn = gr.Button("Delete board…", variant="stop", size="sm", scale=0, min_width=130)
-                    confirm_btn = gr.Button("Yes, delete the board (renders stay in History)", variant="stop",
-                                            size="sm", visible=False, elem_id="board-confirm-delete")
-            gallery = gr.Gallery(label="Shots", show_label=True, columns=GALLERY_COLUMNS, height=gallery_height(0),
-                                 object_fit="contain",
-                                 allow_preview=False, fit_columns=False, elem_id="board-gallery",
-                                 elem_classes=["pixelated"])
-            with gr.Row():
-                preview_btn = gr.Button("▶ Preview all", variant="primary", elem_id="board-preview-all", scale=2)
-                finals_btn = gr.Button("★ Render finals", variant="secondary", elem_id="board-finals", scale=2)
-                stop_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="board-cancel", scale=1)
-            progress_bar = gr.HTML("", elem_id="board-progress", padding=False)
-            status = gr.Markdown(EMPTY_STATUS, elem_id="board-status")
-            finals_note = gr.Markdown("", elem_id="board-finals-note")
-            table = gr.Dataframe(value=pd.DataFrame(columns=COLUMNS), interactive=False, wrap=True,
-                                 elem_id="board-shots", label="Shots (click a row to edit)", show_label=True,
-                                 column_widths=["5%", "33%", "7%", "14%", "10%", "5%", "13%", "13%"])
+            left = _board_column(ui)
         with gr.Column(scale=4, min_width=340):
-            shot_video = gr.Video(label="Selected shot", interactive=False, autoplay=True, loop=True, height=260,
-                                  elem_id="shot-video", elem_classes=["pixelated"], buttons=["download"])
-            with gr.Row():
-                approve_btn = gr.Button("✓ Approve", size="sm", interactive=False, elem_id="shot-approve")
-                reroll_btn = gr.Button("New seed + preview", size="sm", interactive=False, elem_id="shot-reroll")
-                repreview_btn = gr.Button("↻ Re-preview", size="sm", interactive=False, elem_id="shot-repreview")
-            ed_title = gr.Markdown("**New shot** · write a prompt and press **+ Add shot**", elem_id="shot-title")
-            ed_mode = gr.Radio(MODE_CHOICES, value="t2v", label="Mode", elem_id="shot-mode")
-            ed_prompt = gr.Textbox(label="Prompt", lines=2, max_lines=6, elem_id="shot-prompt",
-                                   placeholder="e.g. a red circle moving left on a black background")
-            with gr.Row():
-                ed_seed = gr.Number(value=None, precision=0, minimum=0, label="Seed", min_width=120,
-                                    info="New shots get a random one")
-                ed_frames = gr.Dropdown(ui.frame_choices(None), value=DEFAULT_FRAMES, label="Length", min_width=160)
-            ed_image = gr.Image(label="First frame", type="filepath", sources=["upload", "clipboard"], height=160,
-                                visible=False, elem_id="shot-image")
-            ed_video = gr.Video(label="Clip to continue", sources=["upload"], height=160, visible=False,
-                                elem_id="shot-input-video")
-            with gr.Row():
-                add_btn = gr.Button("+ Add shot", variant="primary", size="sm", elem_id="shot-add")
-                save_btn = gr.Button("Save changes", size="sm", interactive=False, elem_id="shot-save")
-                dup_btn = gr.Button("Duplicate", size="sm", interactive=False, elem_id="shot-duplicate")
-            with gr.Row():
-                up_btn = gr.Button("↑ Earlier", size="sm", interactive=False, elem_id="shot-up")
-                down_btn = gr.Button("↓ Later", size="sm", interactive=False, elem_id="shot-down")
-                del_btn = gr.Button("Delete shot", size="sm", variant="stop", interactive=False, elem_id="shot-delete")
-            with gr.Accordion("Export", open=True):
-                gr.Markdown("Contact sheet (a row of frames per shot), the approved finals joined into one mp4, "
-                            "and the board as JSON with every parameter and budget used.", elem_classes=["hint"])
-                export_btn = gr.Button("⇩ Export board", size="sm", elem_id="board-export")
-                export_files = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
-                                       elem_id="board-downloads")
-                sheet = gr.Image(label="Contact sheet", interactive=False, visible=False, elem_id="board-sheet",
-                                 buttons=["download", "fullscreen"])
+            right = _shot_column(ui)
+    hidden = {"board_id": gr.Textbox(visible=False, elem_id="board-id"),
+              "shot_id": gr.Textbox(visible=False, elem_id="shot-id"),
+              "shot_ids": gr.State([]),
+              "open_btn": gr.Button(visible=False),  # for scripts and tests: open a board by id
+              "pick_btn": gr.Button(visible=False)}  # for scripts and tests: select a shot by id
+    return BoardComponents(**left, **right, **hidden, model_picker=model_picker, session=session)
 
-    board_id = gr.Textbox(visible=False, elem_id="board-id")
-    shot_id = gr.Textbox(visible=False, elem_id="shot-id")
-    shot_ids = gr.State([])
-    shot_buttons = [approve_btn, reroll_btn, repreview_btn, save_btn, dup_btn, up_btn, down_btn, del_btn]
-    editor = [ed_title, ed_mode, ed_prompt, ed_seed, ed_frames, ed_image, ed_video, shot_video, *shot_buttons]
-    board_view = [board_dd, board_id, name_box, prev_pol, fin_pol, board_model, gallery, table, shot_ids, finals_note]
-    outs = [*board_view, shot_id, *editor, status]
 
-    # ---- view builders ---------------------------------------------------------------------
-    def view(sid, bid, sel=None, text=None, open_latest=True, with_editor=True) -> dict:
+def _board_column(ui: BoardUI) -> dict:
+    c = {}
+    policy_choices = ui.policy_choices()
+    default_preview, default_final = default_policies(ui.studio)
+    with gr.Row(equal_height=False, elem_id="board-bar"):
+        c["board_dd"] = gr.Dropdown(choices=[], value=None, label="Board", scale=3, min_width=200,
+                                    elem_id="board-picker", info="Boards are saved: they survive a restart.")
+        c["new_name"] = gr.Textbox(label="New board", placeholder="e.g. Circles, take 2", scale=2, min_width=160,
+                                   elem_id="board-new-name")
+        c["new_btn"] = gr.Button("+ New board", scale=1, min_width=110, elem_id="board-new", variant="secondary")
+    with gr.Accordion("Board settings", open=False, elem_id="board-settings"):
+        with gr.Row():
+            c["name_box"] = gr.Textbox(label="Name", scale=3, elem_id="board-name")
+            c["rename_btn"] = gr.Button("Rename", size="sm", scale=1, min_width=80)
+        with gr.Row():
+            c["prev_pol"] = gr.Dropdown(policy_choices, value=default_preview, label="Preview budget",
+                                        info="Policy for Preview all", elem_id="board-preview-policy")
+            c["fin_pol"] = gr.Dropdown(policy_choices, value=default_final, label="Final budget",
+                                       info="Policy for Render finals", elem_id="board-final-policy")
+            c["board_model"] = gr.Dropdown([("Studio default", "")] + [(i, i) for i in ui.studio.registry.ids()],
+                                           value="", label="Model", elem_id="board-model")
+        with gr.Row():
+            c["delete_btn"] = gr.Button("Delete board…", variant="stop", size="sm", scale=0, min_width=130)
+            c["confirm_btn"] = gr.Button("Yes, delete the board (renders stay in History)", variant="stop",
+                                         size="sm", visible=False, elem_id="board-confirm-delete")
+    c["gallery"] = gr.Gallery(label="Shots", show_label=True, columns=GALLERY_COLUMNS, height=gallery_height(0),
+                              object_fit="contain", allow_preview=False, fit_columns=False, elem_id="board-gallery",
+                              elem_classes=["pixelated"])
+    with gr.Row():
+        c["preview_btn"] = gr.Button("▶ Preview all", variant="primary", elem_id="board-preview-all", scale=2)
+        c["finals_btn"] = gr.Button("★ Render finals", variant="secondary", elem_id="board-finals", scale=2)
+        c["stop_btn"] = gr.Button("Cancel", variant="stop", interactive=False, elem_id="board-cancel", scale=1)
+    c["progress_bar"] = gr.HTML("", elem_id="board-progress", padding=False)
+    c["status"] = gr.Markdown(EMPTY_STATUS, elem_id="board-status")
+    c["finals_note"] = gr.Markdown("", elem_id="board-finals-note")
+    c["table"] = gr.Dataframe(value=pd.DataFrame(columns=COLUMNS), interactive=False, wrap=True,
+                              elem_id="board-shots", label="Shots (click a row to edit)", show_label=True,
+                              column_widths=["5%", "33%", "7%", "14%", "10%", "5%", "13%", "13%"])
+    return c
+
+
+def _shot_column(ui: BoardUI) -> dict:
+    c = {}
+    c["shot_video"] = gr.Video(label="Selected shot", interactive=False, autoplay=True, loop=True, height=260,
+                               elem_id="shot-video", elem_classes=["pixelated"], buttons=["download"])
+    with gr.Row():
+        c["approve_btn"] = gr.Button("✓ Approve", size="sm", interactive=False, elem_id="shot-approve")
+        c["reroll_btn"] = gr.Button("New seed + preview", size="sm", interactive=False, elem_id="shot-reroll")
+        c["repreview_btn"] = gr.Button("↻ Re-preview", size="sm", interactive=False, elem_id="shot-repreview")
+    c["ed_title"] = gr.Markdown("**New shot** · write a prompt and press **+ Add shot**", elem_id="shot-title")
+    c["ed_mode"] = gr.Radio(MODE_CHOICES, value="t2v", label="Mode", elem_id="shot-mode")
+    c["ed_prompt"] = gr.Textbox(label="Prompt", lines=2, max_lines=6, elem_id="shot-prompt",
+                                placeholder="e.g. a red circle moving left on a black background")
+    with gr.Row():
+        c["ed_seed"] = gr.Number(value=None, precision=0, minimum=0, label="Seed", min_width=120,
+                                 info="New shots get a random one")
+        c["ed_frames"] = gr.Dropdown(ui.frame_choices(None), value=DEFAULT_FRAMES, label="Length", min_width=160)
+    c["ed_image"] = gr.Image(label="First frame", type="filepath", sources=["upload", "clipboard"], height=160,
+                             visible=False, elem_id="shot-image")
+    c["ed_video"] = gr.Video(label="Clip to continue", sources=["upload"], height=160, visible=False,
+                             elem_id="shot-input-video")
+    with gr.Row():
+        c["add_btn"] = gr.Button("+ Add shot", variant="primary", size="sm", elem_id="shot-add")
+        c["save_btn"] = gr.Button("Save changes", size="sm", interactive=False, elem_id="shot-save")
+        c["dup_btn"] = gr.Button("Duplicate", size="sm", interactive=False, elem_id="shot-duplicate")
+    with gr.Row():
+        c["up_btn"] = gr.Button("↑ Earlier", size="sm", interactive=False, elem_id="shot-up")
+        c["down_btn"] = gr.Button("↓ Later", size="sm", interactive=False, elem_id="shot-down")
+        c["del_btn"] = gr.Button("Delete shot", size="sm", variant="stop", interactive=False, elem_id="shot-delete")
+    with gr.Accordion("Export", open=True):
+        gr.Markdown("Contact sheet (a row of frames per shot), the approved finals joined into one mp4, "
+                    "and the board as JSON with every parameter and budget used.", elem_classes=["hint"])
+        c["export_btn"] = gr.Button("⇩ Export board", size="sm", elem_id="board-export")
+        c["export_files"] = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
+                                    elem_id="board-downloads")
+        c["sheet"] = gr.Image(label="Contact sheet", interactive=False, visible=False, elem_id="board-sheet",
+                              buttons=["download", "fullscreen"])
+    return c
+
+
+# ---- events ------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    """One Preview all / Render finals / re-preview: the shots to render and the words its status uses."""
+
+    board: Board
+    stage: str  # preview | final
+    only: list | None  # shot ids (a re-preview), or None: every pending shot
+    todo: list
+    done: list
+    word: str  # "preview" or "final"
+    budget: str  # the policy, as markdown
+    intro: str = ""
+    last_status: float = 0.0  # when a step-progress status was last shown
+
+
+class StoryboardTab:
+    """The tab's event handlers. Each reads the session's board through ``ui`` (BoardUI) and returns updates
+    keyed by the components in ``c``; ``wire`` connects them, in the order the app's API lists them."""
+
+    def __init__(self, ui: BoardUI, c: BoardComponents):
+        self.ui = ui
+        self.studio = ui.studio
+        self.c = c
+        self.default_preview, self.default_final = default_policies(ui.studio)
+
+    # ---- view builders -----------------------------------------------------------------------
+    def view(self, sid, bid, sel=None, text=None, open_latest=True, with_editor=True) -> dict:
         """Everything about the board (picker, settings, thumbnails, table) plus the editor for ``sel``."""
+        ui, c = self.ui, self.c
         board = ui.board(bid, sid)
         choices = ui.board_choices(sid)
         if board is None and open_latest and choices:
             board = ui.board(choices[0][1], sid)
         out = {
-            board_dd: gr.Dropdown(choices=choices, value=board.id if board else None),
-            board_id: board.id if board else "",
-            name_box: board.name if board else "",
-            prev_pol: board.preview_policy if board else default_preview,
-            fin_pol: board.final_policy if board else default_final,
-            board_model: (board.model or "") if board else "",
-            gallery: gr.Gallery(value=ui.gallery(board), height=gallery_height(len(board.shots) if board else 0)),
-            table: ui.table(board),
-            shot_ids: [s.id for s in board.shots] if board else [],
-            finals_note: ui.finals_note(board),
+            c.board_dd: gr.Dropdown(choices=choices, value=board.id if board else None),
+            c.board_id: board.id if board else "",
+            c.name_box: board.name if board else "",
+            c.prev_pol: board.preview_policy if board else self.default_preview,
+            c.fin_pol: board.final_policy if board else self.default_final,
+            c.board_model: (board.model or "") if board else "",
+            c.gallery: gr.Gallery(value=ui.gallery(board), height=gallery_height(len(board.shots) if board else 0)),
+            c.table: ui.table(board),
+            c.shot_ids: [s.id for s in board.shots] if board else [],
+            c.finals_note: ui.finals_note(board),
         }
         shot = None
         if board and sel:
             shot = next((s for s in board.shots if s.id == sel), None)
         if with_editor:
-            out.update(edit(board, shot))
+            out.update(self.edit(board, shot))
         if text is not None:
-            out[status] = text
+            out[c.status] = text
         elif board is None:
-            out[status] = EMPTY_STATUS
+            out[c.status] = EMPTY_STATUS
         return out
 
-    def edit(board, shot) -> dict:
+    def edit(self, board, shot) -> dict:
         """The editor (and player) for a shot, or a blank 'new shot' form."""
-        frames = gr.Dropdown(choices=ui.frame_choices(board),
+        c = self.c
+        frames = gr.Dropdown(choices=self.ui.frame_choices(board),
                              value=(shot.frames if shot and shot.frames else DEFAULT_FRAMES))
-        active = {b: gr.Button(interactive=shot is not None) for b in shot_buttons}
+        active = {b: gr.Button(interactive=shot is not None) for b in c.shot_buttons}
         if shot is None:
-            return {shot_id: "", ed_title: "**New shot** · write a prompt and press **+ Add shot**",
-                    ed_mode: "t2v", ed_prompt: "", ed_seed: new_seed(), ed_frames: frames,
-                    ed_image: gr.Image(value=None, visible=False), ed_video: gr.Video(value=None, visible=False),
-                    shot_video: gr.Video(value=None, label="Selected shot"),
-                    **active, approve_btn: gr.Button("✓ Approve", interactive=False)}
-        stage, row = ui.latest(shot)
-        allowed = guard.roots(studio)
+            return {c.shot_id: "", c.ed_title: "**New shot** · write a prompt and press **+ Add shot**",
+                    c.ed_mode: "t2v", c.ed_prompt: "", c.ed_seed: new_seed(), c.ed_frames: frames,
+                    c.ed_image: gr.Image(value=None, visible=False), c.ed_video: gr.Video(value=None, visible=False),
+                    c.shot_video: gr.Video(value=None, label="Selected shot"),
+                    **active, c.approve_btn: gr.Button("✓ Approve", interactive=False)}
+        stage, row = self.ui.latest(shot)
+        allowed = guard.roots(self.studio)
         video = guard.servable(row.get("video_path"), allowed) if row else None
-        label = (f"Shot {shot.position + 1} · {stage} · {ui.budget_text(row)}" if row
+        label = (f"Shot {shot.position + 1} · {stage} · {self.ui.budget_text(row)}" if row
                  else f"Shot {shot.position + 1} · not rendered yet")
         image = guard.servable(shot.image, allowed) if shot.image else None
         clip = guard.servable(shot.video, allowed) if shot.video else None
         title = (f"**Shot {shot.position + 1} of {len(board.shots)}**" + (" · ✓ approved" if shot.approved else "")
                  + " · edit and **Save changes** (its renders are cleared), or **+ Add shot** to add a copy")
-        return {shot_id: shot.id, ed_title: title, ed_mode: shot.mode, ed_prompt: shot.prompt, ed_seed: shot.seed,
-                ed_frames: frames,
-                ed_image: gr.Image(value=str(image) if image else None, visible=shot.mode == "i2v"),
-                ed_video: gr.Video(value=str(clip) if clip else None, visible=shot.mode == "v2v"),
-                shot_video: gr.Video(value=str(video) if video else None, label=label),
-                **active, approve_btn: gr.Button("✗ Unapprove" if shot.approved else "✓ Approve", interactive=True)}
+        return {c.shot_id: shot.id, c.ed_title: title, c.ed_mode: shot.mode, c.ed_prompt: shot.prompt,
+                c.ed_seed: shot.seed, c.ed_frames: frames,
+                c.ed_image: gr.Image(value=str(image) if image else None, visible=shot.mode == "i2v"),
+                c.ed_video: gr.Video(value=str(clip) if clip else None, visible=shot.mode == "v2v"),
+                c.shot_video: gr.Video(value=str(video) if video else None, label=label),
+                **active, c.approve_btn: gr.Button("✗ Unapprove" if shot.approved else "✓ Approve", interactive=True)}
 
-    def fail(exc, sid, bid, sel=None) -> dict:
+    def fail(self, exc, sid, bid, sel=None) -> dict:
         message = str(exc)
         gr.Warning(message)
-        return view(sid, bid, sel, text=f"⚠ {message}", with_editor=False)  # keep what the artist typed
+        return self.view(sid, bid, sel, text=f"⚠ {message}", with_editor=False)  # keep what the artist typed
 
     # ---- boards ------------------------------------------------------------------------------
-    def on_open(bid, session_v):
-        return view(ui.sid(session_v), bid)
+    def on_open(self, bid, session_v):
+        return self.view(self.ui.sid(session_v), bid)
 
-    def on_create(name, model_v, session_v):
-        sid = ui.sid(session_v)
-        board = ui.boards.create(name or f"Board {time.strftime('%H:%M')}", model=model_v or None,
-                                 preview_policy=default_preview, final_policy=default_final, session=sid)
-        return {**view(sid, board.id, text=f"Created **{board.name}**. Add shots on the right."), new_name: ""}
+    def on_create(self, name, model_v, session_v):
+        sid = self.ui.sid(session_v)
+        board = self.ui.boards.create(name or f"Board {time.strftime('%H:%M')}", model=model_v or None,
+                                      preview_policy=self.default_preview, final_policy=self.default_final,
+                                      session=sid)
+        return {**self.view(sid, board.id, text=f"Created **{board.name}**. Add shots on the right."),
+                self.c.new_name: ""}
 
-    def on_rename(bid, name, session_v):
-        sid = ui.sid(session_v)
-        if ui.board(bid, sid) is None:
-            return view(sid, bid)
-        ui.boards.update(bid, name=(name or "").strip() or "Untitled board")
-        return view(sid, bid, text="Renamed.")
+    def on_rename(self, bid, name, session_v):
+        sid = self.ui.sid(session_v)
+        if self.ui.board(bid, sid) is None:
+            return self.view(sid, bid)
+        self.ui.boards.update(bid, name=(name or "").strip() or "Untitled board")
+        return self.view(sid, bid, text="Renamed.")
 
-    def on_settings(bid, preview_v, final_v, model_v, session_v):
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
+    def on_settings(self, bid, preview_v, final_v, model_v, session_v):
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
         if board is None:
             return gr.skip()
-        ui.boards.update(bid, preview_policy=preview_v or board.preview_policy,
-                         final_policy=final_v or board.final_policy, model=model_v or None)
-        return view(sid, bid, text=f"Budgets: previews at **{preview_v}**, finals at **{final_v}**.")
+        self.ui.boards.update(bid, preview_policy=preview_v or board.preview_policy,
+                              final_policy=final_v or board.final_policy, model=model_v or None)
+        return self.view(sid, bid, text=f"Budgets: previews at **{preview_v}**, finals at **{final_v}**.")
 
-    def on_delete(bid, session_v):
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
+    def on_delete(self, bid, session_v):
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
+        hide = {self.c.confirm_btn: gr.Button(visible=False)}
         if board is None:
-            return {**view(sid, None), confirm_btn: gr.Button(visible=False)}
-        ui.boards.delete(board.id)
-        return {**view(sid, None, text=f"Deleted board **{board.name}**. Its renders are still in History."),
-                confirm_btn: gr.Button(visible=False)}
-
-    board_dd.input(on_open, [board_dd, session], outs, api_visibility="private")
-    new_btn.click(on_create, [new_name, model_picker, session], [*outs, new_name], api_name="board_create")
-    new_name.submit(on_create, [new_name, model_picker, session], [*outs, new_name], api_visibility="private")
-    rename_btn.click(on_rename, [board_id, name_box, session], outs, api_name="board_rename")
-    settings_inputs = [board_id, prev_pol, fin_pol, board_model, session]
-    prev_pol.input(on_settings, settings_inputs, outs, api_name="board_settings")
-    for control in (fin_pol, board_model):
-        control.input(on_settings, settings_inputs, outs, api_visibility="private")
-    delete_btn.click(lambda: gr.Button(visible=True), None, confirm_btn, queue=False, api_visibility="private")
-    confirm_btn.click(on_delete, [board_id, session], [*outs, confirm_btn], api_name="board_delete")
-    open_btn = gr.Button(visible=False)  # for scripts and tests: open a board by id
-    open_btn.click(on_open, [board_id, session], outs, api_name="board_open")
+            return {**self.view(sid, None), **hide}
+        self.ui.boards.delete(board.id)
+        return {**self.view(sid, None, text=f"Deleted board **{board.name}**. Its renders are still in History."),
+                **hide}
 
     # ---- shots -------------------------------------------------------------------------------
-    def shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid):
+    def shot_fields(self, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid) -> dict:
         prompt_v = (prompt_v or "").strip()
         if not prompt_v:
             raise StudioError("Write a prompt for the shot first.")
@@ -389,251 +519,241 @@ def build(studio, model_picker: gr.Dropdown, session: gr.State) -> dict:
         return {"mode": mode_v or "t2v", "prompt": prompt_v,
                 "seed": None if seed_v in (None, "") else int(seed_v),
                 "frames": int(frames_v) if frames_v not in (None, "", DEFAULT_FRAMES) else None,
-                "image": ui.keep_input(image_v, sid) if mode_v == "i2v" else None,
-                "video": ui.keep_input(video_v, sid) if mode_v == "v2v" else None}
+                "image": self.ui.keep_input(image_v, sid) if mode_v == "i2v" else None,
+                "video": self.ui.keep_input(video_v, sid) if mode_v == "v2v" else None}
 
-    shot_inputs = [board_id, shot_id, ed_mode, ed_prompt, ed_seed, ed_frames, ed_image, ed_video, session]
-
-    def on_add(bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
-        sid = ui.sid(session_v)
+    def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
+        sid = self.ui.sid(session_v)
         try:
-            board = ui.board(bid, sid)
+            board = self.ui.board(bid, sid)
             if board is None:  # no board yet: make one, so the first shot is one click
-                board = ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
-                                         preview_policy=default_preview, final_policy=default_final)
-            fields = shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
-            shot = ui.boards.add_shot(board.id, **fields)
+                board = self.ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
+                                              preview_policy=self.default_preview, final_policy=self.default_final)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
+            shot = self.ui.boards.add_shot(board.id, **fields)
         except StudioError as exc:
-            return fail(exc, sid, bid, sel)
+            return self.fail(exc, sid, bid, sel)
         # the form goes back to a blank shot with a fresh seed, ready for the next one
-        return view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). "
-                                               "Write the next, or click a shot to edit it.")
+        return self.view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). "
+                                                   "Write the next, or click a shot to edit it.")
 
-    def on_save(bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
-        sid = ui.sid(session_v)
+    def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
+        sid = self.ui.sid(session_v)
         try:
-            board = ui.board(bid, sid)
+            board = self.ui.board(bid, sid)
             if board is None or not sel:
                 raise StudioError("Select a shot to change (click its thumbnail or row).")
-            fields = shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
             if fields["seed"] is None:
                 fields["seed"] = board.shot(sel).seed
             before = board.shot(sel)
-            shot = ui.boards.update_shot(sel, **fields)
+            shot = self.ui.boards.update_shot(sel, **fields)
         except StudioError as exc:
-            return fail(exc, sid, bid, sel)
+            return self.fail(exc, sid, bid, sel)
         changed = any(getattr(before, k) != getattr(shot, k) for k in fields)
-        return view(sid, bid, sel, text=(f"Saved shot {shot.position + 1}." + (
+        return self.view(sid, bid, sel, text=(f"Saved shot {shot.position + 1}." + (
             " Its renders no longer match: press **↻ Re-preview**." if changed else " Nothing changed.")))
 
-    def shot_action(action):
+    def shot_action(self, action):
+        """A handler for a button acting on the selected shot: ``action(board, shot)`` returns the shot to
+        select next and the status text."""
         def handler(bid, sel, session_v):
-            sid = ui.sid(session_v)
-            board = ui.board(bid, sid)
+            sid = self.ui.sid(session_v)
+            board = self.ui.board(bid, sid)
             if board is None or not sel or not any(s.id == sel for s in board.shots):
-                return view(sid, bid, text="Select a shot first (click its thumbnail or row).")
+                return self.view(sid, bid, text="Select a shot first (click its thumbnail or row).")
             try:
                 new_sel, text = action(board, board.shot(sel))
             except StudioError as exc:
-                return fail(exc, sid, bid, sel)
-            return view(sid, bid, new_sel, text=text)
+                return self.fail(exc, sid, bid, sel)
+            return self.view(sid, bid, new_sel, text=text)
         return handler
 
-    def do_duplicate(board, shot):
-        copy = ui.boards.duplicate_shot(shot.id)
+    def do_duplicate(self, board, shot):
+        copy = self.ui.boards.duplicate_shot(shot.id)
         return copy.id, f"Duplicated shot {shot.position + 1} as shot {copy.position + 1} (same seed)."
 
-    def do_move(delta):
+    def do_move(self, delta):
         def action(board, shot):
             target = max(0, min(len(board.shots) - 1, shot.position + delta))
-            ui.boards.move_shot(shot.id, target)
+            self.ui.boards.move_shot(shot.id, target)
             return shot.id, f"Shot moved to position {target + 1}."
         return action
 
-    def do_delete(board, shot):
-        ui.boards.delete_shot(shot.id)
+    def do_delete(self, board, shot):
+        self.ui.boards.delete_shot(shot.id)
         return None, f"Deleted shot {shot.position + 1}. Its renders are still in History."
 
-    def do_approve(board, shot):
-        shot = ui.boards.approve(shot.id, not shot.approved)
-        preview = ui.rendered(shot, "preview")
+    def do_approve(self, board, shot):
+        shot = self.ui.boards.approve(shot.id, not shot.approved)
+        preview = self.ui.rendered(shot, "preview")
         if preview:  # an approved preview is a kept render: it counts in History's stars and in Analytics
-            studio.history.set_accepted(preview["id"], shot.approved)
+            self.studio.history.set_accepted(preview["id"], shot.approved)
         return shot.id, (f"Shot {shot.position + 1} approved (its preview is starred in History): "
                          "**Render finals** will render it."
                          if shot.approved else f"Shot {shot.position + 1} no longer approved.")
 
-    actions = [(dup_btn, do_duplicate, "shot_duplicate"), (up_btn, do_move(-1), "shot_up"),
-               (down_btn, do_move(1), "shot_down"), (del_btn, do_delete, "shot_delete"),
-               (approve_btn, do_approve, "shot_approve")]
-    for btn, action, name in actions:
-        btn.click(shot_action(action), [board_id, shot_id, session], outs, api_name=name)
-    add_btn.click(on_add, shot_inputs, outs, api_name="shot_add")
-    save_btn.click(on_save, shot_inputs, outs, api_name="shot_save")
-
+    @staticmethod
     def on_mode(mode_v):
         return gr.Image(visible=mode_v == "i2v"), gr.Video(visible=mode_v == "v2v")
 
-    ed_mode.change(on_mode, ed_mode, [ed_image, ed_video], queue=False, api_visibility="private")
-
-    def on_pick(bid, ids_v, session_v, evt: gr.SelectData):
+    def on_pick(self, bid, ids_v, session_v, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
         sel = ids_v[index] if isinstance(index, int) and 0 <= index < len(ids_v) else None
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
         shot = next((s for s in board.shots if s.id == sel), None) if board else None
-        return edit(board, shot)
-
-    pick_outputs = [shot_id, *editor]
-    gallery.select(on_pick, [board_id, shot_ids, session], pick_outputs, api_visibility="private")
-    table.select(on_pick, [board_id, shot_ids, session], pick_outputs, api_visibility="private")
-    pick_btn = gr.Button(visible=False)  # for scripts and tests: select a shot by id
-    pick_btn.click(lambda bid, sel, s: view(ui.sid(s), bid, sel), [board_id, shot_id, session], outs,
-                   api_name="shot_select")
+        return self.edit(board, shot)
 
     # ---- batches -------------------------------------------------------------------------------
     # updates are made inside handlers: a component built here, in the Blocks context, would be rendered
-    def buttons(running: bool) -> dict:
-        out = {preview_btn: gr.Button(interactive=not running), finals_btn: gr.Button(interactive=not running),
-               stop_btn: gr.Button(interactive=running)}
-        return out if running else {**out, progress_bar: ""}
-    run_outs = [*outs, preview_btn, finals_btn, stop_btn, progress_bar]
+    def buttons(self, running: bool) -> dict:
+        c = self.c
+        out = {c.preview_btn: gr.Button(interactive=not running), c.finals_btn: gr.Button(interactive=not running),
+               c.stop_btn: gr.Button(interactive=running)}
+        return out if running else {**out, c.progress_bar: ""}
 
-    def run_stage(bid, stage, only, session_v, progress, before="", keep=None):
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
-        if board is None:
-            yield view(sid, bid, text="Create or pick a board first.")
-            return
-        if not board.shots:
-            yield view(sid, bid, text="This board has no shots yet: add one on the right.")
-            return
-        todo, done = ui.runner.pending(board, stage)
+    def batch(self, board, stage, only, before) -> tuple[Batch, str | None]:
+        """What a stage would render on this board, and why it renders nothing (None: it renders)."""
+        todo, done = self.ui.runner.pending(board, stage)
         if only is not None:
             todo, done = [board.shot(s) for s in only], []
         policy_name = board.preview_policy if stage == "preview" else board.final_policy
-        policy = ui.policy(policy_name)
+        policy = self.ui.policy(policy_name)
         word = "preview" if stage == "preview" else "final"
         budget = f"**{policy_name}** ({fmt.steps_word(policy.steps)})" if policy else f"**{policy_name}**"
+        batch = Batch(board, stage, only, todo, done, word, budget)
         if stage == "final" and not todo and not done:
-            yield view(sid, bid, text="⚠ No approved shots: select a shot and press **✓ Approve** first.")
-            return
+            return batch, "⚠ No approved shots: select a shot and press **✓ Approve** first."
         if not todo:
-            yield view(sid, bid, text=f"All {len(done)} {word}s are already done: nothing to render. "
-                                      "Edit or re-roll a shot to render it again.")
-            return
-        intro = f"{before}Rendering {len(todo)} {word}{'s' if len(todo) != 1 else ''} at {budget}"
+            return batch, (f"All {len(done)} {word}s are already done: nothing to render. "
+                           "Edit or re-roll a shot to render it again.")
+        batch.intro = f"{before}Rendering {len(todo)} {word}{'s' if len(todo) != 1 else ''} at {budget}"
         if done:
-            intro += f"; {len(done)} already done, skipped"
-        intro += "."
-        yield {**buttons(True), status: f"… {intro}"}
-        cancel_event = new_cancel(session_v)
-        started = time.perf_counter()
-        last = 0.0
-        finished = []
-        try:
-            for ev in spacemode.board_events(ui.runner, board.id, stage, cancel_event, only, sid):
-                elapsed = time.perf_counter() - started
-                if ev.kind == "batch_done":
-                    parts = [f"{len(ev.rendered)} rendered"]
-                    if ev.skipped:
-                        parts.append(f"{len(ev.skipped)} already done (skipped)")
-                    if ev.failed:
-                        parts.append(f"{len(ev.failed)} failed")
-                    head = "■ Stopped" if ev.cancelled else "✓ Done"
-                    text = f"{head}: {word}s at {budget} · " + ", ".join(parts) + f" · {fmt.seconds(elapsed)}."
-                    if ev.cancelled:
-                        text += " Press the button again to carry on: finished shots are kept."
-                    elif stage == "preview" and not only:
-                        text += " Click a shot to watch it; **✓ Approve** the keepers, then **★ Render finals**."
-                    if ev.failed:
-                        text += "  \n" + "  \n".join(f"⚠ Shot {board.shot(s).position + 1}: {m}"
-                                                     for s, m in ev.failed.items())
-                    sel = only[0] if only else keep  # the shot the artist had selected stays selected
-                    # nothing selected: the player keeps the last shot that finished
-                    yield {**view(sid, board.id, sel, text=text, with_editor=sel is not None), **buttons(False)}
-                    continue
-                e = ev.event
-                n = board.shot(ev.shot_id).position + 1
-                lead = f"{word.title()} {ev.index + 1} of {ev.total} (shot {n})"
-                if e.kind == "progress":
-                    progress((ev.index + e.step / max(e.total, 1)) / ev.total, desc=f"{lead} · step {e.step}")
-                    now = time.perf_counter()
-                    if now - last >= STATUS_EVERY_S:
-                        last = now
-                        yield {status: f"… {intro}  \n{lead} · step {e.step} of {e.total} · {fmt.seconds(elapsed)}"}
-                elif e.kind == "status":
-                    yield {status: f"… {intro}  \n{lead} · {e.message}"}
-                elif e.kind == "result":
-                    finished.append(n)
-                    label = f"Shot {n} · {word} · {fmt.steps_word(e.steps)} · {fmt.seconds(fmt.render_seconds(e.timings))}"
-                    row = ui.row(e.record_id)
-                    if row and row.get("capped"):
-                        label += f" (capped from {row.get('requested_steps')})"
-                    cap = f"  \n⚠ {e.notes[0]}" if e.notes else ""
-                    fresh = ui.board(board.id, sid)
-                    yield {gallery: ui.gallery(fresh), table: ui.table(fresh), finals_note: ui.finals_note(fresh),
-                           shot_video: gr.Video(value=e.video_path, label=label),
-                           status: f"… {intro}  \n✓ {lead} done · {fmt.seconds(elapsed)}{cap}"}
-                elif e.kind == "failed":
-                    gr.Warning(f"Shot {n}: {e.message}")
-        except StudioError as exc:
-            yield {**fail(exc, sid, board.id), **buttons(False)}
-        finally:
-            if session_v is not None and session_v.get("cancel") is cancel_event:
-                session_v.pop("cancel", None)
+            batch.intro += f"; {len(done)} already done, skipped"
+        batch.intro += "."
+        return batch, None
 
-    def on_preview_all(bid, sel, session_v, progress=gr.Progress()):
-        yield from run_stage(bid, "preview", None, session_v, progress, keep=sel or None)
+    def run_stage(self, bid, stage, only, session_v, progress, before="", keep=None):
+        """Render a stage's shots one after another, each thumbnail and table row updated as it finishes."""
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
+        if board is None:
+            yield self.view(sid, bid, text="Create or pick a board first.")
+            return
+        if not board.shots:
+            yield self.view(sid, bid, text="This board has no shots yet: add one on the right.")
+            return
+        batch, refusal = self.batch(board, stage, only, before)
+        if refusal:
+            yield self.view(sid, bid, text=refusal)
+            return
+        yield {**self.buttons(True), self.c.status: f"… {batch.intro}"}
+        with cancel_scope(session_v) as cancel_event:
+            started = time.perf_counter()
+            try:
+                for ev in spacemode.board_events(self.ui.runner, board.id, stage, cancel_event, only, sid):
+                    elapsed = time.perf_counter() - started
+                    if ev.kind == "batch_done":
+                        yield self.batch_done(batch, ev, sid, keep, elapsed)
+                    else:
+                        update = self.shot_update(batch, ev, sid, progress, elapsed)
+                        if update:
+                            yield update
+            except StudioError as exc:
+                yield {**self.fail(exc, sid, board.id), **self.buttons(False)}
 
-    def on_finals(bid, sel, session_v, progress=gr.Progress()):
-        yield from run_stage(bid, "final", None, session_v, progress, keep=sel or None)
+    def shot_update(self, batch, ev, sid, progress, elapsed) -> dict | None:
+        """One engine event of one shot of a batch: progress, a status line, or its finished render."""
+        c, e = self.c, ev.event
+        n = batch.board.shot(ev.shot_id).position + 1
+        lead = f"{batch.word.title()} {ev.index + 1} of {ev.total} (shot {n})"
+        if e.kind == "progress":
+            progress((ev.index + e.step / max(e.total, 1)) / ev.total, desc=f"{lead} · step {e.step}")
+            now = time.perf_counter()
+            if now - batch.last_status >= STATUS_EVERY_S:
+                batch.last_status = now
+                return {c.status: f"… {batch.intro}  \n{lead} · step {e.step} of {e.total} · {fmt.seconds(elapsed)}"}
+        elif e.kind == "status":
+            return {c.status: f"… {batch.intro}  \n{lead} · {e.message}"}
+        elif e.kind == "result":
+            label = (f"Shot {n} · {batch.word} · {fmt.steps_word(e.steps)} · "
+                     f"{fmt.seconds(fmt.render_seconds(e.timings))}")
+            row = self.ui.row(e.record_id)
+            if row and row.get("capped"):
+                label += f" (capped from {row.get('requested_steps')})"
+            cap = f"  \n⚠ {e.notes[0]}" if e.notes else ""
+            fresh = self.ui.board(batch.board.id, sid)
+            return {c.gallery: self.ui.gallery(fresh), c.table: self.ui.table(fresh),
+                    c.finals_note: self.ui.finals_note(fresh), c.shot_video: gr.Video(value=e.video_path, label=label),
+                    c.status: f"… {batch.intro}  \n✓ {lead} done · {fmt.seconds(elapsed)}{cap}"}
+        elif e.kind == "failed":
+            gr.Warning(f"Shot {n}: {e.message}")
+        return None
 
-    def on_repreview(bid, sel, session_v, progress=gr.Progress()):
+    def batch_done(self, batch, ev, sid, keep, elapsed) -> dict:
+        """The batch's summary; the board refreshed, the buttons back to idle."""
+        parts = [f"{len(ev.rendered)} rendered"]
+        if ev.skipped:
+            parts.append(f"{len(ev.skipped)} already done (skipped)")
+        if ev.failed:
+            parts.append(f"{len(ev.failed)} failed")
+        head = "■ Stopped" if ev.cancelled else "✓ Done"
+        text = f"{head}: {batch.word}s at {batch.budget} · " + ", ".join(parts) + f" · {fmt.seconds(elapsed)}."
+        if ev.cancelled:
+            text += " Press the button again to carry on: finished shots are kept."
+        elif batch.stage == "preview" and not batch.only:
+            text += " Click a shot to watch it; **✓ Approve** the keepers, then **★ Render finals**."
+        if ev.failed:
+            text += "  \n" + "  \n".join(f"⚠ Shot {batch.board.shot(s).position + 1}: {m}"
+                                         for s, m in ev.failed.items())
+        sel = batch.only[0] if batch.only else keep  # the shot the artist had selected stays selected
+        # nothing selected: the player keeps the last shot that finished
+        return {**self.view(sid, batch.board.id, sel, text=text, with_editor=sel is not None), **self.buttons(False)}
+
+    def on_preview_all(self, bid, sel, session_v, progress=gr.Progress()):
+        yield from self.run_stage(bid, "preview", None, session_v, progress, keep=sel or None)
+
+    def on_finals(self, bid, sel, session_v, progress=gr.Progress()):
+        yield from self.run_stage(bid, "final", None, session_v, progress, keep=sel or None)
+
+    def on_repreview(self, bid, sel, session_v, progress=gr.Progress()):
         if not sel:
-            yield view(ui.sid(session_v), bid, text="Select a shot first.")
+            yield self.view(self.ui.sid(session_v), bid, text="Select a shot first.")
             return
-        yield from run_stage(bid, "preview", [sel], session_v, progress)
+        yield from self.run_stage(bid, "preview", [sel], session_v, progress)
 
-    def on_reroll(bid, sel, session_v, progress=gr.Progress()):
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
+    def on_reroll(self, bid, sel, session_v, progress=gr.Progress()):
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
         if board is None or not sel or not any(s.id == sel for s in board.shots):
-            yield view(sid, bid, text="Select a shot first.")
+            yield self.view(sid, bid, text="Select a shot first.")
             return
-        shot = ui.boards.reroll(sel)
-        yield view(sid, bid, sel, text=f"… New seed {shot.seed} for shot {shot.position + 1}; previewing it.")
-        yield from run_stage(bid, "preview", [sel], session_v, progress, before=f"Seed {shot.seed}. ")
+        shot = self.ui.boards.reroll(sel)
+        yield self.view(sid, bid, sel, text=f"… New seed {shot.seed} for shot {shot.position + 1}; previewing it.")
+        yield from self.run_stage(bid, "preview", [sel], session_v, progress, before=f"Seed {shot.seed}. ")
 
-    batch = dict(concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
-    preview_btn.click(on_preview_all, [board_id, shot_id, session], run_outs, api_name="board_preview_all", **batch)
-    finals_btn.click(on_finals, [board_id, shot_id, session], run_outs, api_name="board_finals", **batch)
-    repreview_btn.click(on_repreview, [board_id, shot_id, session], run_outs, api_name="shot_repreview", **batch)
-    reroll_btn.click(on_reroll, [board_id, shot_id, session], run_outs, api_name="shot_reroll", **batch)
-    stop_btn.click(lambda s: "■ Stopping after the current step…" if cancel(s) else gr.skip(), session, status,
-                   queue=False, api_name="board_cancel")
-
-    # ---- export ------------------------------------------------------------------------------
-    def on_export(bid, session_v):
-        sid = ui.sid(session_v)
-        board = ui.board(bid, sid)
+    # ---- export and page load ----------------------------------------------------------------
+    def on_export(self, bid, session_v):
+        sid = self.ui.sid(session_v)
+        board = self.ui.board(bid, sid)
         if board is None:
             return gr.File(value=None, visible=False), gr.Image(visible=False), "Create or pick a board first."
-        out_dir = Path(studio.settings.renders_dir) / (sid or "") / "exports" / board.id
+        out_dir = Path(self.studio.settings.renders_dir) / (sid or "") / "exports" / board.id
         base = _slug(board.name)
         out_dir.mkdir(parents=True, exist_ok=True)
         files, notes = [], []
-        ui.runner.export_json(board.id, out_dir / f"{base}.json")
+        runner = self.ui.runner
+        runner.export_json(board.id, out_dir / f"{base}.json")
         files.append(str(out_dir / f"{base}.json"))
         sheet_path = None
         try:
-            sheet_path = str(ui.runner.export_contact_sheet(board.id, out_dir / f"{base}-contact-sheet.png"))
+            sheet_path = str(runner.export_contact_sheet(board.id, out_dir / f"{base}-contact-sheet.png"))
             files.insert(0, sheet_path)
         except StudioError as exc:
             notes.append(f"contact sheet: {exc}")
         try:
-            files.insert(1 if sheet_path else 0,
-                         str(ui.runner.export_finals(board.id, out_dir / f"{base}-finals.mp4")))
+            files.insert(1 if sheet_path else 0, str(runner.export_finals(board.id, out_dir / f"{base}-finals.mp4")))
         except StudioError as exc:
             notes.append(f"finals: {exc}")
         text = f"Exported {len(files)} file{'s' if len(files) != 1 else ''} of **{board.name}**."
@@ -641,13 +761,70 @@ def build(studio, model_picker: gr.Dropdown, session: gr.State) -> dict:
             text += "  \n" + "  \n".join(f"Not yet: {n}" for n in notes)
         return gr.File(value=files, visible=True), gr.Image(value=sheet_path, visible=sheet_path is not None), text
 
-    export_btn.click(on_export, [board_id, session], [export_files, sheet, status], api_name="board_export")
-
-    def on_show(bid, sel, session_v):
+    def on_show(self, bid, sel, session_v):
         """Tab opened / page loaded: this session's boards, the open one (else the latest) refreshed."""
-        out = view(ui.sid(session_v), bid, sel, with_editor=False)  # the editor keeps what is typed there
+        out = self.view(self.ui.sid(session_v), bid, sel, with_editor=False)  # the editor keeps what is typed there
         if not sel:
-            out[ed_seed] = new_seed()
+            out[self.c.ed_seed] = new_seed()
         return out
 
-    return {"refresh": on_show, "inputs": [board_id, shot_id, session], "outputs": outs, "ui": ui}
+    # ---- wiring --------------------------------------------------------------------------------
+    def wire(self) -> None:
+        """Connect every event (the order fixes the app's event list, which scripts and tests use)."""
+        self._wire_boards()
+        self._wire_shots()
+        self._wire_batches()
+        c = self.c
+        c.export_btn.click(self.on_export, [c.board_id, c.session], [c.export_files, c.sheet, c.status],
+                           api_name="board_export")
+
+    def _wire_boards(self) -> None:
+        c, outs = self.c, self.c.outs
+        c.board_dd.input(self.on_open, [c.board_dd, c.session], outs, api_visibility="private")
+        create_inputs = [c.new_name, c.model_picker, c.session]
+        c.new_btn.click(self.on_create, create_inputs, [*outs, c.new_name], api_name="board_create")
+        c.new_name.submit(self.on_create, create_inputs, [*outs, c.new_name], api_visibility="private")
+        c.rename_btn.click(self.on_rename, [c.board_id, c.name_box, c.session], outs, api_name="board_rename")
+        settings_inputs = [c.board_id, c.prev_pol, c.fin_pol, c.board_model, c.session]
+        c.prev_pol.input(self.on_settings, settings_inputs, outs, api_name="board_settings")
+        for control in (c.fin_pol, c.board_model):
+            control.input(self.on_settings, settings_inputs, outs, api_visibility="private")
+        c.delete_btn.click(lambda: gr.Button(visible=True), None, c.confirm_btn, queue=False,
+                           api_visibility="private")
+        c.confirm_btn.click(self.on_delete, [c.board_id, c.session], [*outs, c.confirm_btn], api_name="board_delete")
+        c.open_btn.click(self.on_open, [c.board_id, c.session], outs, api_name="board_open")
+
+    def _wire_shots(self) -> None:
+        c, outs = self.c, self.c.outs
+        actions = [(c.dup_btn, self.do_duplicate, "shot_duplicate"), (c.up_btn, self.do_move(-1), "shot_up"),
+                   (c.down_btn, self.do_move(1), "shot_down"), (c.del_btn, self.do_delete, "shot_delete"),
+                   (c.approve_btn, self.do_approve, "shot_approve")]
+        for btn, action, name in actions:
+            btn.click(self.shot_action(action), c.selection, outs, api_name=name)
+        c.add_btn.click(self.on_add, c.shot_form, outs, api_name="shot_add")
+        c.save_btn.click(self.on_save, c.shot_form, outs, api_name="shot_save")
+        c.ed_mode.change(self.on_mode, c.ed_mode, [c.ed_image, c.ed_video], queue=False, api_visibility="private")
+        pick_outputs = [c.shot_id, *c.editor]
+        c.gallery.select(self.on_pick, [c.board_id, c.shot_ids, c.session], pick_outputs, api_visibility="private")
+        c.table.select(self.on_pick, [c.board_id, c.shot_ids, c.session], pick_outputs, api_visibility="private")
+        c.pick_btn.click(lambda bid, sel, s: self.view(self.ui.sid(s), bid, sel), c.selection, outs,
+                         api_name="shot_select")
+
+    def _wire_batches(self) -> None:
+        c = self.c
+        batch = dict(concurrency_id="render", show_progress="minimal", show_progress_on=[c.progress_bar])
+        c.preview_btn.click(self.on_preview_all, c.selection, c.run_outs, api_name="board_preview_all", **batch)
+        c.finals_btn.click(self.on_finals, c.selection, c.run_outs, api_name="board_finals", **batch)
+        c.repreview_btn.click(self.on_repreview, c.selection, c.run_outs, api_name="shot_repreview", **batch)
+        c.reroll_btn.click(self.on_reroll, c.selection, c.run_outs, api_name="shot_reroll", **batch)
+        c.stop_btn.click(lambda s: "■ Stopping after the current step…" if cancel(s) else gr.skip(), c.session,
+                         c.status, queue=False, api_name="board_cancel")
+
+
+def build(studio, model_picker: gr.Dropdown, session: gr.State) -> dict:
+    """The Storyboard tab: its components, then its events. Returns what the app wires on page load."""
+    ui = BoardUI(studio)
+    tab = StoryboardTab(ui, layout(ui, model_picker, session))
+    tab.wire()
+    c = tab.c
+    return {"refresh": tab.on_show, "inputs": [c.board_id, c.shot_id, c.session], "outputs": c.outs, "ui": ui}
