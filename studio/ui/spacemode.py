@@ -65,12 +65,13 @@ def banner(studio) -> str:
 
 
 def start_janitor(studio, interval: float = 600.0, boards=None):
-    """Space mode: delete renders older than the time to live, and boards untouched for as long, every
-    ``interval`` seconds. ``boards``: the app's own ``BoardStore`` (a new one would mark running batches
-    interrupted). Uploads are Gradio's to delete (``delete_cache``, see ``upload_cache``)."""
+    """Space mode: every ``interval`` seconds, delete renders older than the time to live, boards untouched for
+    as long (``boards``: the app's ``BoardStore``), and expired board inputs, exports and GIFs under the renders
+    folder. Gradio's own uploads are Gradio's to delete (``delete_cache``, see ``upload_cache``)."""
     from ..cleanup import Janitor
 
-    return Janitor(studio.history, studio.settings.space_ttl_hours, interval=interval, boards=boards).start()
+    return Janitor(studio.history, studio.settings.space_ttl_hours, interval=interval, boards=boards,
+                   renders_dir=studio.settings.renders_dir).start()
 
 
 def upload_cache(studio) -> tuple[int, int] | None:
