@@ -24,12 +24,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from .config import Settings
 from .errors import DownloadFailed, NotEnoughDisk, StudioError
 from .registry import ModelSpec, Registry
 
-CHUNK_BYTES = 1024 * 1024  # read size: progress and cancel land between chunks
 RETRIES = 5  # consecutive failed attempts (without new bytes) before a download gives up
 SPEED_WINDOW_S = 5.0
 OFFLINE_HINT = ("Downloads are off: the studio was started offline (--offline or HF_HUB_OFFLINE=1). Restart it "
@@ -204,6 +204,7 @@ class DownloadJob:
 
     spec: ModelSpec
     plan: DownloadPlan
+    on_progress: Callable[[DownloadStatus], None] | None = None  # called from the download thread, per chunk
     finished: threading.Event = field(default_factory=threading.Event)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -264,6 +265,9 @@ class DownloadJob:
                 self._samples.popleft()
             t0, b0 = self._samples[0]
             s.speed = (s.done_bytes - b0) / (now - t0) if now > t0 else s.speed
+            seen = replace(s)
+        if self.on_progress is not None:
+            self.on_progress(seen)
 
     def _fetch(self, f: RemoteFile) -> None:
         """One file into blobs/<etag>, resuming its .incomplete part with a Range request."""
@@ -336,7 +340,7 @@ class DownloadJob:
                 mode = "wb"
                 self._count(-have, name)
             with part.open(mode) as out:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
+                for chunk in response.iter_bytes():  # as the bytes arrive: a broken connection loses none
                     out.write(chunk)
                     self._count(len(chunk), name)
                     if self._cancel.is_set():
@@ -417,7 +421,8 @@ class DownloadManager:
         if (reason := self.offline_reason()) is not None:
             raise DownloadFailed(f"Cannot download '{spec.id}' ({spec.hub_repo}). {reason}")
 
-    def start(self, ref: str | ModelSpec, accept_license: bool = False) -> DownloadJob:
+    def start(self, ref: str | ModelSpec, accept_license: bool = False,
+              on_progress: Callable[[DownloadStatus], None] | None = None) -> DownloadJob:
         """Check, then download in the background. Refused up front (a StudioError) when offline, when the licence
         is not accepted, or when the disk has no room. A download already running is returned as it is."""
         spec = ref if isinstance(ref, ModelSpec) else self.spec(ref)
@@ -434,7 +439,7 @@ class DownloadManager:
             plan = make_plan(spec.hub_repo)
             if not plan.fits:
                 raise NotEnoughDisk(self._no_room(spec, plan))
-            job = DownloadJob(spec, plan)
+            job = DownloadJob(spec, plan, on_progress)
             with self._lock:
                 self._jobs[spec.id] = job
             threading.Thread(target=job.run, name=f"download-{spec.id}", daemon=True).start()

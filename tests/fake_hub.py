@@ -36,6 +36,7 @@ class FakeHub:
         self.served: Counter[str] = Counter()  # body bytes sent, per file
         self.gets: list[dict] = []  # each GET of a file: {"file", "range", "sent"}
         self.break_once: dict[str, int] = {}  # file -> drop the connection after this many bytes (once)
+        self.cut_at: dict[str, int] = {}  # file -> every GET stops at this offset and drops the connection
         self.hold: tuple[str, int] | None = None  # (file, offset): stop there until `go` is set
         self.held, self.go = threading.Event(), threading.Event()
         self._lock = threading.Lock()
@@ -73,7 +74,7 @@ class FakeHub:
             pass
 
         Handler.hub = hub
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self.url
@@ -95,6 +96,11 @@ class FakeHub:
 
     def gets_of(self, path: str) -> list[dict]:
         return [g for g in self.gets if g["file"] == path]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # a client that went away (a cancel): not news
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -162,12 +168,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self, get: dict, data: bytes, start: int) -> None:
         hub, pos, name = self.hub, start, get["file"]
-        cut = hub.break_once.pop(name, None)
-        while pos < len(data):
+        once = hub.break_once.pop(name, None)
+        limits = [len(data)] + ([start + once] if once is not None else []) + ([hub.cut_at[name]] if name in
+                                                                               hub.cut_at else [])
+        stop = max(min(limits), start)
+        while pos < stop:
             if hub.hold and hub.hold[0] == name and pos >= hub.hold[1] and not hub.held.is_set():
                 hub.held.set()
                 hub.go.wait(10)
-            end = min(pos + hub.chunk, len(data), start + cut if cut is not None else len(data))
+            end = min(pos + hub.chunk, stop)
             try:
                 self.wfile.write(data[pos:end])
                 self.wfile.flush()
@@ -176,9 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             hub.count(get, end - pos)
             pos = end
-            if cut is not None and pos >= start + cut:
-                self.connection.shutdown(socket.SHUT_RDWR)  # a broken connection, mid-file
-                self.close_connection = True
-                return
             if hub.delay:
                 time.sleep(hub.delay)
+        if stop < len(data):
+            self.connection.shutdown(socket.SHUT_RDWR)  # a broken connection, mid-file
+            self.close_connection = True
