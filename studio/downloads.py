@@ -231,7 +231,7 @@ class DownloadJob:
             for f in self.plan.files:
                 self._fetch(f)
             folder = self._lay_out()
-            self._finish("done", f"✓ {self.spec.id} downloaded ({human_bytes(self.plan.total_bytes)}).", folder)
+            self._finish("done", f"✓ {self.spec.id} downloaded ({human_bytes(self.plan.total_bytes)})", folder)
         except _Cancelled:
             self._finish("cancelled", f"Download of {self.spec.id} cancelled; {self._kept()} kept. Download again "
                                       f"to continue where it stopped.")
@@ -465,3 +465,33 @@ class DownloadManager:
             return False
         job.cancel()
         return True
+
+
+def download_with_bar(manager: DownloadManager, ref: str, accept_license: bool = False, stream=None) -> DownloadStatus:
+    """``python -m studio models download``: the same download, headless, with a progress bar on ``stream``.
+    Ctrl-C cancels (what came is kept for the next run). Raises a StudioError when it fails."""
+    import sys
+
+    from tqdm import tqdm
+
+    stream = stream or sys.stderr
+    started = time.monotonic()
+    job = manager.start(ref, accept_license=accept_license)
+    bar = tqdm(total=job.plan.total_bytes, initial=job.plan.have_bytes, unit="B", unit_scale=True,
+               unit_divisor=1024, desc=job.spec.id, file=stream)
+    try:
+        while not job.finished.wait(0.25):
+            bar.update(job.status().done_bytes - bar.n)
+    except KeyboardInterrupt:
+        job.cancel()
+        job.wait()
+        raise
+    finally:
+        bar.update(job.status().done_bytes - bar.n)
+        bar.close()
+    status = job.status()
+    if status.state != "done":
+        raise DownloadFailed(status.message)
+    took = time.monotonic() - started
+    print(f"{status.message} in {took:.1f} s, into {status.folder}", file=stream)
+    return status

@@ -216,7 +216,8 @@ def _cli(hub, cache: Path, settings: Settings, *args: str) -> subprocess.Complet
 def test_the_cli_downloads_with_a_progress_bar_and_exits_0(hub, hub_settings, tmp_path):
     done = _cli(hub, tmp_path / "cli-cache", hub_settings, "hub-nc", "--accept-license")
     assert done.returncode == 0, done.stderr
-    assert "309k" in done.stderr.replace(" ", "").lower() or "309.2 KB" in done.stderr
+    assert "100%" in done.stderr and "hub-nc downloaded (309.2 KB) in " in done.stderr
+    assert done.stdout.strip() == str(tmp_path / "cli-cache" / "models--test-org--tiny-far" / "snapshots" / hub.commit)
     assert (tmp_path / "cli-cache" / "models--test-org--tiny-far" / "refs" / "main").read_text() == hub.commit
     refused = _cli(hub, tmp_path / "cli-cache2", hub_settings, "hub-far", "--offline")
     assert refused.returncode == 2 and refused.stderr.count("error:") == 1 and "--offline" in refused.stderr
