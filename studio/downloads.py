@@ -376,6 +376,7 @@ class DownloadManager:
         self.registry = registry
         self.offline = offline  # the user said --offline (the environment is checked on each call)
         self._jobs: dict[str, DownloadJob] = {}
+        self._plans: dict[str, tuple[float, DownloadPlan]] = {}  # repo -> (when, plan), for the UI
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
 
@@ -409,10 +410,17 @@ class DownloadManager:
         tmp.replace(self.licence_file)
 
     # ---- downloads ---------------------------------------------------------------------------------------
-    def plan(self, spec: ModelSpec) -> DownloadPlan:
-        """The download's size and the free disk space (asks the hub). Refused when offline."""
+    def plan(self, spec: ModelSpec, max_age_s: float = 0.0) -> DownloadPlan:
+        """The download's size and the free disk space (asks the hub, or reuses an answer up to ``max_age_s``
+        old: the UI asks on every pick). Refused when offline."""
         self._check_can_download(spec)
-        return make_plan(spec.hub_repo)
+        with self._lock:
+            when, plan = self._plans.get(spec.hub_repo, (0.0, None))
+        if plan is None or time.monotonic() - when > max_age_s:
+            plan = make_plan(spec.hub_repo)
+            with self._lock:
+                self._plans[spec.hub_repo] = (time.monotonic(), plan)
+        return plan
 
     def _check_can_download(self, spec: ModelSpec) -> None:
         if spec.hub_repo is None:

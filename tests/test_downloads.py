@@ -221,3 +221,36 @@ def test_the_cli_downloads_with_a_progress_bar_and_exits_0(hub, hub_settings, tm
     assert (tmp_path / "cli-cache" / "models--test-org--tiny-far" / "refs" / "main").read_text() == hub.commit
     refused = _cli(hub, tmp_path / "cli-cache2", hub_settings, "hub-far", "--offline")
     assert refused.returncode == 2 and refused.stderr.count("error:") == 1 and "--offline" in refused.stderr
+
+
+# ---- the panel in the page (studio/ui/downloads.py): its handlers, and the app it is built into -------------------
+def test_the_panel_shows_size_free_disk_and_licence_then_progress_until_done(online, hub, studio, monkeypatch):
+    from studio.ui import downloads as panel_ui
+
+    monkeypatch.setattr(downloads, "disk_free", lambda path: 5 * 1024**3)
+    box, info, licence, button, cancel, progress, timer = panel_ui.panel(studio, "hub-nc")
+    assert box.visible and "Download size 309.2 KB · 5.0 GB free" in info and "non-commercial" in info
+    assert licence.visible and button.interactive and not timer.active
+    refused = panel_ui.start(studio, "hub-nc", False)
+    assert "accept it first" in refused[2] and hub.gets == []
+    watch, reached = _watch_until(hub, 8192)
+    monkeypatch.setattr(studio.downloads, "start", lambda *a, _start=studio.downloads.start, **k: _start(
+        *a, **k, on_progress=watch))
+    button, cancel, progress, timer = panel_ui.start(studio, "hub-nc", True)
+    assert timer.active and cancel.visible and not button.interactive
+    assert reached.wait(10)
+    ticking = panel_ui.poll(studio, "hub-nc")
+    assert "of 309.2 KB" in ticking[0] and "width:" in ticking[0] and ticking[-1].active
+    hub.go.set()
+    studio.downloads.job("hub-nc").wait(30)
+    progress, dropdown, card, box, button, cancel, timer = panel_ui.poll(studio, "hub-nc")
+    assert "downloaded" in progress and not box.visible and not timer.active and "on disk" in card
+
+
+def test_offline_the_button_is_off_and_says_why(studio):  # conftest's HF_HUB_OFFLINE=1
+    from studio.ui import build_app, downloads as panel_ui
+
+    box, info, licence, button, cancel, progress, timer = panel_ui.panel(studio, "hub-far")
+    assert box.visible and not button.interactive and "offline" in button.value and "HF_HUB_OFFLINE=1" in info
+    assert not panel_ui.panel(studio, "t-far")[0].visible  # on this machine: no panel
+    assert build_app(studio) is not None
