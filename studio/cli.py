@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="models in the catalogue: available locally, cached, memory")
     _common(m)
     m.add_argument("--json", action="store_true")
+    md = m.add_subparsers(dest="models_command").add_parser("download", help="download a hub model, with progress")
+    _common(md)
+    md.add_argument("id", help="a model id from the catalogue, or a hub repo (org/name)")
+    md.add_argument("--accept-license", action="store_true", help="accept a non-commercial licence (remembered)")
 
     st = sub.add_parser("stats", help="what each step budget bought: renders, accepted rate, median seconds")
     _common(st)
@@ -266,6 +270,8 @@ def cmd_history(args) -> int:
 
 
 def cmd_models(args) -> int:
+    if getattr(args, "models_command", None) == "download":
+        return cmd_models_download(args)
     rows, printed = _rows(args, lambda studio: studio.models.describe())
     if printed:
         return 0
@@ -274,6 +280,17 @@ def cmd_models(args) -> int:
         print(f"{row['id']:<18} {row['family']:<13} {','.join(row['modes']):<11} native {row['native']:<15} "
               f"~{row['memory_gb']:g} GB  {where}")
         print(f"{'':<18} {row['source']}  [{row['license']}]")
+    return 0
+
+
+def cmd_models_download(args) -> int:
+    """Download in this process (no studio needed), progress on stderr; the snapshot folder on stdout."""
+    from .config import Settings
+    from .downloads import DownloadManager, download_with_bar
+
+    settings = Settings.from_env(data_dir=args.data_dir, models_file=args.models_file)
+    manager = DownloadManager(settings, offline=args.allow_download is False)
+    print(download_with_bar(manager, args.id, accept_license=args.accept_license).folder)
     return 0
 
 

@@ -41,3 +41,11 @@ class MediaError(StudioError):
 class RenderCancelled(StudioError):
     def __init__(self, message: str = "Render cancelled."):
         super().__init__(message)
+
+
+class DownloadFailed(StudioError):
+    """A model download could not start or did not finish (offline, hub, network, licence)."""
+
+
+class NotEnoughDisk(StudioError):
+    """A download would not fit in the free space where the hub cache lives."""

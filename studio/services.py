@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .config import Settings
 from .boards import BoardStore
 from .cleanup import Recovery, recover_after_crash
+from .downloads import DownloadManager
 from .history import HistoryStore
 from .models import ModelManager
 from .ownership import Announcement, FolderLock, read_announcement
@@ -39,6 +40,7 @@ class Studio:
     engine: RenderEngine
     policies: Policies
     lock: FolderLock | None = None  # held while this process owns the data folder (claim_data_folder)
+    downloads: DownloadManager | None = None  # model downloads from the hub (set by open)
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
@@ -50,7 +52,7 @@ class Studio:
         history = HistoryStore(settings.history_path)
         policies = Policies.load(settings.user_policies_file)
         engine = RenderEngine(models, history, settings, policies)
-        return cls(settings, registry, models, history, engine, policies)
+        return cls(settings, registry, models, history, engine, policies, downloads=DownloadManager(settings, registry))
 
     # ---- owning the data folder (see ownership.py) ------------------------------------
     @property

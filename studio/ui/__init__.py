@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import analytics, compare, generate, guard, header, history, serving, spacemode, storyboard, theme
+from . import analytics, compare, downloads, generate, guard, header, history, serving, spacemode, storyboard, theme
 
 
 def build_app(studio) -> gr.Blocks:
@@ -20,6 +20,7 @@ def build_app(studio) -> gr.Blocks:
     with gr.Blocks(title="AnyFlow Studio", fill_width=True, delete_cache=spacemode.upload_cache(studio)) as demo:
         session = gr.State({})  # per browser session: the running render's cancel event
         model, model_info, load_btn, load_status = header.build(studio)
+        downloads.build(studio, demo, model, model_info)  # a model not on this machine: size, Download, progress
         if studio.settings.space:  # a shared Space: say what is private, kept and capped
             gr.Markdown(spacemode.banner(studio), elem_id="space-banner")
         with gr.Tabs(selected="create", elem_id="top-tabs") as top_tabs:
