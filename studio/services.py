@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import Settings
 from .boards import BoardStore
@@ -45,7 +45,11 @@ class Studio:
         settings = settings or Settings.from_env(**overrides)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         quiet_libraries()
-        registry = Registry.load(settings.user_models_file)
+        registry = Registry.load(settings.user_models_file, settings=settings)
+        # --model / STUDIO_MODEL may name a folder or a hub repo: the studio goes on with the entry's id
+        settings = replace(settings, default_model=registry.get(settings.default_model).id)
+        if settings.space:
+            registry.settings = None  # a public Space: visitors pick from the catalogue, never a server path or repo
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
         policies = Policies.load(settings.user_policies_file)
