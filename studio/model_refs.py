@@ -335,12 +335,15 @@ def remember(spec: ModelSpec, path: Path) -> bool:
     rewritten: the new table is appended only if the whole file still reads as TOML with it. False (and a
     warning) if it cannot be saved: the entry still works in this process."""
     try:
-        old = path.read_text(encoding="utf-8") if path.is_file() else ""
-        table = ("" if not old or old.endswith("\n") else "\n") + ("\n" if old else _HEADER + "\n") + _toml_table(spec)
-        if spec.id not in tomllib.loads(old + table).get("models", {}):
-            raise ValueError(f"the entry would not read back as [models.\"{spec.id}\"]")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
+        with path.open("a+", encoding="utf-8") as f:  # appends only; read, checked and written under one lock
+            _lock(f)
+            f.seek(0)
+            old = f.read()
+            table = ("" if not old or old.endswith("\n") else "\n") + ("\n" if old else _HEADER + "\n")
+            table += _toml_table(spec)
+            if spec.id not in tomllib.loads(old + table).get("models", {}):
+                raise ValueError(f"the entry would not read back as [models.\"{spec.id}\"]")
             f.write(table)
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         log.warning("Model '%s' is usable now but was not saved in %s (%s); add it there by hand to keep it.",
@@ -348,6 +351,15 @@ def remember(spec: ModelSpec, path: Path) -> bool:
         return False
     log.warning("Added model '%s' (%s) to %s.", spec.id, spec.source, path)
     return True
+
+
+def _lock(f) -> None:
+    """Hold the file against another process appending at the same moment (released when it closes)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: appends are rare and small; go without
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
 
 
 def _toml_table(spec: ModelSpec) -> str:

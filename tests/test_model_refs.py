@@ -316,3 +316,23 @@ def test_resolving_reads_configs_only(tmp_path, tiny_dirs, hub_cache):
                          env=dict(os.environ, HF_HUB_CACHE=str(hub_cache)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["causal bidirectional", "[]"]
+
+
+def test_a_bad_default_model_is_told_where_it_is_used(tmp_path):
+    studio = Studio.open(Settings(data_dir=tmp_path / "data", models_file=tmp_path / "m.toml", device="cpu",
+                                  default_model="no-such-model"))
+    try:
+        assert studio.history.search  # the studio opens: history and stats need no model
+        with pytest.raises(UnknownModel, match="no-such-model"):
+            studio.engine.validate(RenderRequest(prompt="a cat"))
+    finally:
+        studio.close()
+
+
+def test_a_models_file_that_no_longer_reads_is_left_alone(tmp_path, tiny_dirs, caplog):
+    settings, registry = _setup(tmp_path)
+    folder = _copy(tiny_dirs, "t-bidi", tmp_path / "fine")
+    broken = '[models."x"]\nsource = "local:/x"\n[models."x"]\n'  # edited since it was read: now invalid
+    settings.user_models_file.write_text(broken, encoding="utf-8")
+    assert resolve_reference(str(folder), registry, settings).id == "fine"  # usable now
+    assert settings.user_models_file.read_text(encoding="utf-8") == broken and "not saved" in caplog.text
