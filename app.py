@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="AnyFlow Studio web UI")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for LAN)")
     p.add_argument("--port", type=int, default=None, help="port (default: 7860, or the next free one)")
-    p.add_argument("--model", default=None, help="default model id (default: the embedded model)")
+    p.add_argument("--model", default=None,
+                   help="default model: an id, a model folder or a hub repo id (default: the embedded model)")
     p.add_argument("--data-dir", default=None, help="where renders and history live")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     net = p.add_mutually_exclusive_group()

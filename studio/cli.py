@@ -28,7 +28,7 @@ def _budgets(text: str) -> list[int]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="where history and renders live (default: $STUDIO_DATA_DIR or a per-user folder)")
-    p.add_argument("--model", help="model id (see `python -m studio models`)")
+    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name")
     p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"],

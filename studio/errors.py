@@ -22,6 +22,10 @@ class UnknownModel(StudioError):
     pass
 
 
+class NotAModel(StudioError):
+    """A path given as a model that is not a model folder (missing, a file, no or broken configs)."""
+
+
 class ModeNotServed(StudioError):
     pass
 

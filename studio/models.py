@@ -95,7 +95,7 @@ class LoadedModel:
 class ModelManager:
     def __init__(self, settings: Settings, registry: Registry | None = None):
         self.settings = settings
-        self.registry = registry or Registry.load(settings.user_models_file)
+        self.registry = registry or Registry.load(settings.user_models_file, settings=settings)
         self.device = self._pick_device(settings.device)
         self.load_counts: Counter[str] = Counter()  # how many times each model was really loaded
         self._loaded: dict[str, LoadedModel] = {}

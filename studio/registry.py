@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import ASSETS_DIR, PRESETS_DIR
+from .config import ASSETS_DIR, PRESETS_DIR, Settings
 from .errors import StudioError, UnknownModel
 
 MODES = ("t2v", "i2v", "v2v")
@@ -120,23 +120,41 @@ def _read_file(path: Path) -> dict[str, ModelSpec]:
     return {mid: _spec_from_table(mid, table, str(path)) for mid, table in models.items()}
 
 
+def unknown_model_message(ref: str, ids: list[str], user_file: Path | None = None) -> str:
+    """The one message for a model reference that names nothing: a few known ids, and how to add one."""
+    shown = sorted(ids)[:6]
+    more = f" (and {len(ids) - len(shown)} more; `python -m studio models` lists them)" if len(ids) > len(shown) \
+        else " (`python -m studio models` lists them)"
+    where = f", or add a [models.\"<id>\"] table to {user_file}" if user_file else ""
+    return (f"Unknown model '{ref}'. Known models: {', '.join(shown)}{more}. To use another model, pass its folder "
+            f"(--model /path/to/folder, with model_index.json) or a hub repo id (--model owner/name){where}.")
+
+
 @dataclass
 class Registry:
     specs: dict[str, ModelSpec] = field(default_factory=dict)
+    # Given settings, ``get`` also takes a model folder or a hub repo id, adds its entry and saves it in the
+    # user's models file (model_refs.py); without them, only ids.
+    settings: Settings | None = None
 
     @classmethod
-    def load(cls, user_file: Path | None = None, builtin_file: Path = PRESETS_DIR / "models.toml") -> "Registry":
+    def load(cls, user_file: Path | None = None, builtin_file: Path = PRESETS_DIR / "models.toml", *,
+             settings: Settings | None = None) -> "Registry":
         specs = _read_file(builtin_file)
         if user_file is not None and user_file.is_file():
             specs.update(_read_file(user_file))
-        return cls(specs)
+        return cls(specs, settings)
 
     def get(self, model_id: str) -> ModelSpec:
-        try:
-            return self.specs[model_id]
-        except KeyError:
-            known = ", ".join(sorted(self.specs))
-            raise UnknownModel(f"Unknown model '{model_id}'. Known models: {known}.") from None
+        """The entry for an id; with settings, also for a model folder or hub repo id (see model_refs.py)."""
+        spec = self.specs.get(model_id)
+        if spec is not None:
+            return spec
+        if self.settings is not None and isinstance(model_id, str) and model_id.strip():
+            from .model_refs import resolve_reference
+
+            return resolve_reference(model_id, self, self.settings)
+        raise UnknownModel(unknown_model_message(str(model_id), list(self.specs)))
 
     def add(self, spec: ModelSpec) -> None:
         self.specs[spec.id] = spec

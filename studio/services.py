@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import Settings
 from .boards import BoardStore
 from .cleanup import Recovery, recover_after_crash
 from .downloads import DownloadManager
+from .errors import StudioError
 from .history import HistoryStore
 from .models import ModelManager
 from .ownership import Announcement, FolderLock, read_announcement
@@ -47,7 +48,13 @@ class Studio:
         settings = settings or Settings.from_env(**overrides)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         quiet_libraries()
-        registry = Registry.load(settings.user_models_file)
+        registry = Registry.load(settings.user_models_file, settings=settings)
+        try:  # --model / STUDIO_MODEL may name a folder or a hub repo: the studio goes on with the entry's id
+            settings = replace(settings, default_model=registry.get(settings.default_model).id)
+        except StudioError:
+            pass  # told where the default is used (a render, the app's start); history and stats work without
+        if settings.space:
+            registry.settings = None  # a public Space: visitors pick from the catalogue, never a server path or repo
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
         policies = Policies.load(settings.user_policies_file)
