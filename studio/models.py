@@ -214,9 +214,10 @@ class ModelManager:
             return cached
         if not self.settings.allow_download:
             raise WeightsUnavailable(
-                f"Model '{spec.id}' ({spec.hub_repo}) is not on this machine and downloads are off. "
-                f"Either run with --allow-download (needs network; about {spec.memory_gb:g} GB), "
-                f"or download it yourself with `hf download {spec.hub_repo}` and try again, "
+                f"Model '{spec.id}' ({spec.hub_repo}) is not on this machine. Download it with the Download "
+                f"button under the model picker, or `python -m studio models download {spec.id}` (about "
+                f"{spec.memory_gb:g} GB), or `hf download {spec.hub_repo}`; or run with --allow-download to fetch "
+                f"it on first use, "
                 f"or put the files in a folder and add `path = \"/that/folder\"` under [models.\"{spec.id}\"] "
                 f"in {self.settings.user_models_file}."
             )

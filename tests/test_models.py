@@ -127,7 +127,7 @@ def test_missing_weights_offline_message(settings, monkeypatch, tmp_path):
         manager.get("anyflow-far-1.3b")
     msg = str(err.value)
     assert "nvidia/AnyFlow-FAR-Wan2.1-1.3B-Diffusers" in msg
-    assert "--allow-download" in msg and "downloads are off" in msg
+    assert "--allow-download" in msg and "models download anyflow-far-1.3b" in msg and "not on this machine" in msg
     assert manager.load_counts["anyflow-far-1.3b"] == 0
 
 
@@ -136,9 +136,9 @@ def test_failed_load_is_recorded_in_history(studio, monkeypatch, tmp_path):
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     events = list(studio.engine.render(RenderRequest(prompt="a fox", model="anyflow-wan-1.3b", steps=1, seed=0)))
-    assert events[-1].kind == "failed" and "downloads are off" in events[-1].message
+    assert events[-1].kind == "failed" and "not on this machine" in events[-1].message
     row = studio.history.get(events[-1].record_id)
-    assert row["status"] == "failed" and "downloads are off" in row["error"]
+    assert row["status"] == "failed" and "not on this machine" in row["error"]
 
 
 def test_unknown_model_and_unserved_mode(studio):
