@@ -203,17 +203,6 @@ def fit_frame(img: Image.Image | np.ndarray, width: int, height: int) -> np.ndar
     return np.asarray(fitted, dtype=np.uint8)
 
 
-def resample_indices(num_frames: int, src_fps: float, dst_fps: float) -> list[int]:
-    """Indices of source frames to show at ``dst_fps`` (nearest earlier frame), covering the same duration."""
-    if num_frames <= 0:
-        return []
-    if src_fps <= 0 or abs(src_fps - dst_fps) < 1e-6:
-        return list(range(num_frames))
-    duration = num_frames / src_fps
-    count = max(1, int(duration * dst_fps + 1e-6))
-    return [min(num_frames - 1, int(i * src_fps / dst_fps + 1e-6)) for i in range(count)]
-
-
 def write_thumbnail(frames, path: str | Path, max_side: int = 320) -> Path:
     """PNG of the middle frame, scaled so its longer side is at most ``max_side``."""
     path = Path(path)

@@ -8,6 +8,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.pop("STUDIO_DATA_DIR", None)
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# under CI a skip fails, except GPU-only tests (@pytest.mark.gpu), which are listed: see ci_skips.py
+from ci_skips import (  # noqa: E402,F401
+    pytest_runtest_makereport, pytest_runtest_setup, pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from studio.config import Settings  # noqa: E402
 from studio.services import Studio  # noqa: E402
 from studio.tiny import tiny_pipeline  # noqa: E402
@@ -71,6 +77,51 @@ def studio(settings):
     s = Studio.open(settings)
     yield s
     s.close()
+
+
+class Hold:
+    """Where a held render stands: ``reached`` is set when the held step starts waiting; it waits until
+    ``release`` is set (at most ``timeout`` seconds, then it fails the render)."""
+
+    def __init__(self, at: int, release: threading.Event | None, timeout: float):
+        self.at, self.timeout, self.calls = at, timeout, 0
+        self.reached, self.release = threading.Event(), release or threading.Event()
+        self._lock = threading.Lock()
+
+    def arrive(self) -> None:
+        with self._lock:
+            self.calls += 1
+            mine = self.calls == self.at
+        if mine:
+            self.reached.set()
+            if not self.release.wait(self.timeout):
+                raise TimeoutError(f"a render held at scheduler step {self.at} was never released")
+
+
+@pytest.fixture()
+def hold_step(monkeypatch):
+    """``hold_step(owner, at=1, release=None)``: the ``at``-th call of ``owner.step`` (a diffusers scheduler, or
+    its class for models not loaded yet) waits until ``hold.release`` is set. Pipelines call ``scheduler.step``
+    once per denoising step, just before the step's callback, so a render held at step 2 has reported step 1
+    and has not finished step 2: a test orders itself against a render with events, not sleeps.
+    Every hold is released when the test ends."""
+    holds = []
+
+    def make(owner, at: int = 1, release: threading.Event | None = None, timeout: float = 60) -> Hold:
+        hold = Hold(at, release, timeout)
+        original = owner.step
+
+        def step(*args, **kwargs):
+            hold.arrive()
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, "step", step)
+        holds.append(hold)
+        return hold
+
+    yield make
+    for hold in holds:
+        hold.release.set()
 
 
 @pytest.fixture(scope="session")

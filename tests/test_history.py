@@ -28,13 +28,28 @@ def test_round_trip(tmp_path):
     assert store.get(rid)["accepted"] == 1
 
 
-@pytest.mark.parametrize("text", ['panda "OR', "panda OR", "*", "NEAR(", "'; DROP TABLE renders; --", "a:b", "\"\"", "(((", "🐼", "-panda"])
-def test_search_with_hostile_text_is_safe(tmp_path, text):
+HOSTILE = [  # (search text, the prompts it finds): every word is a plain word, all required, as a prefix
+    ('panda "OR', ["a panda or a fox"]),  # OR is a word here, not FTS5's operator
+    ("panda OR", ["a panda or a fox"]),
+    ("*", []),  # no word at all
+    ("NEAR(", ["a fox near a river"]),  # NEAR is a word, not the NEAR() group
+    ("'; DROP TABLE renders; --", []),
+    ("a:b", ["a red panda eating bamboo"]),  # not a column filter: "a" and "b..." (bamboo)
+    ('""', []),
+    ("(((", []),
+    ("🐼", []),
+    ("-panda", ["a panda or a fox", "a red panda eating bamboo"]),  # not a NOT: the rows with panda
+]
+
+
+@pytest.mark.parametrize("text, found", HOSTILE, ids=[t for t, _ in HOSTILE])
+def test_search_with_hostile_text_is_safe(tmp_path, text, found):
     store = HistoryStore(tmp_path / "h.db")
-    _add(store)
-    store.search(text=text)  # must not raise
-    assert store.count() == 1
-    assert len(store.search(text="panda")) == 1
+    for prompt in ("a red panda eating bamboo", "a panda or a fox", "a fox near a river"):
+        _add(store, prompt, negative_prompt="")
+    assert [r["prompt"] for r in store.search(text=text)] == found  # newest first
+    assert store.count_matching(text=text) == len(found)
+    assert store.count() == 3 and len(store.search(text="panda")) == 2  # the table is intact
 
 
 def test_search_and_filters(tmp_path):

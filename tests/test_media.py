@@ -43,9 +43,11 @@ def test_fit_frame_covers_and_crops():
     assert out.shape == (48, 64, 3) and tuple(out[0, 0]) == (10, 20, 30)
 
 
-def test_resample_to_model_fps():
-    assert media.resample_indices(30, 30, 15) == list(range(0, 30, 2))
-    assert len(media.resample_indices(8, 8, 16)) == 16
+def test_input_clip_is_resampled_to_the_model_fps(sample_media):
+    """read_clip (what V2V uses) keeps the clip's duration at the model's fps: 20 frames at 8 fps = 2.5 s."""
+    counts = {fps: len(media.read_clip(sample_media["video"], 32, 32, fps, max_frames=100)) for fps in (4, 8, 16)}
+    assert counts == {4: 10, 8: 20, 16: 40}
+    assert media.read_clip(sample_media["video"], 32, 32, 16, max_frames=9).shape == (9, 32, 32, 3)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n\x00\x00broken"])

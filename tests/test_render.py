@@ -69,26 +69,33 @@ def test_comparison_returns_one_result_per_budget(studio):
     assert not (results[0].frames == results[2].frames).all()
 
 
-def test_cancel_stops_within_a_step_and_is_recorded(studio):
+def test_cancel_stops_within_a_step_and_is_recorded(studio, hold_step):
     cancel = threading.Event()
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)  # step 2 waits until we have cancelled
     seen = []
     for event in studio.engine.render(RenderRequest(prompt="a dog", steps=8, seed=1), Plan.refine(2, 8), cancel):
         seen.append(event)
-        if event.kind == "progress":
-            cancel.set()
-    assert seen[-1].kind == "cancelled"
-    assert sum(1 for e in seen if e.kind == "progress") == 1  # stopped at the next step boundary
+        if event.kind == "progress" and not cancel.is_set():
+            cancel.set()  # the user presses Cancel after step 1, while step 2 runs
+            hold.release.set()
+    assert hold.reached.is_set() and seen[-1].kind == "cancelled"
+    assert [e.step for e in seen if e.kind == "progress"] == [1]  # step 2 finished after Cancel: not reported
+    assert not any(e.kind == "result" for e in seen)
     assert studio.history.get(seen[-1].record_id)["status"] == "cancelled"
 
 
-def test_consumer_closing_the_stream_cancels_the_render(studio):
-    stream = studio.engine.render(RenderRequest(prompt="a dog", steps=8, seed=1))
+def test_consumer_closing_the_stream_cancels_the_render(studio, hold_step):
+    cancel = threading.Event()  # only the closing stream sets it: step 2 waits for that
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2, release=cancel)
+    stream = studio.engine.render(RenderRequest(prompt="a dog", steps=8, seed=1), cancel=cancel)
     for event in stream:
         if event.kind == "progress":
             break
+    assert hold.reached.wait(30) and not cancel.is_set()
     stream.close()
+    assert cancel.is_set()
     rows = studio.history.search(text="dog")
-    assert rows and rows[0]["status"] == "cancelled"
+    assert [r["status"] for r in rows] == ["cancelled"]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
+from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.utils import Status  # noqa: E402
 
@@ -23,7 +24,7 @@ from conftest import launch_app  # noqa: E402
 from studio import media, space  # noqa: E402
 from studio.render import RenderRequest  # noqa: E402
 from studio.ui import guard  # noqa: E402
-from studio.ui.serving import auto_concurrency, render_concurrency  # noqa: E402
+from studio.ui.serving import render_concurrency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
@@ -70,25 +71,33 @@ def test_render_queue_uses_the_configured_concurrency(app):
     demo, _, _ = app
     assert render_concurrency(demo) == CONCURRENCY
     assert demo._queue.default_concurrency_limit == CONCURRENCY
-    assert auto_concurrency("cpu") == 1
 
 
-def test_eight_clients_at_once_each_get_their_own_render(app):
+def _waiting(jobs) -> list[tuple[int, int]]:
+    """(rank, queue size) of each job the queue says is waiting."""
+    statuses = [j.status() for j in jobs]
+    return [(st.rank, st.queue_size) for st in statuses
+            if st.code == Status.IN_QUEUE and st.rank is not None and st.queue_size]
+
+
+def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
     demo, url, studio = app
     n = 8
     asks = [(f"visitor {i} {uuid.uuid4().hex[:6]} a red circle moving left", 1000 + i, 1 + i % 2) for i in range(n)]
     clients = [Client(url, verbose=False) for _ in range(n)]  # one session each, like 8 browsers
     before = studio.history.count()
     assert studio.models.load_counts["t-bidi"] == 0  # nothing loaded yet: 8 renders race for the first load
-    seen_waiting = []
+    # the first render to reach a denoising step waits there: the queue holds still while we read it
+    hold = hold_step(FlowMapEulerDiscreteScheduler, at=1, timeout=240)
     jobs = [c.submit(*render_args(p, s, steps), api_name="/render") for c, (p, s, steps) in zip(clients, asks)]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not all(j.done() for j in jobs):
-        for j in jobs:
-            st = j.status()
-            if st.code == Status.IN_QUEUE and st.rank is not None and st.queue_size:
-                seen_waiting.append((st.rank, st.queue_size))
+    assert hold.reached.wait(240), "no render reached its first step"
+    # nothing moves until released: wait (up to a deadline) for the queue's word to reach every waiting client
+    places, deadline = list(range(n - CONCURRENCY)), time.monotonic() + 60
+    seen_waiting = _waiting(jobs)
+    while sorted(rank for rank, _ in seen_waiting) != places and time.monotonic() < deadline:
         time.sleep(0.02)
+        seen_waiting = _waiting(jobs)
+    hold.release.set()
     for (prompt, seed, steps), job in zip(asks, jobs):
         job.result(timeout=60)
         info = result_info(job.outputs())
@@ -103,8 +112,8 @@ def test_eight_clients_at_once_each_get_their_own_render(app):
     for prompt, _, _ in asks:
         rows = [r for r in studio.history.search(text=prompt.split()[1], limit=100) if r["prompt"] == prompt]
         assert len(rows) == 1
-    # with 2 at a time, later clients waited and were told their place in the queue
-    assert seen_waiting and any(rank >= 1 for rank, _ in seen_waiting), seen_waiting
+    # with 2 at a time, the other 6 clients waited and were told their place in the queue
+    assert sorted(rank for rank, _ in seen_waiting) == places, seen_waiting
     assert all(0 <= rank < size <= n for rank, size in seen_waiting)
 
 
@@ -276,6 +285,20 @@ def test_app_defaults_bind_localhost_with_limits():
     args = app_module.build_parser().parse_args(["--concurrency", "3", "--max-upload-mb", "50"])
     assert (args.concurrency, args.max_upload_mb) == (3, 50)
     assert app_module.main(["--concurrency", "0"]) == 2
+
+
+def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
+    """What ``python app.py`` launches: the render queue's limit, with and without --concurrency."""
+    import gradio as gr
+
+    import app as app_module
+
+    launched = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kw: launched.append(
+        (render_concurrency(demo), demo._queue.default_concurrency_limit)))
+    assert app_module.main(["--data-dir", str(tmp_path / "one")]) == 0
+    assert app_module.main(["--data-dir", str(tmp_path / "three"), "--concurrency", "3"]) == 0
+    assert launched == [(1, 1), (3, 3)]
 
 
 def test_sql_only_through_parameters():

@@ -1,11 +1,14 @@
 """Space mode: sessions see only their own renders, budgets capped, ZeroGPU wrapper, clean-up."""
 
 import sys
+import time
 import types
 from dataclasses import replace
+from pathlib import Path
 
 from studio import space
 from studio.cleanup import Janitor, purge_expired, remove_partial_files
+from studio.history import HistoryStore
 from studio.render import Plan, RenderRequest
 from studio.services import Studio
 
@@ -83,15 +86,37 @@ def test_expired_renders_and_partial_files_are_cleaned(studio, settings):
     studio.history.table.update(res.record_id, {"created_at": "2020-01-01T00:00:00.000+00:00"})
     assert purge_expired(studio.history, ttl_hours=24) == 1
     assert studio.history.get(res.record_id) is None and studio.history.get(kept.record_id)
-    from pathlib import Path
-
     assert not Path(res.video_path).exists() and Path(kept.video_path).exists()
     partial = settings.renders_dir / "x" / ".abc.part.mp4"
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes(b"half")
     assert remove_partial_files(settings.renders_dir) == 1 and not partial.exists()
-    janitor = Janitor(studio.history, ttl_hours=24, interval=0.01).start()
-    janitor.stop()
+
+
+def _finished_render(history: HistoryStore, video: Path) -> str:
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(b"an mp4")
+    rid = history.start({"mode": "t2v", "model": "m", "prompt": "a fox", "seed": 1}, 1, "plan", "single", 0)
+    history.finish(rid, "ok", video_path=str(video))
+    return rid
+
+
+def test_janitor_purges_an_expired_render_while_it_runs(tmp_path):
+    history = HistoryStore(tmp_path / "data" / "history.db")
+    old = _finished_render(history, tmp_path / "data" / "renders" / "old.mp4")
+    new = _finished_render(history, tmp_path / "data" / "renders" / "new.mp4")
+    history.table.update(old, {"created_at": "2020-01-01T00:00:00.000+00:00"})
+    janitor = Janitor(history, ttl_hours=24, interval=0.01, boards=None).start()
+    try:  # the janitor's own thread does the purge: wait for it, up to a deadline
+        deadline = time.monotonic() + 20
+        while history.get(old) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        janitor.stop()
+    assert history.get(old) is None, "the janitor never purged the expired render"
+    assert not (tmp_path / "data" / "renders" / "old.mp4").exists()
+    assert history.get(new) is not None and (tmp_path / "data" / "renders" / "new.mp4").exists()
+    history.close()
 
 
 def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
