@@ -324,11 +324,11 @@ def cmd_board(args) -> int:
     from tqdm import tqdm
 
     from .render import Progress, Result
-    from .storyboard import Storyboards
+    from .board_runner import BoardRunner
 
     studio = _open_to_render(args)
     try:
-        boards = Storyboards(studio)
+        boards = BoardRunner(studio)
         board = boards.import_file(args.file)
         todo, done = boards.pending(board, args.stage)
         print(f"board '{board.name}': {len(board.shots)} shots; {args.stage}: {len(todo)} to render, "

@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 from .config import Settings
-from .boards import BoardStore
+from .board_store import BoardStore
 from .cleanup import Recovery, recover_after_crash
 from .downloads import DownloadManager
 from .errors import StudioError

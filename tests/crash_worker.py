@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from studio.config import Settings  # noqa: E402
 from studio.render import Plan, RenderRequest  # noqa: E402
 from studio.services import Studio  # noqa: E402
-from studio.storyboard import Storyboards  # noqa: E402
+from studio.board_runner import BoardRunner  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
             studio.history.finish(rid, "ok", timings={"total": 0.1})
             i += 1
     elif what == "finals":  # a board whose finals are slow; killed after the first one lands
-        boards = Storyboards(studio)
+        boards = BoardRunner(studio)
         (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 96\n")
         from studio.policy import Policies
 

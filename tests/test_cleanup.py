@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from studio.boards import BoardStore
+from studio.board_store import BoardStore
 from studio.cleanup import Janitor, purge_expired, purge_expired_files
 from studio.history import HistoryStore
 

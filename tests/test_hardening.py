@@ -17,7 +17,7 @@ from studio.errors import StudioError
 from studio.history import HistoryStore
 from studio.render import RenderRequest
 from studio.services import Studio
-from studio.storyboard import Storyboards
+from studio.board_runner import BoardRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile  # noqa: E402
@@ -228,7 +228,7 @@ def test_kill_during_finals_then_resume(tmp_path, models_file):
 
     (tmp_path / "policies.toml").write_text("[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 2\n")
     studio.policies = studio.engine.policies = Policies.load(tmp_path / "policies.toml")
-    boards = Storyboards(studio)
+    boards = BoardRunner(studio)
     assert boards.boards.batches("crash-board")[-1]["status"] == "interrupted"
     finished = [s.id for s in boards.boards.get("crash-board").shots if s.final_id]
     done = list(boards.run("crash-board", "final"))[-1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from studio import cli, ownership
-from studio.boards import BoardStore
+from studio.board_store import BoardStore
 from studio.history import HistoryStore
 from studio.ownership import FolderLock
 from studio.services import Studio

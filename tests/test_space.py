@@ -120,7 +120,7 @@ def test_janitor_purges_an_expired_render_while_it_runs(tmp_path):
 
 
 def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
-    from studio.boards import BoardStore
+    from studio.board_store import BoardStore
     from studio.ui import spacemode
 
     boards = BoardStore(studio.history)

@@ -9,7 +9,7 @@ from studio import media
 from studio.errors import StudioError
 from studio.policy import Policies, QueueCaps, cap_budgets
 from studio.render import RenderRequest
-from studio.storyboard import Storyboards
+from studio.board_runner import BoardRunner
 
 POLICIES = """
 [queue]
@@ -29,7 +29,7 @@ frames = 5
 def boards(settings, studio):
     (settings.data_dir / "policies.toml").write_text(POLICIES)
     studio.policies = studio.engine.policies = Policies.load(settings.user_policies_file)
-    return Storyboards(studio)
+    return BoardRunner(studio)
 
 
 def _board(boards, n=3):

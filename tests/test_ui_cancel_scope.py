@@ -1,6 +1,6 @@
 """One cancel bookkeeping for every render in a session: Create/Compare (``drive``) and Storyboard batches.
 
-The storyboard tests drive ``StoryboardTab.run_stage`` directly with a fake batch runner, ordered by the
+The storyboard tests drive ``BoardTab.run_stage`` directly with a fake batch runner, ordered by the
 generator's own yields (no threads, no sleeps, no model)."""
 
 import threading
@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from studio.storyboard import BatchDone, ShotEvent
+from studio.board_runner import BatchDone, ShotEvent
 from studio.ui import spacemode
-from studio.ui import storyboard as ui_storyboard
+from studio.ui import board_tab
 from studio.ui.session import cancel, cancel_scope, new_cancel
 
 
@@ -42,8 +42,8 @@ def tab(studio):
     with gr.Blocks():
         model = gr.Dropdown(choices=[studio.settings.default_model], value=studio.settings.default_model)
         session = gr.State({})
-        ui = ui_storyboard.BoardUI(studio)
-        tab = ui_storyboard.StoryboardTab(ui, ui_storyboard.layout(ui, model, session))
+        ui = board_tab.BoardViews(studio)
+        tab = board_tab.BoardTab(ui, board_tab.layout(ui, model, session))
         tab.wire()
     board = ui.boards.create("Cancel test", model=None, session=None, preview_policy=tab.default_preview,
                              final_policy=tab.default_final)

@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from conftest import launch_app  # noqa: E402
 from studio import space  # noqa: E402
-from studio.boards import BoardStore  # noqa: E402
+from studio.board_store import BoardStore  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
 from studio.history import Query  # noqa: E402
 from studio.ui import analytics  # noqa: E402

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import analytics, compare, downloads, generate, guard, header, history, serving, spacemode, storyboard, theme
+from . import analytics, board_tab, compare, downloads, generate, guard, header, history, serving, spacemode, theme
 
 
 def build_app(studio) -> gr.Blocks:
@@ -28,8 +28,8 @@ def build_app(studio) -> gr.Blocks:
                 create = generate.build(studio, model, model_info, session)
             with gr.Tab("Compare budgets", id="compare", elem_id="tab-compare"):
                 compare.build(studio, model, session, top_tabs, create, model_info)
-            with gr.Tab("Storyboard", id="storyboard", elem_id="tab-storyboard") as board_tab:
-                boards = storyboard.build(studio, model, session)
+            with gr.Tab("Storyboard", id="storyboard", elem_id="tab-storyboard") as storyboard_tab:
+                boards = board_tab.build(studio, model, session)
             with gr.Tab("History", id="history", elem_id="tab-history") as history_tab:
                 hist = history.build(studio, top_tabs, create, model, session=session)
             with gr.Tab("Analytics", id="stats", elem_id="tab-stats") as stats_tab:
@@ -44,7 +44,7 @@ def build_app(studio) -> gr.Blocks:
         hist["paged"](demo.load(hist["search"], hist["filters"], hist["listing"], api_visibility="private"))
         # Space mode: the session id is made on the first event that needs it (spacemode.session_id).
         demo.load(lambda s: spacemode.init_session(studio, s), session, session, api_visibility="private")
-        board_tab.select(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
+        storyboard_tab.select(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
     if studio.settings.space:  # renders past their time to live are deleted on a schedule

@@ -92,5 +92,5 @@ def render_events(studio, req, plan, cancel, sid, previews, policy=None) -> Iter
 
 
 def board_events(runner, board_id, stage, cancel, shot_ids, sid) -> Iterator:
-    """``Storyboards.run`` for a UI batch: yields ShotEvents, then BatchDone."""
+    """``BoardRunner.run`` for a UI batch: yields ShotEvents, then BatchDone."""
     return runner.run(board_id, stage, cancel=cancel, shot_ids=shot_ids, session=sid)

@@ -2,12 +2,12 @@
 
 A board is picked (or created) at the top; its shots show as a strip of thumbnails (the latest preview
 or final of each) and a table of parameters. Clicking a shot loads it into the editor on the right,
-where it can be changed, approved, re-rolled and re-previewed. Batches run through ``Storyboards.run``
+where it can be changed, approved, re-rolled and re-previewed. Batches run through ``BoardRunner.run``
 (engine side), shot by shot, each thumbnail appearing as it finishes; finals skip shots already done,
 so a batch stopped by a restart carries on. Space mode: a session sees only its own boards.
 
-Reading order: ``BoardUI`` (reads and texts, no gradio), ``BoardComponents`` (every component, one
-dataclass), ``layout`` (creates them), ``StoryboardTab`` (the handlers, as methods, and ``wire``), and
+Reading order: ``BoardViews`` (reads and texts, no gradio), ``BoardComponents`` (every component, one
+dataclass), ``layout`` (creates them), ``BoardTab`` (the handlers, as methods, and ``wire``), and
 ``build``, which does layout then wire.
 """
 
@@ -24,11 +24,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..boards import Board
+from ..board_store import Board
 from ..errors import StudioError
 from ..registry import MODES  # noqa: F401
 from ..render import MAX_SEED
-from ..storyboard import Storyboards
+from ..board_runner import BoardRunner
 from . import format as fmt
 from . import guard, spacemode
 from .history import placeholder
@@ -57,12 +57,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name or "board").strip("-").lower()[:40] or "board"
 
 
-class BoardUI:
+class BoardViews:
     """Board reads and view-building for one studio (kept apart from the layout so tests can call it)."""
 
-    def __init__(self, studio, runner: Storyboards | None = None):
+    def __init__(self, studio, runner: BoardRunner | None = None):
         self.studio = studio
-        self.runner = runner or Storyboards(studio)
+        self.runner = runner or BoardRunner(studio)
         self.boards = self.runner.boards
 
     # ---- reads ---------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class BoardComponents:
 
 
 # ---- layout ------------------------------------------------------------------------------------
-def layout(ui: BoardUI, model_picker: gr.Dropdown, session: gr.State) -> BoardComponents:
+def layout(ui: BoardViews, model_picker: gr.Dropdown, session: gr.State) -> BoardComponents:
     """The tab's components, in a board column (left) and a shot column (right)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=420):
@@ -299,7 +299,7 @@ def layout(ui: BoardUI, model_picker: gr.Dropdown, session: gr.State) -> BoardCo
     return BoardComponents(**left, **right, **hidden, model_picker=model_picker, session=session)
 
 
-def _board_column(ui: BoardUI) -> dict:
+def _board_column(ui: BoardViews) -> dict:
     c = {}
     policy_choices = ui.policy_choices()
     default_preview, default_final = default_policies(ui.studio)
@@ -340,7 +340,7 @@ def _board_column(ui: BoardUI) -> dict:
     return c
 
 
-def _shot_column(ui: BoardUI) -> dict:
+def _shot_column(ui: BoardViews) -> dict:
     c = {}
     c["shot_video"] = gr.Video(label="Selected shot", interactive=False, autoplay=True, loop=True, height=260,
                                elem_id="shot-video", elem_classes=["pixelated"], buttons=["download"])
@@ -395,11 +395,11 @@ class Batch:
     last_status: float = 0.0  # when a step-progress status was last shown
 
 
-class StoryboardTab:
-    """The tab's event handlers. Each reads the session's board through ``ui`` (BoardUI) and returns updates
+class BoardTab:
+    """The tab's event handlers. Each reads the session's board through ``ui`` (BoardViews) and returns updates
     keyed by the components in ``c``; ``wire`` connects them, in the order the app's API lists them."""
 
-    def __init__(self, ui: BoardUI, c: BoardComponents):
+    def __init__(self, ui: BoardViews, c: BoardComponents):
         self.ui = ui
         self.studio = ui.studio
         self.c = c
@@ -823,8 +823,8 @@ class StoryboardTab:
 
 def build(studio, model_picker: gr.Dropdown, session: gr.State) -> dict:
     """The Storyboard tab: its components, then its events. Returns what the app wires on page load."""
-    ui = BoardUI(studio)
-    tab = StoryboardTab(ui, layout(ui, model_picker, session))
+    ui = BoardViews(studio)
+    tab = BoardTab(ui, layout(ui, model_picker, session))
     tab.wire()
     c = tab.c
     return {"refresh": tab.on_show, "inputs": [c.board_id, c.shot_id, c.session], "outputs": c.outs, "ui": ui}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import media
-from .boards import STAGES, Board, BoardStore, Shot
+from .board_store import STAGES, Board, BoardStore, Shot
 from .errors import StudioError
 from .render import Cancelled, Failed, RenderRequest, Result
 
@@ -42,7 +42,7 @@ class BatchDone:
     kind: str = "batch_done"
 
 
-class Storyboards:
+class BoardRunner:
     def __init__(self, studio, boards: BoardStore | None = None):
         self.studio = studio
         self.boards = boards or BoardStore(studio.history)
