@@ -41,3 +41,11 @@ class MediaError(StudioError):
 class RenderCancelled(StudioError):
     def __init__(self, message: str = "Render cancelled."):
         super().__init__(message)
+
+
+class FolderOwned(StudioError):
+    """Another process owns the data folder, and this command may not run beside it (e.g. --standalone)."""
+
+
+class OwnerNotAnswering(StudioError):
+    """The studio that owns the data folder holds its lock but its API does not answer."""
