@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Renders at once: {concurrency}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
+        options = launch_options(studio, max_upload_mb=args.max_upload_mb)
         server, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                                     prevent_thread_lock=True, **launch_options(studio, max_upload_mb=args.max_upload_mb))
+                                     prevent_thread_lock=True, **options)
         owner_api.serve(server, studio, url)  # `python -m studio render` on this data folder now renders here
         demo.block_thread()  # until Ctrl+C or the server closes
     finally:

@@ -211,8 +211,8 @@ def cmd_models(args) -> int:
     from .registry import Registry
 
     settings = _settings(args)  # files only; what is loaded, from the studio that owns the folder if one runs
-    described = catalogue.describe(Registry.load(settings.user_models_file), owner_client.loaded_models(settings.data_dir))
-    rows, printed = _json_rows(args, described)
+    loaded = owner_client.loaded_models(settings.data_dir)
+    rows, printed = _json_rows(args, catalogue.describe(Registry.load(settings.user_models_file), loaded))
     if printed:
         return 0
     for row in rows:
