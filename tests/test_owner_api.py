@@ -158,3 +158,19 @@ def test_a_studio_that_does_not_answer_is_named_with_how_to_clear_it(tmp_path):
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
+
+
+def test_a_client_that_hangs_up_cancels_its_render(owner):
+    import time
+
+    from studio import owner_client
+
+    note = ownership.current_owner(owner.settings.data_dir)
+    job = {"request": {"prompt": "a render nobody waits for", "steps": 128, "seed": 9, "model": "t-far"}}
+    events = owner_client.send(note, "render", job)
+    assert next(e for e in events if e["type"] == "progress")["step"] >= 1
+    events.close()  # hang up mid-render, as Ctrl+C does
+    deadline = time.monotonic() + 60
+    while (row := rows(owner)[0])["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the studio's render thread finishes the row
+    assert row["prompt"] == "a render nobody waits for" and row["status"] == "cancelled"
