@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from studio.errors import StudioError
     from studio.services import Studio
-    from studio.ui import build_app, launch_options
+    from studio.ui import build_app, launch_options, owner_api
     from studio.ui.serving import auto_concurrency, set_concurrency
 
     if args.concurrency is not None and args.concurrency < 1:
@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Renders at once: {concurrency}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
-        _, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                                prevent_thread_lock=True, **launch_options(studio, max_upload_mb=args.max_upload_mb))
-        studio.lock.announce(url)  # other processes on this data folder can now find this studio
+        options = launch_options(studio, max_upload_mb=args.max_upload_mb)
+        server, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                                     prevent_thread_lock=True, **options)
+        owner_api.serve(server, studio, url)  # `python -m studio render` on this data folder now renders here
         demo.block_thread()  # until Ctrl+C or the server closes
     finally:
         studio.close()

@@ -178,6 +178,12 @@ class BoardRunner:
             raise StudioError(f"Board file not found: {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StudioError(f"{path.name} is not valid JSON: {exc}") from None
+        return self.import_data(data, path, session)
+
+    def import_data(self, data, path: str | Path, session: str | None = None) -> Board:
+        """``import_file`` for a board already read (e.g. sent by the CLI to the owning studio): ``path`` is the
+        board file's, which names the board (same file, same board) and anchors relative input paths."""
+        path = Path(path)
         if not isinstance(data, dict) or not isinstance(data.get("shots"), list) or not data["shots"]:
             raise StudioError(f"{path.name}: expected an object with a non-empty \"shots\" list.")
         problems, shots = [], []

@@ -2,6 +2,9 @@
 
 stdout carries results (one mp4 path per line, or JSON with --json); progress and
 messages go to stderr. A StudioError prints one line and exits 2.
+
+`render` and `board run` go to the studio that owns the data folder when one runs (cli_jobs.py). The read-only
+commands (history, stats, models, policies) import neither torch, diffusers nor gradio, and change nothing.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .errors import StudioError
 
 EXIT_USER_ERROR = 2
+STANDALONE_HELP = ("render in this process (loads the model here) instead of sending the job to the studio that "
+                   "owns the data folder; refused while one does")
 
 
 def _budgets(text: str) -> list[int]:
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gif", action="store_true", help="also write a GIF next to each mp4")
     r.add_argument("--json", action="store_true", help="print a JSON summary instead of paths")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--standalone", action="store_true", help=STANDALONE_HELP)
 
     h = sub.add_parser("history", help="list or search past renders")
     _common(h)
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--stage", choices=["preview", "final"], default="preview")
     br.add_argument("--export-dir", help="also write contact sheet, joined finals and board JSON here")
     br.add_argument("--quiet", action="store_true")
+    br.add_argument("--standalone", action="store_true", help=STANDALONE_HELP)
     return parser
 
 
@@ -121,116 +127,51 @@ def _open(args):
 
 
 def _open_to_render(args):
-    """Open the studio for a command that renders (render, board run).
+    """Open the studio in this process for a job no studio takes (render, board run; see cli_jobs.py).
 
     No process owns the data folder: this one takes it for its lifetime (released by ``studio.close``) and first
-    recovers after a crash. Another process owns it (a running studio): this one renders in-process on its own copy
-    of the model, recovers nothing, and so never marks that studio's running renders interrupted nor deletes the
-    partial files it is writing. Read-only commands (history, stats, models, policies) use ``_open``: no lock."""
+    recovers after a crash. Another command-line render owns it: this one renders beside it on its own copy of the
+    model, recovers nothing, and so never marks that process's running renders interrupted nor deletes the partial
+    files it is writing. Read-only commands (history, stats, models, policies) open no studio at all."""
     studio = _open(args)
-    if studio.claim_data_folder():
+    if studio.claim_data_folder(kind="cli"):
         report = studio.recover_after_crash()
         if report:
             print(f"note: recovered after a crash: {report.describe()}", file=sys.stderr)
     else:
         owner = studio.folder_owner()
-        who = f"another studio ({owner.describe()})" if owner else "another studio"
+        who = f"another process ({owner.describe()})" if owner else "another process"
         print(f"note: {who} owns {studio.settings.data_dir}; rendering in this process, leaving its renders alone",
               file=sys.stderr)
     return studio
 
 
 def cmd_render(args) -> int:
-    studio = _open_to_render(args)
-    try:
-        return _render(studio, args)
-    finally:
-        studio.close()  # and with it the data folder, if this process owned it
+    from .cli_jobs import render
+
+    return render(args, _open_to_render)
 
 
-def _render(studio, args) -> int:
-    from tqdm import tqdm
+def _settings(args):
+    from .config import Settings
 
-    from . import media
-    from .render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
-
-    req = RenderRequest(
-        prompt=args.prompt, mode=args.mode, negative_prompt=args.negative_prompt, image=args.image, video=args.video,
-        seed=args.seed, steps=args.steps, height=args.height, width=args.width, frames=args.frames, fps=args.fps,
-        model=args.model, guidance_scale=args.guidance_scale, context_frames=args.context_frames,
-    )
-    if args.policy:
-        req = studio.policies.get(args.policy).apply(req)
-    resolved, notes = studio.engine.validate(req)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    if args.compare:
-        plan = Plan.compare(args.compare)
-    elif args.preview:
-        plan = Plan.refine(args.preview, resolved.steps)
-    else:
-        plan = Plan.single(resolved.steps)
-    print(f"seed {resolved.seed}, model {resolved.model}, {resolved.width}x{resolved.height}x{resolved.frames}, "
-          f"budgets {list(plan.budgets)}", file=sys.stderr)
-    bar = None
-    results, failure = [], None
-    try:
-        for event in studio.engine.render(resolved, plan, policy=args.policy):
-            if isinstance(event, Status) and not args.quiet:
-                print(event.message, file=sys.stderr)
-            elif isinstance(event, Progress) and not args.quiet:
-                if bar is None or bar.desc != f"{event.steps} steps":
-                    if bar is not None:
-                        bar.close()
-                    bar = tqdm(total=event.total, desc=f"{event.steps} steps", file=sys.stderr, leave=False)
-                bar.update(event.step - bar.n)
-            elif isinstance(event, Result):
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                if args.gif:
-                    media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), resolved.fps)
-                results.append(event)
-                if not args.json:
-                    print(event.video_path, flush=True)
-                    t = event.timings
-                    print(f"  {event.steps} steps: {t['total']:.2f} s (denoise {t['denoise']:.2f}, decode "
-                          f"{t['decode']:.2f}, write {t['write']:.2f})", file=sys.stderr)
-            elif isinstance(event, (Failed, Cancelled)):
-                failure = event.message
-    except KeyboardInterrupt:
-        failure = "Interrupted."
-    finally:
-        if bar is not None:
-            bar.close()
-    if args.json:
-        summary = {
-            "ok": failure is None,
-            "error": failure,
-            "seed": resolved.seed,
-            "model": resolved.model,
-            "plan": plan.kind,
-            "notes": notes,
-            "results": [
-                {"id": r.record_id, "steps": r.steps, "role": r.role, "video": r.video_path, "thumbnail": r.thumb_path,
-                 "timings": r.timings, "request": r.request}
-                for r in results
-            ],
-        }
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
-    if failure:
-        print(f"error: {failure}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    return 0
+    return Settings.from_env(data_dir=args.data_dir, models_file=args.models_file)
 
 
 def _rows(args, fetch) -> tuple[list[dict], bool]:
-    """Open the studio, fetch rows, close it; print them as JSON if --json. Returns (rows, printed)."""
-    studio = _open(args)
+    """Open the history alone (no models: no torch), fetch rows, close it; print them as JSON if --json.
+    Returns (rows, printed). Opening it changes nothing a running studio owns."""
+    from .history import HistoryStore
+
+    store = HistoryStore(_settings(args).history_path)
     try:
-        rows = fetch(studio)
+        rows = fetch(store)
     finally:
-        studio.close()
+        store.close()
+    return _json_rows(args, rows)
+
+
+def _json_rows(args, rows: list[dict]) -> tuple[list[dict], bool]:
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     return rows, args.json
@@ -243,9 +184,9 @@ def cmd_history(args) -> int:
                   limit=args.limit, offset=max(0, args.offset))
     matching = []  # how many match in all, for the paging line
 
-    def fetch(studio):
-        matching.append(studio.history.count_matching(query))
-        return studio.history.search(query)
+    def fetch(history):
+        matching.append(history.count_matching(query))
+        return history.search(query)
 
     rows, printed = _rows(args, fetch)
     if printed:
@@ -272,13 +213,19 @@ def cmd_history(args) -> int:
 def cmd_models(args) -> int:
     if getattr(args, "models_command", None) == "download":
         return cmd_models_download(args)
-    rows, printed = _rows(args, lambda studio: studio.models.describe())
+    from . import catalogue, owner_client
+    from .registry import Registry
+
+    settings = _settings(args)  # files only; what is loaded, from the studio that owns the folder if one runs
+    loaded = owner_client.loaded_models(settings.data_dir)
+    rows, printed = _json_rows(args, catalogue.describe(Registry.load(settings.user_models_file), loaded))
     if printed:
         return 0
     for row in rows:
         where = row["folder"] if row["available"] else "not on this machine"
+        loaded = f"  (loaded in the studio: {row['device']}, {row['memory_mode']})" if row["loaded"] else ""
         print(f"{row['id']:<18} {row['family']:<13} {','.join(row['modes']):<11} native {row['native']:<15} "
-              f"~{row['memory_gb']:g} GB  {where}")
+              f"~{row['memory_gb']:g} GB  {where}{loaded}")
         print(f"{'':<18} {row['source']}  [{row['license']}]")
     return 0
 
@@ -295,7 +242,7 @@ def cmd_models_download(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    rows, printed = _rows(args, lambda studio: studio.history.stats())
+    rows, printed = _rows(args, lambda history: history.stats())
     if printed:
         return 0
     if not rows:
@@ -309,56 +256,22 @@ def cmd_stats(args) -> int:
 
 
 def cmd_policies(args) -> int:
-    studio = _open(args)
-    studio.close()
-    for p in studio.policies.policies.values():
+    from .policy import Policies
+
+    policies = Policies.load(_settings(args).user_policies_file)
+    for p in policies.policies.values():
         size = f" {p.width}x{p.height}" if p.width and p.height else ""
         frames = f" {p.frames} frames" if p.frames else ""
         print(f"{p.name:<10} {p.steps:>3} steps{size}{frames}  {p.description}")
-    caps = studio.policies.caps
+    caps = policies.caps
     print(f"queue cap: above {caps.threshold} waiting renders, budgets are capped at {caps.max_steps} steps")
     return 0
 
 
 def cmd_board(args) -> int:
-    from tqdm import tqdm
+    from .cli_jobs import board
 
-    from .render import Progress, Result
-    from .board_runner import BoardRunner
-
-    studio = _open_to_render(args)
-    try:
-        boards = BoardRunner(studio)
-        board = boards.import_file(args.file)
-        todo, done = boards.pending(board, args.stage)
-        print(f"board '{board.name}': {len(board.shots)} shots; {args.stage}: {len(todo)} to render, "
-              f"{len(done)} already done", file=sys.stderr)
-        bar = None if args.quiet else tqdm(total=len(todo), desc=args.stage, unit="shot", file=sys.stderr)
-        summary = None
-        for ev in boards.run(board.id, args.stage):
-            if ev.kind == "batch_done":
-                summary = ev
-            elif isinstance(ev.event, Result):
-                print(ev.event.video_path, flush=True)
-                if bar is not None:
-                    bar.update(1)
-            elif isinstance(ev.event, Progress) and bar is not None:
-                bar.set_postfix_str(f"shot {ev.index + 1}: step {ev.event.step}/{ev.event.total}")
-        if bar is not None:
-            bar.close()
-        if args.export_dir:
-            out = Path(args.export_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            boards.export_json(board.id, out / "board.json")
-            boards.export_contact_sheet(board.id, out / "contact_sheet.png")
-            if args.stage == "final":
-                boards.export_finals(board.id, out / "finals.mp4")
-            print(f"exported to {out}", file=sys.stderr)
-        for shot_id, message in (summary.failed if summary else {}).items():
-            print(f"error: shot {board.shot(shot_id).position + 1}: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR if summary is None or summary.failed or summary.cancelled else 0
-    finally:
-        studio.close()
+    return board(args, _open_to_render)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,3 +53,11 @@ class DownloadFailed(StudioError):
 
 class NotEnoughDisk(StudioError):
     """A download would not fit in the free space where the hub cache lives."""
+
+
+class FolderOwned(StudioError):
+    """Another process owns the data folder, and this command may not run beside it (e.g. --standalone)."""
+
+
+class OwnerNotAnswering(StudioError):
+    """The studio that owns the data folder holds its lock but its API does not answer."""

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import memory, nvlabs
+from . import catalogue, memory, nvlabs
 from .config import Settings
 from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
 from .memory import MEMORY_MODES, MODE_LABELS, Placement, choose_memory_mode, resident_bytes  # noqa: F401
@@ -196,17 +196,7 @@ class ModelManager:
 
     def cached_folder(self, spec: ModelSpec) -> Path | None:
         """The model's folder if its weights are already on this machine, else None (never downloads)."""
-        folder = spec.local_folder()
-        if folder is not None and (folder / "model_index.json").is_file():
-            return folder
-        if spec.hub_repo is None:
-            return None
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(spec.hub_repo, local_files_only=True))
-        except Exception:
-            return None
+        return catalogue.cached_folder(spec)
 
     def _resolve_hub(self, spec: ModelSpec, progress: ProgressFn | None) -> Path:
         cached = self.cached_folder(spec)
@@ -474,30 +464,13 @@ class ModelManager:
         return label + (" + VAE tiling" if entry.vae_tiling else "")
 
     # ---- reporting ------------------------------------------------------------------
+    def loaded_state(self) -> dict[str, dict]:
+        """{model id: how it is loaded (GB, device, memory mode and why)} for the loaded models."""
+        with self._lock:
+            entries = dict(self._loaded)
+        return {mid: {"loaded_gb": round(e.nbytes / GB, 3), "device": e.device, "memory_mode": self.mode_label(e),
+                      "memory_reason": e.memory_reason} for mid, e in entries.items()}
+
     def describe(self) -> list[dict]:
         """One row per registered model: where its weights are, whether it is loaded, memory."""
-        rows = []
-        for spec in self.registry.specs.values():
-            folder = self.cached_folder(spec)
-            with self._lock:
-                entry = self._loaded.get(spec.id)
-            rows.append(
-                {
-                    "id": spec.id,
-                    "title": spec.title,
-                    "family": spec.family,
-                    "modes": list(spec.modes),
-                    "source": spec.source,
-                    "available": folder is not None,
-                    "folder": str(folder) if folder else None,
-                    "loaded": entry is not None,
-                    "loaded_gb": round(entry.nbytes / GB, 3) if entry else None,
-                    "device": entry.device if entry else None,
-                    "memory_mode": self.mode_label(entry) if entry else None,
-                    "memory_reason": entry.memory_reason if entry else None,
-                    "memory_gb": spec.memory_gb,
-                    "native": f"{spec.width}x{spec.height}x{spec.frames}@{spec.fps}",
-                    "license": spec.license,
-                }
-            )
-        return rows
+        return catalogue.describe(self.registry, self.loaded_state(), folder_of=self.cached_folder)

@@ -11,7 +11,9 @@
 The lock is an ``flock`` on the file (``msvcrt.locking`` on Windows): the system drops it when the holder exits,
 even on SIGKILL, so a crashed owner never blocks the next one. The lock file itself is never deleted (a process
 waiting on the old inode would hold a lock nobody else sees). Next to it, ``studio.json`` announces the owner (pid,
-host, url, started_at); it is only a hint: an announcement whose lock is free is stale.
+host, url, started_at; kind: "studio" for the web app, "cli" for a command-line render; token: the secret the
+studio's API asks for, so the file is readable by its user only); it is only a hint: an announcement whose lock is
+free is stale.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Announcement:
     host: str
     url: str | None
     started_at: str
+    kind: str = "studio"  # studio: serves an API at url once announced | cli: a command-line render, no API
+    token: str | None = None  # what the studio's API asks for in the X-Studio-Token header
 
     def describe(self) -> str:
         where = f" at {self.url}" if self.url else ""
@@ -71,8 +75,9 @@ def _unlock(fd: int) -> None:
 class FolderLock:
     """The data folder's ownership, held by this process between ``acquire`` and ``release``."""
 
-    def __init__(self, data_dir: str | Path):
+    def __init__(self, data_dir: str | Path, kind: str = "studio"):
         self.data_dir = Path(data_dir)
+        self.kind = kind
         self.path = self.data_dir / LOCK_NAME
         self.announcement_path = self.data_dir / ANNOUNCEMENT_NAME
         self._fd: int | None = None
@@ -96,13 +101,17 @@ class FolderLock:
         self.announce(url)
         return True
 
-    def announce(self, url: str | None) -> None:
-        """(Re)write the announcement, e.g. once the server knows its address. Only the owner writes it."""
+    def announce(self, url: str | None, token: str | None = None) -> None:
+        """(Re)write the announcement, e.g. once the server knows its address and API token. Only the owner writes
+        it, readable by its user only (the token lets a process drive the studio)."""
         if self._fd is None:
             raise RuntimeError("only the process holding the data folder's lock announces itself")
-        note = Announcement(os.getpid(), socket.gethostname(), url, self._started_at)
+        note = Announcement(os.getpid(), socket.gethostname(), url, self._started_at, self.kind, token)
         tmp = self.announcement_path.with_name(f".{ANNOUNCEMENT_NAME}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(note)), encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(note)))
         os.replace(tmp, self.announcement_path)  # readers see the old file or the new one, never half of one
 
     def release(self) -> None:
@@ -124,7 +133,8 @@ def read_announcement(data_dir: str | Path) -> Announcement | None:
     """What the owner wrote, if anything readable (it may be stale: see ``current_owner``)."""
     try:
         data = json.loads((Path(data_dir) / ANNOUNCEMENT_NAME).read_text(encoding="utf-8"))
-        return Announcement(int(data["pid"]), str(data["host"]), data.get("url"), str(data["started_at"]))
+        return Announcement(int(data["pid"]), str(data["host"]), data.get("url"), str(data["started_at"]),
+                            str(data.get("kind", "studio")), data.get("token"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

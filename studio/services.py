@@ -66,10 +66,11 @@ class Studio:
     def owns_data_folder(self) -> bool:
         return self.lock is not None and self.lock.held
 
-    def claim_data_folder(self, url: str | None = None) -> bool:
+    def claim_data_folder(self, url: str | None = None, kind: str = "studio") -> bool:
         """Own the data folder if no other process does (never waits). The owner then runs ``recover_after_crash``
-        before it renders, and keeps the folder until ``close``. False: another process owns it."""
-        lock = self.lock or FolderLock(self.settings.data_dir)
+        before it renders, and keeps the folder until ``close``. False: another process owns it. ``kind`` is
+        announced: "studio" (the web app, which announces its API) or "cli" (a command-line render)."""
+        lock = self.lock or FolderLock(self.settings.data_dir, kind)
         if not lock.acquire(url):
             return False
         self.lock = lock

@@ -20,12 +20,12 @@ from studio.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 # A process that tries to own a data folder, says whether it does, and holds on until its stdin closes.
-HOLDER = ("import sys; from studio.ownership import FolderLock; lock = FolderLock(sys.argv[1]); "
+HOLDER = ("import sys; from studio.ownership import FolderLock; lock = FolderLock(*sys.argv[1:]); "
           "print('owned' if lock.acquire('http://127.0.0.1:7999') else 'busy', flush=True); sys.stdin.read()")
 
 
-def _holder(data_dir):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir)], cwd=ROOT, text=True,
+def _holder(data_dir, *kind):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir), *kind], cwd=ROOT, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     return proc, proc.stdout.readline().strip()  # the line orders us after its acquire
 
@@ -148,7 +148,7 @@ def _render(settings):
 
 def test_a_render_beside_an_owner_leaves_its_rows_and_files_alone(settings, capsys):
     rid, batch, partial = _leftovers(settings.data_dir)
-    proc, said = _holder(settings.data_dir)
+    proc, said = _holder(settings.data_dir, "cli")  # another command-line render (a studio: test_owner_api.py)
     try:
         assert said == "owned"
         assert _render(settings) == 0

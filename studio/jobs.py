@@ -1,0 +1,158 @@
+"""Render and board jobs as plain dicts, and what they report back as JSON-ready dicts, one per event.
+
+`python -m studio render` and `board run` build a job (cli_jobs.py); the studio that owns the data folder runs it
+for them (ui/owner_api.py streams the events as NDJSON), or the CLI runs it itself (--standalone, or no studio).
+Either way the same events come back, so the CLI prints the same thing.
+
+    render job: {"request": RenderRequest dict, "preview": STEPS | None, "compare": [B1, ...] | None,
+                 "policy": NAME | None, "gif": bool}
+    board job:  {"board": the board file's JSON, "source": the board file's path, "stage": "preview" | "final",
+                 "export_dir": DIR | None}
+
+Events: ``{"type": ...}`` with type start (seed, model, size, budgets, plan, notes), status, progress, result
+(id, steps, role, video, thumbnail, timings, request, notes), failed, cancelled, error (a StudioError: message);
+board jobs: board (name, shots, stage, todo, done), shot (index, total, event), exported (dir), batch_done
+(failed: [[position, message]], cancelled). Previews and streamed chunks carry frames and are not reported.
+
+A file sent with a job travels as ``{"file": name, "data": base64}`` in place of its path; ``store_files`` writes
+it under ``<data dir>/inputs`` (named by its content, so a board sent again maps to the same inputs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from .errors import StudioError
+
+
+# ---- files sent with a job ------------------------------------------------------------
+def _is_file(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"file", "data"}
+
+
+def _store(value: dict, inputs_dir: Path) -> str:
+    try:
+        data = base64.b64decode(str(value["data"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise StudioError(f"{value['file']!r}: the file sent with the job is not valid base64") from None
+    suffix = "".join(re.findall(r"[A-Za-z0-9.]", Path(str(value["file"])).suffix))[:10].lower()
+    path = inputs_dir / f"{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    if not path.is_file():
+        inputs_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return str(path)
+
+
+def store_files(job, inputs_dir: Path):
+    """The job with each file sent along (``{"file", "data"}``) written under ``inputs_dir`` and replaced by its
+    path."""
+    if _is_file(job):
+        return _store(job, inputs_dir)
+    if isinstance(job, dict):
+        return {k: store_files(v, inputs_dir) for k, v in job.items()}
+    if isinstance(job, list):
+        return [store_files(v, inputs_dir) for v in job]
+    return job
+
+
+# ---- events as dicts ----------------------------------------------------------------------
+def event_dict(event) -> dict | None:
+    """An engine event as a JSON-ready dict; None for those that carry frames (previews, chunks)."""
+    from .events import Cancelled, Failed, Progress, Result, Status
+
+    if isinstance(event, Status):
+        return {"type": "status", "message": event.message}
+    if isinstance(event, Progress):
+        return {"type": "progress", "steps": event.steps, "step": event.step, "total": event.total,
+                "fraction": event.fraction, "stage": event.stage}
+    if isinstance(event, Result):
+        return {"type": "result", "id": event.record_id, "steps": event.steps, "role": event.role,
+                "video": event.video_path, "thumbnail": event.thumb_path, "timings": event.timings,
+                "request": event.request, "notes": list(event.notes)}
+    if isinstance(event, (Failed, Cancelled)):
+        return {"type": event.kind, "message": event.message}
+    return None
+
+
+# ---- render jobs --------------------------------------------------------------------------
+def _plan(studio, job: dict):
+    """(validated request, plan, notes) for a render job: the policy first, then the plan's budgets."""
+    from .render import Plan, RenderRequest
+
+    if not isinstance(job.get("request"), dict):
+        raise StudioError("a render job needs a \"request\" object")
+    req = RenderRequest.from_dict(job["request"])
+    if job.get("policy"):
+        req = studio.policies.get(job["policy"]).apply(req)
+    resolved, notes = studio.engine.validate(req)
+    if job.get("compare"):
+        plan = Plan.compare(job["compare"])
+    elif job.get("preview"):
+        plan = Plan.refine(job["preview"], resolved.steps)
+    else:
+        plan = Plan.single(resolved.steps)
+    return resolved, plan, notes
+
+
+def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Run a render job on ``studio``; yield its events as dicts. Bad input is one ``error`` event."""
+    from . import media
+    from .events import Result
+
+    try:
+        req, plan, notes = _plan(studio, job)
+        yield {"type": "start", "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
+               "frames": req.frames, "fps": req.fps, "budgets": list(plan.budgets), "plan": plan.kind,
+               "notes": notes}
+        for event in studio.engine.render(req, plan, cancel, policy=job.get("policy")):
+            if isinstance(event, Result) and job.get("gif"):
+                media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), req.fps)
+            if (out := event_dict(event)) is not None:
+                yield out
+    except (StudioError, TypeError) as exc:  # TypeError: a request field of the wrong type
+        yield {"type": "error", "message": str(exc)}
+
+
+# ---- board jobs ---------------------------------------------------------------------------
+def _export(boards, board, stage: str, export_dir: str) -> dict:
+    out = Path(export_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    boards.export_json(board.id, out / "board.json")
+    boards.export_contact_sheet(board.id, out / "contact_sheet.png")
+    if stage == "final":
+        boards.export_finals(board.id, out / "finals.mp4")
+    return {"type": "exported", "dir": str(out)}
+
+
+def board_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Import a board job's board (resumable: the same file is the same board), render its stage shot by shot,
+    export if asked; yield the events as dicts. Bad input is one ``error`` event."""
+    from .board_runner import BoardRunner
+
+    try:
+        stage = job.get("stage") or "preview"
+        boards = BoardRunner(studio)
+        board = boards.import_data(job.get("board"), job.get("source") or "board.json")
+        todo, done = boards.pending(board, stage)
+        yield {"type": "board", "name": board.name, "shots": len(board.shots), "stage": stage, "todo": len(todo),
+               "done": len(done)}
+        summary = None
+        for ev in boards.run(board.id, stage, cancel=cancel):
+            if ev.kind == "batch_done":
+                summary = ev
+            elif (inner := event_dict(ev.event)) is not None:
+                yield {"type": "shot", "index": ev.index, "total": ev.total, "event": inner}
+        if job.get("export_dir"):
+            yield _export(boards, board, stage, job["export_dir"])
+        failed = [[board.shot(sid).position + 1, message] for sid, message in summary.failed.items()]
+        yield {"type": "batch_done", "failed": failed, "cancelled": summary.cancelled}
+    except StudioError as exc:
+        yield {"type": "error", "message": str(exc)}

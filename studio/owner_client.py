@@ -1,0 +1,144 @@
+"""Talking to the studio that owns a data folder, from another process (the server side: ui/owner_api.py).
+
+    owner = find_studio(data_dir)                 # None: no studio owns it (render here)
+    for event in send(owner, "render", job):      # the job's events, as dicts (studio/jobs.py)
+        ...
+
+Standard library only: a CLI that sends its render to a running studio imports neither torch, diffusers nor
+gradio. The address and the token come from the owner's announcement (ownership.py), readable by its user only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+from .errors import FolderOwned, OwnerNotAnswering, StudioError
+from .ownership import ANNOUNCEMENT_NAME, LOCK_NAME, Announcement, current_owner
+
+API = "studio/api"
+TOKEN_HEADER = "X-Studio-Token"
+PING_TIMEOUT = 3.0  # seconds for a studio to answer a ping
+READ_TIMEOUT = 120.0  # a running job sends a line at least every few seconds (keep-alives)
+STARTUP_WAIT = 30.0  # a studio that owns the folder but has not announced its address yet is starting
+
+
+def _url(owner: Announcement, route: str) -> str:
+    return f"{owner.url.rstrip('/')}/{API}/{route}"
+
+
+def _open(owner: Announcement, route: str, body: dict | None, timeout: float):
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(_url(owner, route), data=data, method="GET" if data is None else "POST",
+                                 headers={TOKEN_HEADER: owner.token or "", "Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def ping(owner: Announcement, timeout: float = PING_TIMEOUT) -> dict:
+    """The studio's answer (pid, data folder, loaded models). Raises OSError or ValueError when it does not answer
+    as the owner should (no address, refused, timed out, wrong token, another process on that port)."""
+    if not owner.url:
+        raise ValueError("it has announced no address")
+    with _open(owner, "ping", None, timeout) as resp:
+        answer = json.loads(resp.read().decode("utf-8"))
+    if answer.get("pid") != owner.pid:
+        raise ValueError(f"{owner.url} is answered by pid {answer.get('pid')}, not by the owner")
+    return answer
+
+
+def not_answering(data_dir: Path, owner: Announcement, why: str) -> OwnerNotAnswering:
+    lock, note = Path(data_dir) / LOCK_NAME, Path(data_dir) / ANNOUNCEMENT_NAME
+    return OwnerNotAnswering(
+        f"the studio that owns {data_dir} ({owner.describe()}) does not answer: {why}. If it is stuck, stop it "
+        f"(`kill {owner.pid}` on {owner.host}; the lock goes with the process) and try again; only if process "
+        f"{owner.pid} is gone and the lock stays, remove {lock} and {note}.")
+
+
+def _wait_for_address(data_dir: Path, owner: Announcement, wait: float) -> Announcement | None:
+    """A studio announces its address once its server runs: wait for that while it holds the lock."""
+    deadline = time.monotonic() + wait
+    while not owner.url and time.monotonic() < deadline:
+        time.sleep(0.2)
+        owner = current_owner(data_dir)
+        if owner is None:
+            return None
+    return owner
+
+
+def find_studio(data_dir: str | Path, standalone: bool = False, wait: float = STARTUP_WAIT) -> Announcement | None:
+    """The studio that owns ``data_dir`` and answers; None if no studio owns it (a command-line render that owns
+    it serves nothing). Raises FolderOwned for ``standalone`` beside a studio, OwnerNotAnswering for a studio
+    that holds the lock but does not answer."""
+    data_dir = Path(data_dir)
+    owner = current_owner(data_dir)
+    if owner is None or owner.kind != "studio":
+        return None
+    if standalone:
+        raise FolderOwned(
+            f"--standalone would load a second copy of the model beside the studio that owns {data_dir} "
+            f"({owner.describe()}); leave out --standalone to send the job to that studio, or stop it first")
+    owner = _wait_for_address(data_dir, owner, wait)
+    if owner is None:  # it stopped while starting: the folder is free
+        return None
+    try:
+        ping(owner)
+    except (OSError, ValueError) as exc:
+        raise not_answering(data_dir, owner, _why(exc)) from None
+    return owner
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} from {exc.url}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def loaded_models(data_dir: str | Path, timeout: float = 1.0) -> dict[str, dict]:
+    """What the owning studio has loaded ({model id: device, memory...}), {} if none runs or it does not answer."""
+    owner = current_owner(data_dir)
+    if owner is None or owner.kind != "studio" or not owner.url:
+        return {}
+    try:
+        return dict(ping(owner, timeout).get("loaded") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def attach(path: str | None) -> dict | str | None:
+    """A file to send with a job: its name and bytes. A path that is not a readable file is sent as given, for
+    the studio to say what is wrong with it."""
+    if not path:
+        return path
+    try:
+        data = Path(path).expanduser().read_bytes()
+    except OSError:
+        return path
+    return {"file": Path(path).name, "data": base64.b64encode(data).decode("ascii")}
+
+
+def send(owner: Announcement, route: str, job: dict, timeout: float = READ_TIMEOUT) -> Iterator[dict]:
+    """POST a job to the owner and yield its events as they come. Closing the generator (e.g. on Ctrl+C) hangs up,
+    and the studio cancels the job."""
+    try:
+        resp = _open(owner, route, job, timeout)
+    except (OSError, ValueError) as exc:
+        raise StudioError(f"the studio at {owner.url} did not take the job: {_why(exc)}") from None
+    with resp:
+        while line := _readline(owner, resp):
+            event = json.loads(line)
+            if event.get("type") != "alive":
+                yield event
+
+
+def _readline(owner: Announcement, resp) -> bytes:
+    try:
+        return resp.readline()
+    except OSError as exc:  # reset, timed out: the studio stopped or hung mid-job
+        raise StudioError(f"lost the studio at {owner.url} during the job: {_why(exc)}; see its History") from None

@@ -1,0 +1,122 @@
+"""The owning studio's small HTTP API, for `python -m studio` in another process (client: studio/owner_client.py).
+
+    GET  /studio/api/ping       {"pid", "data_dir", "loaded": {model id: device, memory}, "load_counts"}
+    POST /studio/api/render     a render job (studio/jobs.py) -> its events, one JSON object per line (NDJSON)
+    POST /studio/api/board-run  a board job -> its events, the same way
+
+    _, url, _ = demo.launch(...)
+    serve(app, studio, url)     # mount the routes, then announce url + token in <data dir>/studio.json
+
+Jobs render on this studio's engine, models and history, so a CLI render lands in the same history on the same
+loaded model. Every route asks for the token announced next to the lock (a file only its user may read) in the
+X-Studio-Token header. While a job runs a line goes out at least every few seconds (a keep-alive when there is no
+event): a client that hung up is noticed at the next line, and its job is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .. import jobs
+from ..errors import StudioError
+from ..owner_client import API, TOKEN_HEADER
+
+log = logging.getLogger(__name__)
+KEEPALIVE_S = 2.0
+_END = object()
+
+
+def serve(app, studio, url: str) -> str:
+    """Mount the API on the running Gradio app and announce it (the studio must own its data folder). Returns
+    the token clients must send."""
+    token = secrets.token_urlsafe(32)
+    app.include_router(router(studio, token))
+    studio.lock.announce(url, token)
+    return token
+
+
+def _pump(run, cancel: threading.Event, events: queue.Queue) -> None:
+    """Run a job's event generator on its own thread, handing each event to the response."""
+    try:
+        for event in run(cancel):
+            events.put(event)
+    except Exception as exc:  # a bug, not bad input: say so in the stream and in the log
+        log.exception("job failed")
+        events.put({"type": "error", "message": f"the studio failed on this job: {type(exc).__name__}: {exc}"})
+    finally:
+        events.put(_END)
+
+
+async def _lines(run):
+    """The job's events as NDJSON lines; a hang-up (the generator closed) cancels the job."""
+    cancel, events = threading.Event(), queue.Queue()
+    threading.Thread(target=_pump, args=(run, cancel, events), name="owner-api-job", daemon=True).start()
+    last = time.monotonic()
+    try:
+        while True:
+            try:
+                event = await asyncio.to_thread(events.get, True, KEEPALIVE_S / 2)
+            except queue.Empty:
+                if time.monotonic() - last >= KEEPALIVE_S:
+                    last = time.monotonic()
+                    yield '{"type": "alive"}\n'
+                continue
+            if event is _END:
+                return
+            last = time.monotonic()
+            yield json.dumps(event, ensure_ascii=False) + "\n"
+    finally:
+        cancel.set()
+
+
+async def _job(request: Request, studio) -> dict:
+    try:
+        job = json.loads(await request.body())
+    except ValueError:
+        raise HTTPException(400, "the job is not JSON") from None
+    if not isinstance(job, dict):
+        raise HTTPException(400, "the job is a JSON object")
+    try:
+        return await asyncio.to_thread(jobs.store_files, job, studio.settings.data_dir / "inputs")
+    except StudioError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def router(studio, token: str) -> APIRouter:
+    def check(request: Request) -> None:
+        if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+            raise HTTPException(401, f"send the token from {studio.settings.data_dir}/studio.json in {TOKEN_HEADER}")
+
+    api = APIRouter(prefix=f"/{API}")
+
+    @api.get("/ping")
+    def ping(request: Request):
+        check(request)
+        return JSONResponse({"pid": os.getpid(), "data_dir": str(studio.settings.data_dir),
+                             "loaded": studio.models.loaded_state(), "load_counts": dict(studio.models.load_counts)})
+
+    @api.post("/render")
+    async def render(request: Request):
+        check(request)
+        job = await _job(request, studio)
+        return StreamingResponse(_lines(lambda cancel: jobs.render_events(studio, job, cancel)),
+                                 media_type="application/x-ndjson")
+
+    @api.post("/board-run")
+    async def board_run(request: Request):
+        check(request)
+        job = await _job(request, studio)
+        return StreamingResponse(_lines(lambda cancel: jobs.board_events(studio, job, cancel)),
+                                 media_type="application/x-ndjson")
+
+    return api
