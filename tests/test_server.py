@@ -293,9 +293,17 @@ def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
 
     import app as app_module
 
+    from studio.ui import owner_api
+
     launched = []
-    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kw: launched.append(
-        (render_concurrency(demo), demo._queue.default_concurrency_limit)))
+
+    def launch(demo, **kw):
+        launched.append((render_concurrency(demo), demo._queue.default_concurrency_limit))
+        return None, "http://127.0.0.1:9/", None
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda demo: None)
+    monkeypatch.setattr(owner_api, "serve", lambda server, studio, url: None)
     assert app_module.main(["--data-dir", str(tmp_path / "one")]) == 0
     assert app_module.main(["--data-dir", str(tmp_path / "three"), "--concurrency", "3"]) == 0
     assert launched == [(1, 1), (3, 3)]
