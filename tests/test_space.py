@@ -139,3 +139,15 @@ def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
     assert spacemode.upload_cache(studio) is None
     space = SimpleNamespace(settings=replace(settings, space=True, space_ttl_hours=2.0))
     assert spacemode.upload_cache(space) == (3600, 7200)
+
+
+def test_a_session_id_must_be_32_hex_digits_before_it_names_a_folder(studio, settings):
+    import pytest
+
+    from studio.errors import InvalidRequest
+
+    for bad in ("../../etc", "a" * 31, "A" * 32, "", "0" * 31 + "/"):
+        with pytest.raises(InvalidRequest, match="session"):
+            list(studio.engine.render(RenderRequest(prompt="a fox", seed=0, steps=1), session=bad))
+    assert not (settings.renders_dir.parent / "etc").exists()
+    assert studio.history.search(text="fox") == []  # refused before any row or file
