@@ -32,9 +32,11 @@ class CancelToken:
         return self.path.exists()  # unpickled in a worker process: the flag file is the signal
 
     def set(self) -> None:
+        """In the studio process: set the event (``crossing`` mirrors it to a worker). In a worker: the flag."""
         if self._event is not None:
             self._event.set()
-        self._touch()
+        else:
+            self._touch()
 
     def _touch(self) -> None:
         FLAG_DIR.mkdir(parents=True, exist_ok=True)
