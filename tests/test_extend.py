@@ -80,3 +80,12 @@ def test_cli_extend_by_history_id_and_by_mp4(studio, settings, capsys):
     assert len(media.read_video(joined)[0]) == 21
     code, out, err = _cli(settings, capsys, "--extend", "no-such-render", "--frames", "4", "--prompt", "x")
     assert code != 0 and "neither a history id nor a video file" in err and "Traceback" not in err
+
+
+def test_history_details_show_parent_and_children(studio):
+    from studio.ui.history import lineage
+
+    original = _original(studio, "t-bidi-kf")
+    child, _ = extend.extend_once(studio.engine, original.record_id, 4)
+    assert f"Extended by `{child.record_id}`" in lineage(studio, studio.history.get(original.record_id))
+    assert f"Extends `{original.record_id}`" in lineage(studio, studio.history.get(child.record_id))
