@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from studio import extend
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from studio import extend  # noqa: E402
 from studio.render import RenderRequest
-from studio.services import Studio
+from studio.services import Studio  # noqa: E402
 
 
 def main() -> None:
