@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import media
+from . import continuity, media
 from .board_store import STAGES, Board, BoardStore, Shot
 from .errors import StudioError
 from .render import Cancelled, Failed, RenderRequest, Result
@@ -53,15 +53,27 @@ class BoardRunner:
                              image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
                              model=board.model)
 
-    def _done(self, shot: Shot, stage: str) -> bool:
-        rid = getattr(shot, f"{stage}_id")
-        row = self.studio.history.get(rid) if rid else None
-        return bool(row and row["status"] == "ok" and row.get("video_path") and Path(row["video_path"]).is_file())
+    def stage_request(self, board: Board, shot: Shot, stage: str, failed: dict) -> RenderRequest:
+        """The shot's request; a continuing shot's takes the previous shot's render at this stage as context."""
+        req = self.shot_request(board, shot)
+        if not shot.continues or continuity.previous(board, shot) is None:
+            return req
+        frames_dir = self.studio.settings.renders_dir / "continuity"
+        return continuity.continuing_request(self.studio.engine, board, shot, stage, req, frames_dir, failed)
+
+    def _done(self, board: Board, shot: Shot, stage: str) -> bool:
+        row = continuity.render_row(self.studio.history, shot, stage)
+        return bool(row) and not continuity.is_stale(self.studio.history, board, shot, stage)
 
     def pending(self, board: Board, stage: str) -> tuple[list[Shot], list[Shot]]:
-        """(shots this stage would render, shots already done). Finals only take approved shots."""
+        """(shots this stage would render, in board order; shots already done). Finals only take approved shots.
+        A continuing shot is redone when the shot it continues is (its context changes)."""
         candidates = board.shots if stage == "preview" else [s for s in board.shots if s.approved]
-        todo = [s for s in candidates if not self._done(s, stage)]
+        todo: list[Shot] = []
+        for s in candidates:
+            prev = continuity.previous(board, s)
+            if not self._done(board, s, stage) or (prev is not None and prev in todo):
+                todo.append(s)
         return todo, [s for s in candidates if s not in todo]
 
     def run(self, board_id: str, stage: str, cancel: threading.Event | None = None,
@@ -72,7 +84,7 @@ class BoardRunner:
         board = self.boards.get(board_id, session)
         todo, done = self.pending(board, stage)
         if shot_ids is not None:  # e.g. "re-preview this shot": render exactly these
-            todo = [board.shot(sid) for sid in shot_ids]
+            todo = sorted((board.shot(sid) for sid in shot_ids), key=lambda s: s.position)
             done = []
         if stage == "final" and not todo and not done:
             raise StudioError("No approved shots: approve the shots you want as finals first.")
@@ -88,11 +100,12 @@ class BoardRunner:
                     status = "cancelled"
                     break
                 try:
-                    events = self.studio.engine.render(self.shot_request(board, shot), cancel=cancel,
+                    events = self.studio.engine.render(self.stage_request(board, shot, stage, failed), cancel=cancel,
                                                        policy=policy, session=session)
                     for event in events:
                         if isinstance(event, Result):
                             self.boards.set_render(shot.id, stage, event.record_id)
+                            board = self.boards.get(board.id)  # the next continuing shot reads this render
                             rendered.append(shot.id)
                         elif isinstance(event, Failed):
                             failed[shot.id] = event.message
@@ -145,7 +158,8 @@ class BoardRunner:
             raise StudioError("Render finals first: " + (f"shots {missing} have none." if missing else "no approved shots."))
         videos = [self._video_for(s, "final") for s in approved]
         fps = self.studio.history.get(approved[0].final_id)["fps"] or 16
-        return media.join_videos(videos, path, fps, {"board": board.name, "shots": len(videos)})
+        skip = continuity.export_skips(self.studio.history, board, approved)
+        return media.join_videos(videos, path, fps, {"board": board.name, "shots": len(videos)}, skip)
 
     def export_json(self, board_id: str, path: str | Path | None = None) -> dict:
         """The board with every parameter and the budgets actually used (policy, requested, capped)."""
@@ -154,7 +168,7 @@ class BoardRunner:
                 "final_policy": board.final_policy, "shots": []}
         for shot in board.shots:
             entry = {k: getattr(shot, k) for k in ("mode", "prompt", "negative_prompt", "seed", "image", "video",
-                                                  "frames", "approved")}
+                                                  "frames", "approved", "continues")}
             for stage in STAGES:
                 rid = getattr(shot, f"{stage}_id")
                 row = self.studio.history.get(rid) if rid else None
@@ -202,6 +216,7 @@ class BoardRunner:
                         problems.append(f"shot {i}: {key} file not found: {shot[key]}")
                     shot[key] = str(p.resolve())
             shot["approved"] = bool(raw.get("approved", True))
+            shot["continues"] = bool(raw.get("continues", False))
             shots.append(shot)
         if problems:
             raise StudioError(f"{path.name}: " + "; ".join(problems))

@@ -17,7 +17,7 @@ from .registry import MODES
 from .render import MAX_SEED
 
 # Fields that change what a shot renders: editing any of them invalidates its renders.
-RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames")
+RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues")
 STAGES = ("preview", "final")
 _RESET_STAGE = {  # literal statements: no SQL is built from values
     "preview": "UPDATE shots SET preview_id = NULL WHERE board_id = ?",
@@ -41,6 +41,7 @@ class Shot:
     preview_id: str | None = None
     final_id: str | None = None
     updated_at: str | None = None
+    continues: bool = False  # its context is the previous shot's render (see continuity.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +72,7 @@ class Board:
 def _shot(row: dict) -> Shot:
     row = dict(row)
     row["approved"] = bool(row.get("approved"))
+    row["continues"] = bool(row.get("continues"))
     return Shot(**row)
 
 
@@ -163,7 +165,8 @@ class BoardStore:
     # ---- shots -------------------------------------------------------------------
     def add_shot(self, board_id: str, prompt: str, *, mode: str = "t2v", negative_prompt: str = "",
                  seed: int | None = None, image: str | None = None, video: str | None = None,
-                 frames: int | None = None, position: int | None = None, approved: bool = False) -> Shot:
+                 frames: int | None = None, position: int | None = None, approved: bool = False,
+                 continues: bool = False) -> Shot:
         if mode not in MODES:
             raise StudioError(f"Shot mode must be one of {', '.join(MODES)}, not {mode!r}.")
         board = self.get(board_id)
@@ -173,7 +176,7 @@ class BoardStore:
         row = {"id": new_id(), "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
-               "updated_at": _now()}
+               "updated_at": _now(), "continues": int(bool(continues))}
         with self._lock, self.db.conn:
             self.db.execute("UPDATE shots SET position = position + 1 WHERE board_id = ? AND position >= ?",
                             [board_id, position])
@@ -196,8 +199,9 @@ class BoardStore:
         if "mode" in changes and changes["mode"] not in MODES:
             raise StudioError(f"Shot mode must be one of {', '.join(MODES)}.")
         updates = dict(changes)
-        if "approved" in updates:
-            updates["approved"] = int(bool(updates["approved"]))
+        for flag in ("approved", "continues"):
+            if flag in updates:
+                updates[flag] = int(bool(updates[flag]))
         if any(k in RENDER_FIELDS and changes[k] != getattr(shot, k) for k in changes):
             updates.update(preview_id=None, final_id=None)  # old renders no longer match
             updates.setdefault("approved", 0)  # nor does the approval, unless given with the edit
@@ -217,7 +221,8 @@ class BoardStore:
     def duplicate_shot(self, shot_id: str) -> Shot:
         s = self.get_shot(shot_id)
         return self.add_shot(s.board_id, s.prompt, mode=s.mode, negative_prompt=s.negative_prompt, seed=s.seed,
-                             image=s.image, video=s.video, frames=s.frames, position=s.position + 1)
+                             image=s.image, video=s.video, frames=s.frames, position=s.position + 1,
+                             continues=s.continues)
 
     def move_shot(self, shot_id: str, position: int) -> Board:
         shot = self.get_shot(shot_id)

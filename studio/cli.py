@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--image", help="first frame for --mode i2v")
     r.add_argument("--video", help="clip to continue for --mode v2v")
     r.add_argument("--context-frames", type=int, help="v2v: use at most this many input frames as context")
+    r.add_argument("--extend", metavar="MP4_OR_HISTORY_ID",
+                   help="continue a finished render; --frames is then the number of new frames")
     r.add_argument("--seed", help="integer seed (default: random, printed)")
     r.add_argument("--steps", default="4", help="step budget (1-128)")
     r.add_argument("--height")
@@ -149,6 +151,12 @@ def _open_to_render(args):
 def cmd_render(args) -> int:
     from .cli_jobs import render
 
+    if args.extend:  # in this process for now (a studio that owns the folder is not asked)
+        studio = _open_to_render(args)
+        try:
+            return _extend(studio, args)
+        finally:
+            studio.close()
     return render(args, _open_to_render)
 
 
@@ -156,6 +164,27 @@ def _settings(args):
     from .config import Settings
 
     return Settings.from_env(data_dir=args.data_dir, models_file=args.models_file)
+
+
+def _extend(studio, args) -> int:
+    """``render --extend``: print the joined clip's mp4 path (see extend.py)."""
+    from . import extend
+    from .events import Result
+
+    source = extend.load_source(studio.history, args.extend)
+    req, plan = extend.extension_request(
+        studio.engine, source, int(args.frames or 0), prompt=args.prompt, seed=args.seed, steps=args.steps,
+        model=args.model, max_context=args.context_frames,
+        negative_prompt=args.negative_prompt or None)
+    note = plan.note(studio.engine.spec_for(req).temporal_factor)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"extending {source.path.name}: {plan.source_frames} frames + {plan.new_frames} new "
+          f"({plan.context} as context) on {req.model}", file=sys.stderr)
+    for event in extend._raising(extend.extend(studio.engine, source, req, plan)):
+        if isinstance(event, Result):
+            print(event.video_path, flush=True)
+    return 0
 
 
 def _rows(args, fetch) -> tuple[list[dict], bool]:

@@ -116,7 +116,16 @@ def _m4_boards(db: sqlite_utils.Database) -> None:
     db["renders"].add_column("session", str)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards]
+def _m5_continuity(db: sqlite_utils.Database) -> None:
+    """Extensions and continuing shots: a render's parent (the clip it continues); a shot that continues the one
+    before it."""
+    db["renders"].add_column("parent_id", str)
+    db["renders"].create_index(["parent_id"], if_not_exists=True)
+    db["shots"].add_column("continues", int, not_null_default=0)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
+                                                             _m5_continuity]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -227,6 +236,7 @@ class HistoryStore:
             "requested_steps": requested_steps if requested_steps is not None else steps,
             "capped": int(bool(capped)),
             "session": session,
+            "parent_id": request.get("extends"),
         }
         with self._lock, self.db.conn:
             self.table.insert(row)
@@ -246,6 +256,11 @@ class HistoryStore:
             updates["thumb_path"] = thumb_path
         with self._lock, self.db.conn:
             self.table.update(rid, updates)
+
+    def set_frames(self, rid: str, frames: int) -> None:
+        """The frame count of a row's file when it differs from the render's own (an extension's joined clip)."""
+        with self._lock, self.db.conn:
+            self.table.update(rid, {"frames": int(frames)})
 
     def set_accepted(self, rid: str, accepted: bool = True) -> None:
         with self._lock, self.db.conn:
@@ -370,6 +385,11 @@ class HistoryStore:
         for rid in ids:
             self.delete(rid, remove_files=remove_files)
         return len(ids)
+
+    def children(self, rid: str) -> list[dict]:
+        """The renders that continue ``rid`` (its extensions), oldest first."""
+        with self._lock:
+            return [self._decode(r) for r in self.table.rows_where("parent_id = ?", [rid], order_by="rowid")]
 
     def plan(self, plan_id: str) -> list[dict]:
         with self._lock:

@@ -218,6 +218,16 @@ def write_thumbnail(frames, path: str | Path, max_side: int = 320) -> Path:
     return path
 
 
+def write_png(frame, path: str | Path) -> Path:
+    """One uint8 (H, W, 3) frame as a PNG, at full size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    Image.fromarray(to_uint8(frame)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
 def write_gif(frames, path: str | Path, fps: int) -> Path:
     path = Path(path)
     arr = to_uint8(frames)
@@ -272,9 +282,11 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], path: str | Path, per_row:
     return path
 
 
-def join_videos(paths: list[str | Path], path: str | Path, fps: int, metadata: dict | None = None) -> Path:
-    """Concatenate clips into one mp4, in order; clips of another size are fitted to the first one's."""
-    clips = [read_video(p)[0] for p in paths]
+def join_videos(paths: list[str | Path], path: str | Path, fps: int, metadata: dict | None = None,
+                skip: list[int] | None = None) -> Path:
+    """Concatenate clips into one mp4, in order; clips of another size are fitted to the first one's.
+    ``skip``: how many leading frames of each clip to leave out (a continuing shot's context)."""
+    clips = [read_video(p)[0][n:] for p, n in zip(paths, skip or [0] * len(paths))]
     if not clips:
         raise MediaError("Nothing to join: no clips.")
     h, w = clips[0].shape[1:3]

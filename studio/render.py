@@ -73,6 +73,8 @@ def _read_inputs(req: RenderRequest) -> _Inputs:
     if req.mode == "i2v":
         img = media.load_image(req.image)
         return _Inputs(frames=media.fit_frame(img, req.width, req.height)[None])
+    if req.mode == "v2v" and req.context_from == "end":  # extend: the clip's last frames
+        return _Inputs(frames=media.read_clip(req.video, req.width, req.height, req.fps, None)[-req.context_frames:])
     if req.mode == "v2v":
         # Context never exceeds the render's own length, so that is all we decode.
         return _Inputs(frames=media.read_clip(req.video, req.width, req.height, req.fps, max_frames=req.frames))

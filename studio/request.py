@@ -39,6 +39,8 @@ class RenderRequest:
     model: str | None = None  # None: the studio's default model
     guidance_scale: float = 1.0  # guidance is distilled into AnyFlow weights: keep 1.0
     context_frames: int | None = None  # v2v: at most this many input frames as context
+    context_from: str = "start"  # v2v: take the context from the video's "start" or its "end" (extend)
+    extends: str | None = None  # the history id this render continues (extend, storyboard continuity)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderRequest":
@@ -119,6 +121,10 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
         errors["image"] = "i2v needs an input image"
     if mode == "v2v" and not req.video:
         errors["video"] = "v2v needs an input video"
+    if req.context_from not in ("start", "end"):
+        errors["context_from"] = "must be 'start' or 'end'"
+    elif req.context_from == "end" and (mode != "v2v" or context is None):
+        errors["context_from"] = "'end' is for v2v renders with context_frames"
     if mode != "i2v" and req.image:
         errors["image"] = f"is only used in i2v mode (mode is {mode})"
     if mode != "v2v" and req.video:

@@ -24,6 +24,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from .. import continuity
 from ..board_store import Board
 from ..errors import StudioError
 from ..registry import MODES  # noqa: F401
@@ -113,11 +114,12 @@ class BoardViews:
     def table(self, board) -> pd.DataFrame:
         rows = []
         for shot in board.shots if board else []:
+            stale = continuity.stale_stages(self.studio.history, board, shot)  # its previous shot changed
             prompt = shot.prompt if len(shot.prompt) <= 70 else shot.prompt[:68] + "…"
             rows.append([shot.position + 1, prompt, fmt.MODE_SHORT.get(shot.mode, shot.mode), shot.seed,
                          shot.frames or "—", "✓" if shot.approved else "",
-                         self.budget_text(self.rendered(shot, "preview")),
-                         self.budget_text(self.rendered(shot, "final"))])
+                         *(self.budget_text(self.rendered(shot, stage)) + (" · stale" if stage in stale else "")
+                           for stage in ("preview", "final"))])
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def gallery(self, board) -> list:
@@ -227,6 +229,7 @@ class BoardComponents:
     ed_frames: gr.Dropdown
     ed_image: gr.Image
     ed_video: gr.Video
+    ed_continues: gr.Checkbox
     add_btn: gr.Button
     save_btn: gr.Button
     dup_btn: gr.Button
@@ -256,7 +259,7 @@ class BoardComponents:
     @property
     def editor(self) -> list:
         return [self.ed_title, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames, self.ed_image,
-                self.ed_video, self.shot_video, *self.shot_buttons]
+                self.ed_video, self.ed_continues, self.shot_video, *self.shot_buttons]
 
     @property
     def board_view(self) -> list:
@@ -280,7 +283,7 @@ class BoardComponents:
     @property
     def shot_form(self) -> list:
         return [self.board_id, self.shot_id, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames,
-                self.ed_image, self.ed_video, self.session]
+                self.ed_image, self.ed_video, self.session, self.ed_continues]
 
 
 # ---- layout ------------------------------------------------------------------------------------
@@ -360,6 +363,9 @@ def _shot_column(ui: BoardViews) -> dict:
                              visible=False, elem_id="shot-image")
     c["ed_video"] = gr.Video(label="Clip to continue", sources=["upload"], height=160, visible=False,
                              elem_id="shot-input-video")
+    c["ed_continues"] = gr.Checkbox(False, label="Continue from the previous shot", elem_id="shot-continues",
+                                    info="Starts where the previous shot's render ends: its last frames (V2V, T2V) "
+                                         "or its last frame (I2V)")
     with gr.Row():
         c["add_btn"] = gr.Button("+ Add shot", variant="primary", size="sm", elem_id="shot-add")
         c["save_btn"] = gr.Button("Save changes", size="sm", interactive=False, elem_id="shot-save")
@@ -446,6 +452,7 @@ class BoardTab:
             return {c.shot_id: "", c.ed_title: "**New shot** · write a prompt and press **+ Add shot**",
                     c.ed_mode: "t2v", c.ed_prompt: "", c.ed_seed: new_seed(), c.ed_frames: frames,
                     c.ed_image: gr.Image(value=None, visible=False), c.ed_video: gr.Video(value=None, visible=False),
+                    c.ed_continues: False,
                     c.shot_video: gr.Video(value=None, label="Selected shot"),
                     **active, c.approve_btn: gr.Button("✓ Approve", interactive=False)}
         stage, row = self.ui.latest(shot)
@@ -461,6 +468,7 @@ class BoardTab:
                 c.ed_seed: shot.seed, c.ed_frames: frames,
                 c.ed_image: gr.Image(value=str(image) if image else None, visible=shot.mode == "i2v"),
                 c.ed_video: gr.Video(value=str(clip) if clip else None, visible=shot.mode == "v2v"),
+                c.ed_continues: shot.continues,
                 c.shot_video: gr.Video(value=str(video) if video else None, label=label),
                 **active, c.approve_btn: gr.Button("✗ Unapprove" if shot.approved else "✓ Approve", interactive=True)}
 
@@ -508,28 +516,29 @@ class BoardTab:
                 **hide}
 
     # ---- shots -------------------------------------------------------------------------------
-    def shot_fields(self, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid) -> dict:
+    def shot_fields(self, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v=False) -> dict:
         prompt_v = (prompt_v or "").strip()
         if not prompt_v:
             raise StudioError("Write a prompt for the shot first.")
-        if mode_v == "i2v" and not image_v:
+        if mode_v == "i2v" and not image_v and not continues_v:
             raise StudioError("An image-to-video shot needs a first frame: upload an image.")
-        if mode_v == "v2v" and not video_v:
+        if mode_v == "v2v" and not video_v and not continues_v:
             raise StudioError("A video-to-video shot needs a clip to continue: upload a video.")
         return {"mode": mode_v or "t2v", "prompt": prompt_v,
                 "seed": None if seed_v in (None, "") else int(seed_v),
                 "frames": int(frames_v) if frames_v not in (None, "", DEFAULT_FRAMES) else None,
-                "image": self.ui.keep_input(image_v, sid) if mode_v == "i2v" else None,
-                "video": self.ui.keep_input(video_v, sid) if mode_v == "v2v" else None}
+                "image": self.ui.keep_input(image_v, sid) if mode_v == "i2v" and image_v else None,
+                "video": self.ui.keep_input(video_v, sid) if mode_v == "v2v" and video_v else None,
+                "continues": bool(continues_v)}
 
-    def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
+    def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
             if board is None:  # no board yet: make one, so the first shot is one click
                 board = self.ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
                                               preview_policy=self.default_preview, final_policy=self.default_final)
-            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v)
             shot = self.ui.boards.add_shot(board.id, **fields)
         except StudioError as exc:
             return self.fail(exc, sid, bid, sel)
@@ -537,13 +546,13 @@ class BoardTab:
         return self.view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). "
                                                    "Write the next, or click a shot to edit it.")
 
-    def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v):
+    def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
             if board is None or not sel:
                 raise StudioError("Select a shot to change (click its thumbnail or row).")
-            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v)
             if fields["seed"] is None:
                 fields["seed"] = board.shot(sel).seed
             before = board.shot(sel)

@@ -92,6 +92,14 @@ def pager_buttons(nav):
             gr.Button(visible=many, interactive=bool(nav.get("older"))))
 
 
+def lineage(studio, row) -> str:
+    """Extensions: the render this one continues, and those that continue it."""
+    children = [c["id"] for c in studio.history.children(row["id"])]
+    lines = ([f"Extends `{row['parent_id']}`"] if row.get("parent_id") else []) + (
+        [f"Extended by {', '.join(f'`{c}`' for c in children)}"] if children else [])
+    return "\n\n" + " · ".join(lines) if lines else ""
+
+
 def filter_choices(studio):
     models = [fmt.ANY] + studio.registry.ids()
     steps = [fmt.ANY] + [str(s) for s in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)]
@@ -169,7 +177,7 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
                     gr.Button(), gr.Group(visible=False))
         recorded = row.get("video_path")
         video_file = guard.servable(recorded, guard.roots(studio))  # a row can't point the server elsewhere
-        details_md = fmt.details_markdown(row)
+        details_md = fmt.details_markdown(row) + lineage(studio, row)
         if recorded and video_file is None:
             details_md = (guard.NOT_SERVED if Path(str(recorded)).exists() else
                           "⚠ This render's video file is missing (deleted or moved).") + "\n\n" + details_md

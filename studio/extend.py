@@ -1,0 +1,181 @@
+"""Extend a finished render by N frames: one joined clip, recorded as a child of the original.
+
+An extension is a V2V render whose context is the original's LAST frames (``context_from="end"``): the model
+renders context + N new frames, and the joined clip is the original's frames (as decoded from its mp4, untouched)
+followed by the N new ones. The context frames the model re-renders are dropped, so no frame repeats at the join.
+
+Frame arithmetic (``plan_extension``): a model makes tf*n + 1 frames (tf: its VAE's temporal factor) and its
+context is tf*m + 1 frames, so the new part is a multiple of tf; N is snapped to the nearest one. For a causal
+(FAR) model the context must also fill whole chunks (``chunks.fit_context``).
+
+The engine's row for the V2V render becomes the extension's row: its ``parent_id`` (from ``extends``) names the
+original, its file is replaced by the joined clip and its frame count is the joined length.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import chunks, media
+from .errors import InvalidRequest, StudioError
+from .events import Result
+from .request import MAX_FRAMES, RenderRequest
+
+
+@dataclass(frozen=True)
+class ExtensionPlan:
+    source_frames: int  # frames in the original clip
+    asked: int  # new frames asked for
+    new_frames: int  # new frames the model will make (``asked`` snapped)
+    context: int  # the original's last frames given to the model as context
+
+    @property
+    def render_frames(self) -> int:
+        return self.context + self.new_frames
+
+    @property
+    def joined_frames(self) -> int:
+        return self.source_frames + self.new_frames
+
+    @property
+    def snapped(self) -> bool:
+        return self.asked != self.new_frames
+
+    def note(self, temporal_factor: int) -> str | None:
+        if not self.snapped:
+            return None
+        return (f"frames {self.asked} -> {self.new_frames}: this model adds frames in steps of {temporal_factor}")
+
+
+def snap_new_frames(asked: int, temporal_factor: int) -> int:
+    """The multiple of ``temporal_factor`` nearest ``asked`` (at least one), within the engine's frame limit."""
+    steps = max(1, round(int(asked) / temporal_factor))
+    return min(steps * temporal_factor, (MAX_FRAMES - 1) // temporal_factor * temporal_factor)
+
+
+def plan_extension(source_frames: int, asked: int, temporal_factor: int = 4,
+                   template: list[int] | None = None, max_context: int | None = None) -> ExtensionPlan:
+    """Which frames are context and how many to generate. The context is the longest valid one up to
+    ``max_context`` (default: the whole clip) that the clip has; ``template`` is a causal model's chunk template."""
+    if asked < 1:
+        raise InvalidRequest({"frames": f"extend by at least 1 frame, got {asked}"})
+    new = snap_new_frames(asked, temporal_factor)
+    limit = source_frames if max_context is None else min(source_frames, max_context)
+    for context in range(min(limit, MAX_FRAMES - new), 0, -1):
+        if (context - 1) % temporal_factor:
+            continue
+        total = context + new
+        if chunks.fit_context(context, total, temporal_factor, template, wanted=context) == context:
+            return ExtensionPlan(source_frames, int(asked), new, context)
+    raise InvalidRequest({"extend": f"a {source_frames}-frame clip gives this model no context it can use"})
+
+
+@dataclass
+class Source:
+    """The clip to extend: its file, its frames decoded once, and what it was rendered with when known."""
+
+    path: Path
+    frames: np.ndarray  # uint8 (T, H, W, 3), the reference the joined clip keeps unchanged
+    fps: int
+    row: dict | None  # its history row (None for a file the history does not know)
+
+    @property
+    def request(self) -> dict:
+        return (self.row or {}).get("request") or {}
+
+
+def load_source(history, ref: str) -> Source:
+    """``ref``: a history id of a finished render, or an mp4 path (linked to its row when its metadata names one)."""
+    ref = str(ref).strip()
+    row = history.get(ref) if ref else None
+    if row is not None:
+        if row["status"] != "ok" or not row.get("video_path") or not Path(row["video_path"]).is_file():
+            raise StudioError(f"Render {ref} has no finished video to extend.")
+        path = Path(row["video_path"])
+    elif ref and Path(ref).is_file():
+        path = Path(ref)
+        rid = media.read_metadata(path).get("id")
+        row = history.get(rid) if isinstance(rid, str) else None
+    else:
+        raise StudioError(f"Nothing to extend: {ref!r} is neither a history id nor a video file.")
+    frames, fps = media.read_video(path)
+    return Source(path, frames, int((row or {}).get("fps") or round(fps)), row)
+
+
+def extension_request(engine, source: Source, new_frames: int, *, prompt: str | None = None,
+                      negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
+                      model: str | None = None, max_context: int | None = None) -> tuple[RenderRequest, ExtensionPlan]:
+    """The V2V request that continues ``source`` and its plan. Unset fields default to the original's."""
+    old = source.request
+    _, height, width, _ = source.frames.shape
+    if height % 16 or width % 16:
+        raise InvalidRequest({"extend": f"the clip is {width}x{height}; extending needs sides that are multiples of 16"})
+    probe = RenderRequest(prompt="-", mode="v2v", model=model or old.get("model"))
+    spec = engine.spec_for(probe)  # a clear error when the model does not do V2V
+    default_context = spec.frames // 2 + 1
+    plan = plan_extension(len(source.frames), int(new_frames), spec.temporal_factor, engine.chunk_template(spec),
+                          max_context or default_context)
+    req = RenderRequest(
+        prompt=prompt if prompt and prompt.strip() else old.get("prompt", ""),
+        negative_prompt=negative_prompt if negative_prompt is not None else old.get("negative_prompt", ""),
+        mode="v2v", video=str(source.path), seed=seed, steps=steps or old.get("steps") or 4, height=height,
+        width=width, frames=plan.render_frames, fps=source.fps, model=spec.id, context_frames=plan.context,
+        context_from="end", extends=source.row["id"] if source.row else None)
+    return req, plan
+
+
+def join(source: Source, rendered: np.ndarray, plan: ExtensionPlan) -> np.ndarray:
+    """The original frames, then the rendered frames after the context (which re-render the original's last ones)."""
+    if len(rendered) != plan.render_frames:
+        raise StudioError(f"The continuation has {len(rendered)} frames; {plan.render_frames} were planned.")
+    return np.concatenate([source.frames, media.to_uint8(rendered)[plan.context:]])
+
+
+def _rewrite(engine, result: Result, source: Source, plan: ExtensionPlan) -> Result:
+    """Replace the V2V render's files by the joined clip's, and its row's frame count by the joined length."""
+    started = time.perf_counter()
+    joined = join(source, result.frames, plan)
+    metadata = media.read_metadata(result.video_path)
+    metadata.update(joined_frames=plan.joined_frames, source_frames=plan.source_frames, new_frames=plan.new_frames)
+    media.write_video(joined, result.video_path, source.fps, metadata)
+    media.write_thumbnail(joined, result.thumb_path)
+    engine.history.set_frames(result.record_id, plan.joined_frames)
+    timings = dict(result.timings, join=round(time.perf_counter() - started, 4))
+    return replace(result, frames=joined, timings=timings)
+
+
+def extend(engine, source: Source, req: RenderRequest, plan: ExtensionPlan, cancel=None, **render_kwargs) -> Iterator:
+    """Render the continuation; yield the engine's events, with the Result's files and frames the joined clip's."""
+    for event in engine.render(req, cancel=cancel, **render_kwargs):
+        if isinstance(event, Result):
+            try:
+                event = _rewrite(engine, event, source, plan)
+            except StudioError as exc:
+                engine.history.finish(event.record_id, "failed", error=f"Joining the extension failed: {exc}")
+                raise
+        yield event
+
+
+def extend_once(engine, ref: str, new_frames: int, **fields) -> tuple[Result, ExtensionPlan]:
+    """Extend the render ``ref`` (history id or mp4) and return the joined Result; raise StudioError on failure."""
+    source = load_source(engine.history, ref)
+    req, plan = extension_request(engine, source, new_frames, **fields)
+    results = [e for e in _raising(extend(engine, source, req, plan)) if isinstance(e, Result)]
+    return results[-1], plan
+
+
+def _raising(events: Iterator) -> Iterator:
+    from .events import Cancelled, Failed
+    from .errors import RenderCancelled
+
+    for event in events:
+        if isinstance(event, Failed):
+            raise StudioError(event.message)
+        if isinstance(event, Cancelled):
+            raise RenderCancelled()
+        yield event
