@@ -47,19 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a video (or a preview/refine or comparison plan)")
     _common(r)
-    r.add_argument("--prompt", required=True)
-    r.add_argument("--mode", default="t2v", choices=["t2v", "i2v", "v2v"])
-    r.add_argument("--negative-prompt", default="")
+    r.add_argument("--prompt", help="what to render (required unless --from gives it)")
+    r.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="restore the settings of a studio mp4 or PNG thumbnail; flags given alongside override them")
+    r.add_argument("--lora", action="append", metavar="FILE[:STRENGTH]",
+                   help="a LoRA (a name in <data dir>/loras/ or a path), strength -2..2 (default 1); repeatable")
+    r.add_argument("--mode", choices=["t2v", "i2v", "v2v"], help="default t2v")
+    r.add_argument("--negative-prompt")
     r.add_argument("--image", help="first frame for --mode i2v")
     r.add_argument("--video", help="clip to continue for --mode v2v")
     r.add_argument("--context-frames", type=int, help="v2v: use at most this many input frames as context")
     r.add_argument("--seed", help="integer seed (default: random, printed)")
-    r.add_argument("--steps", default="4", help="step budget (1-128)")
+    r.add_argument("--steps", help="step budget (1-128, default 4)")
     r.add_argument("--height")
     r.add_argument("--width")
     r.add_argument("--frames")
     r.add_argument("--fps")
-    r.add_argument("--guidance-scale", type=float, default=1.0, help="keep 1.0 for AnyFlow (guidance is distilled)")
+    r.add_argument("--guidance-scale", type=float, help="keep 1.0 for AnyFlow (guidance is distilled)")
     plan = r.add_mutually_exclusive_group()
     plan.add_argument("--preview", type=int, metavar="STEPS", help="render a cheap preview first, then --steps")
     plan.add_argument("--compare", type=_budgets, metavar="B1,B2,...", help="render the same seed at several budgets")
@@ -152,13 +156,9 @@ def _render(studio, args) -> int:
     from tqdm import tqdm
 
     from . import media
-    from .render import Cancelled, Failed, Plan, Progress, RenderRequest, Result, Status
+    from .render import Cancelled, Failed, Plan, Progress, Result, Status
 
-    req = RenderRequest(
-        prompt=args.prompt, mode=args.mode, negative_prompt=args.negative_prompt, image=args.image, video=args.video,
-        seed=args.seed, steps=args.steps, height=args.height, width=args.width, frames=args.frames, fps=args.fps,
-        model=args.model, guidance_scale=args.guidance_scale, context_frames=args.context_frames,
-    )
+    req = _request(studio, args)
     if args.policy:
         req = studio.policies.get(args.policy).apply(req)
     resolved, notes = studio.engine.validate(req)
@@ -222,6 +222,27 @@ def _render(studio, args) -> int:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
+
+
+def _request(studio, args):
+    """The request the flags give; with --from, the file's request with the flags given on top."""
+    from . import lora, restore
+    from .errors import InvalidRequest
+    from .request import RenderRequest
+
+    flags = dict(prompt=args.prompt, mode=args.mode, negative_prompt=args.negative_prompt, image=args.image,
+                 video=args.video, seed=args.seed, steps=args.steps, height=args.height, width=args.width,
+                 frames=args.frames, fps=args.fps, model=args.model, guidance_scale=args.guidance_scale,
+                 context_frames=args.context_frames, loras=[lora.parse_cli(t) for t in args.lora or []] or None)
+    given = {k: v for k, v in flags.items() if v is not None}
+    if args.from_file:
+        req, notes = restore.restore(args.from_file, studio.history, given)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        return req
+    if "prompt" not in given:
+        raise InvalidRequest({"prompt": "is required: give --prompt, or --from FILE to restore a render's settings"})
+    return RenderRequest(**given)
 
 
 def _rows(args, fetch) -> tuple[list[dict], bool]:

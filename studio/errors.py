@@ -53,3 +53,11 @@ class DownloadFailed(StudioError):
 
 class NotEnoughDisk(StudioError):
     """A download would not fit in the free space where the hub cache lives."""
+
+
+class BadLora(StudioError):
+    """A LoRA file that is missing, not safetensors, or not made for the model it is used with."""
+
+
+class NoStudioMetadata(StudioError):
+    """A file given to restore from that the studio did not write (no settings in its metadata)."""
