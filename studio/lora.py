@@ -43,7 +43,8 @@ def normalise(value, errors: dict) -> tuple[tuple[str, float], ...]:
     for item in items:
         pair = _pair(item)
         if pair is None:
-            errors["loras"] = f"each LoRA is (file, strength) with a strength from {MIN_STRENGTH:g} to {MAX_STRENGTH:g}; got {str(item)[:80]!r}"
+            errors["loras"] = (f"each LoRA is (file, strength) with a strength from {MIN_STRENGTH:g} to "
+                               f"{MAX_STRENGTH:g}; got {str(item)[:80]!r}")
             return ()
         out.append(pair)
     if len({f for f, _ in out}) != len(out):
@@ -91,13 +92,14 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix == SUFFIX)
 
 
-def resolve(file: str, folder: Path) -> Path:
-    """A name in the loras folder, or a path. Raises BadLora when there is no such file."""
+def resolve(file: str, folder: Path, paths: bool = True) -> Path:
+    """A name in the loras folder, or (with ``paths``; not on a Space) a path. Raises BadLora when there is no
+    such file."""
     named = folder / file
     if Path(file).name == file and named.is_file():
         return named
     path = Path(file).expanduser()
-    if path.is_file():
+    if paths and path.is_file():
         return path.resolve()
     have = listing(folder)
     hint = f" In {folder}: {', '.join(have)}." if have else f" Put LoRA files in {folder}, or give a path."
@@ -196,11 +198,11 @@ class Adapter:
         return f"studio_{Path(self.path).stem[:24]}_{digest}".replace(".", "_")
 
 
-def adapters(loras, folder: Path) -> tuple[Adapter, ...]:
+def adapters(loras, folder: Path, paths: bool = True) -> tuple[Adapter, ...]:
     """The request's (file, strength) pairs as Adapters (raises BadLora for a missing file)."""
     out = []
     for file, strength in loras or ():
-        path = resolve(file, folder)
+        path = resolve(file, folder, paths)
         out.append(Adapter(str(path), path.stat().st_mtime, float(strength)))
     return tuple(out)
 

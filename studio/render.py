@@ -115,7 +115,11 @@ class RenderEngine:
             return
         shapes = lora.transformer_shapes(self.models.transformer_config(spec.id), spec.family)
         for file, _ in req.loras:
-            lora.check(lora.resolve(file, self.settings.loras_dir), shapes, spec.id)
+            lora.check(lora.resolve(file, self.settings.loras_dir, not self.settings.space), shapes, spec.id)
+
+    def _adapters(self, req: RenderRequest) -> tuple:
+        """The request's LoRAs as the GPU work applies them (paths are refused on a Space)."""
+        return lora.adapters(req.loras, self.settings.loras_dir, not self.settings.space)
 
     def chunk_template(self, spec: ModelSpec) -> list[int] | None:
         """The causal model's chunk_partition template (from its config), None for bidirectional models."""
@@ -219,7 +223,7 @@ class RenderEngine:
                 first["wait"] = time.perf_counter() - waited
                 work = denoise.DenoiseJob(model, self.spec_for(req), req, job.plan.budgets, inputs.frames,
                                           job.previews, job.stream_chunks, cancel,
-                                          loras=lora.adapters(req.loras, self.settings.loras_dir))
+                                          loras=self._adapters(req))
                 for event in space.run_on_gpu(denoise.run, work, self._gpu_seconds(work), cancel):
                     if isinstance(event, denoise.Stopped):
                         index = event.budget_index

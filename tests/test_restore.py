@@ -2,6 +2,7 @@
 the server's paths; restoring gives the same request back; flags given alongside --from override it."""
 
 import json
+from pathlib import Path
 
 import pytest
 from lora_files import make_lora
@@ -77,3 +78,44 @@ def test_cli_render_without_prompt_or_from_asks_for_one(settings, capsys):
     argv = ["render", "--data-dir", str(settings.data_dir), "--models-file", str(settings.models_file)]
     assert cli.main(argv) == cli.EXIT_USER_ERROR
     assert "prompt: is required: give --prompt, or --from FILE" in capsys.readouterr().err
+
+
+def test_create_restores_a_dropped_file_into_its_controls(tmp_path, tiny_dirs):
+    from gradio_client import Client, handle_file
+
+    from conftest import launch_app
+
+    demo, url, studio = launch_app(tmp_path / "ui", tiny_dirs)
+    try:
+        make_lora(studio.settings.loras_dir / "ink.safetensors", TINY_INNER)
+        req = RenderRequest(prompt="a blue fox jumping", negative_prompt="blurry", seed=1234, steps=3, frames=5,
+                            height=16, width=16, model="t-bidi", loras=(("ink.safetensors", 0.75),))
+        result = studio.engine.run(req)[0]
+        client = Client(url, verbose=False)
+        out = client.predict(handle_file(result.thumb_path), api_name="/restore_from_file")
+        out = [o.get("value") if isinstance(o, dict) else o for o in out]  # (tabs and states are not in the API)
+        (mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, status,
+         lora_file, strength, *empty_rows) = out
+        assert (mode, model, prompt, negative, steps, seed, random_seed) == (
+            "t2v", "t-bidi", "a blue fox jumping", "blurry", 3, 1234, False)
+        assert (resolution, frames, lora_file, strength) == ("16x16", 5, "ink.safetensors", 0.75)
+        assert empty_rows == [None, 1.0, None, 1.0] and "Restored from the file" in status
+        stray = tmp_path / "x.mp4"
+        stray.write_bytes(b"not a video")
+        out = client.predict(handle_file(str(stray)), api_name="/restore_from_file")
+        assert "x.mp4 has no AnyFlow Studio metadata" in out[11]
+    finally:
+        demo.close()
+        studio.close()
+
+
+def test_create_and_compare_requests_carry_the_picked_loras(studio):
+    from studio.ui import lora_picker
+    from studio.ui.generate import CreateTab
+
+    make_lora(studio.settings.loras_dir / "ink.safetensors", TINY_INNER)
+    picked = lora_picker.collect("ink.safetensors", 0.5, None, 1.0, "", 1.0)
+    assert picked == [["ink.safetensors", 0.5]]
+    req, _, _ = CreateTab(studio, None).request("t2v", "t-far", "a fox", "", None, None, 2, 0, True, "32x32", 9,
+                                                "custom", picked)
+    assert req.loras == (("ink.safetensors", 0.5),)
