@@ -119,3 +119,19 @@ def test_the_folder_lists_safetensors_files(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     assert lora.listing(tmp_path) == ["a.safetensors", "b.safetensors"]
     assert lora.listing(tmp_path / "none") == []
+
+
+def test_cli_lora_flags_reach_the_render_and_a_bad_one_is_one_line(settings, tmp_path, capsys):
+    import json
+
+    from studio import cli
+
+    make_lora(settings.loras_dir / "ink.safetensors", TINY_INNER)
+    make_lora(settings.loras_dir / "big.safetensors", 40)
+    base = ["render", "--prompt", "a fox", "--steps", "1", "--quiet", "--model", "t-far", "--data-dir", str(settings.data_dir),
+            "--models-file", str(settings.models_file), "--device", "cpu"]
+    assert cli.main(base + ["--lora", "ink.safetensors:0.4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["request"]["loras"] == [["ink.safetensors", 0.4]]
+    assert cli.main(base + ["--lora", "big.safetensors"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: LoRA big.safetensors does not fit t-far")
