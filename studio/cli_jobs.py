@@ -48,14 +48,44 @@ def _events(args, route: str, job: dict, attach: Callable[[dict], dict], run_her
 
 # ---- render ---------------------------------------------------------------------------
 def render_job(args) -> dict:
-    request = {
+    return {"request": request_fields(args), "preview": args.preview, "compare": args.compare,
+            "policy": args.policy, "gif": args.gif}
+
+
+def request_fields(args) -> dict:
+    """The request the flags give; with --from, the file's request with the flags given on top."""
+    from . import lora
+    from .errors import InvalidRequest
+
+    flags = {
         "prompt": args.prompt, "mode": args.mode, "negative_prompt": args.negative_prompt, "image": args.image,
         "video": args.video, "seed": args.seed, "steps": args.steps, "height": args.height, "width": args.width,
         "frames": args.frames, "fps": args.fps, "model": args.model or os.environ.get("STUDIO_MODEL") or None,
         "guidance_scale": args.guidance_scale, "context_frames": args.context_frames,
+        "loras": [lora.parse_cli(t) for t in args.lora or []] or None,
     }
-    return {"request": request, "preview": args.preview, "compare": args.compare, "policy": args.policy,
-            "gif": args.gif}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if args.from_file:
+        return _restored(args, given)
+    if "prompt" not in given:
+        raise InvalidRequest({"prompt": "is required: give --prompt, or --from FILE to restore a render's settings"})
+    return given
+
+
+def _restored(args, given: dict) -> dict:
+    """``--from FILE``: the settings in the file's metadata (inputs found through this folder's history)."""
+    from . import restore
+    from .cli import _settings
+    from .history import HistoryStore
+
+    history = HistoryStore(_settings(args).history_path)
+    try:
+        req, notes = restore.restore(args.from_file, history, given)
+    finally:
+        history.close()
+    for note in notes:
+        _err(f"note: {note}")
+    return req.to_dict()
 
 
 def _attach_inputs(job: dict) -> dict:

@@ -93,5 +93,9 @@ class Settings:
         return self.data_dir / "renders"
 
     @property
+    def loras_dir(self) -> Path:
+        return self.data_dir / "loras"
+
+    @property
     def history_path(self) -> Path:
         return self.data_dir / "history.db"

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import chunks, schedule
+from . import chunks, lora, schedule
 from .cancel import CancelToken
 from .errors import MediaError, RenderCancelled, StudioError
 from .observer import BudgetShape, StepObserver
@@ -75,6 +75,7 @@ class DenoiseJob:
     stream_chunks: bool
     cancel: CancelToken
     origin_pid: int = field(default_factory=os.getpid)  # the studio process that made the job
+    loras: tuple[lora.Adapter, ...] = ()  # active for this job's pipeline calls only
 
 
 @dataclass
@@ -129,11 +130,12 @@ def _work(job: DenoiseJob, emit) -> None:
         extra = conditioning(job.request, job.context, pipe)
         embeds = encode(pipe, job.request)
         encode_s = time.perf_counter() - t
-        for index, steps in enumerate(job.budgets):
-            if job.cancel.is_set():
-                raise RenderCancelled()
-            frames, timings = denoise_budget(job, entry, index, steps, embeds, extra, emit)
-            emit(Frames(index, steps, frames, dict(timings, encode=encode_s) if index == 0 else timings))
+        with lora.applied(pipe, job.loras):
+            for index, steps in enumerate(job.budgets):
+                if job.cancel.is_set():
+                    raise RenderCancelled()
+                frames, timings = denoise_budget(job, entry, index, steps, embeds, extra, emit)
+                emit(Frames(index, steps, frames, dict(timings, encode=encode_s) if index == 0 else timings))
     except RenderCancelled:
         emit(Stopped(index, "cancelled", "Render cancelled."))
     except StudioError as exc:

@@ -61,3 +61,11 @@ class FolderOwned(StudioError):
 
 class OwnerNotAnswering(StudioError):
     """The studio that owns the data folder holds its lock but its API does not answer."""
+
+
+class BadLora(StudioError):
+    """A LoRA file that is missing, not safetensors, or not made for the model it is used with."""
+
+
+class NoStudioMetadata(StudioError):
+    """A file given to restore from that the studio did not write (no settings in its metadata)."""

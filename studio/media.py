@@ -203,8 +203,11 @@ def fit_frame(img: Image.Image | np.ndarray, width: int, height: int) -> np.ndar
     return np.asarray(fitted, dtype=np.uint8)
 
 
-def write_thumbnail(frames, path: str | Path, max_side: int = 320) -> Path:
-    """PNG of the middle frame, scaled so its longer side is at most ``max_side``."""
+def write_thumbnail(frames, path: str | Path, max_side: int = 320, metadata: dict | None = None) -> Path:
+    """PNG of the middle frame, scaled so its longer side is at most ``max_side``; ``metadata`` as JSON in a
+    text chunk named "studio"."""
+    from PIL.PngImagePlugin import PngInfo
+
     path = Path(path)
     arr = to_uint8(frames)
     img = Image.fromarray(arr[len(arr) // 2])
@@ -212,8 +215,11 @@ def write_thumbnail(frames, path: str | Path, max_side: int = 320) -> Path:
     if max(img.size) < 128:  # tiny models: scale up so the thumbnail is visible
         scale = 128 // max(img.size)
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    info = PngInfo()
+    if metadata:
+        info.add_itxt("studio", json.dumps(metadata, ensure_ascii=False))
     tmp = _tmp_path(path)
-    img.save(tmp, format="PNG")
+    img.save(tmp, format="PNG", pnginfo=info)
     os.replace(tmp, path)
     return path
 

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import chunks, denoise, media, space
+from . import chunks, denoise, lora, media, restore, space
 from .cancel import CancelToken
 from .config import Settings
 from .errors import InvalidRequest, ModeNotServed, RenderCancelled, StudioError
@@ -106,7 +106,22 @@ class RenderEngine:
         return spec
 
     def validate(self, req: RenderRequest) -> tuple[RenderRequest, list[str]]:
-        return validate(req, self.spec_for(req))
+        spec = self.spec_for(req)
+        req, notes = validate(req, spec)
+        self.check_loras(req, spec)
+        return req, notes
+
+    def check_loras(self, req: RenderRequest, spec: ModelSpec) -> None:
+        """Refuse, before any work, LoRA files that are missing or not made for this model (BadLora)."""
+        if not req.loras:
+            return
+        shapes = lora.transformer_shapes(self.models.transformer_config(spec.id), spec.family)
+        for file, _ in req.loras:
+            lora.check(lora.resolve(file, self.settings.loras_dir, not self.settings.space), shapes, spec.id)
+
+    def _adapters(self, req: RenderRequest) -> tuple:
+        """The request's LoRAs as the GPU work applies them (paths are refused on a Space)."""
+        return lora.adapters(req.loras, self.settings.loras_dir, not self.settings.space)
 
     def chunk_template(self, spec: ModelSpec) -> list[int] | None:
         """The causal model's chunk_partition template (from its config), None for bidirectional models."""
@@ -209,7 +224,8 @@ class RenderEngine:
             with self.models.lend(req.model) as entry, denoise.ModelRef.lend(entry) as model:
                 first["wait"] = time.perf_counter() - waited
                 work = denoise.DenoiseJob(model, self.spec_for(req), req, job.plan.budgets, inputs.frames,
-                                          job.previews, job.stream_chunks, cancel)
+                                          job.previews, job.stream_chunks, cancel,
+                                          loras=self._adapters(req))
                 for event in space.run_on_gpu(denoise.run, work, self._gpu_seconds(work), cancel):
                     if isinstance(event, denoise.Stopped):
                         index = event.budget_index
@@ -274,9 +290,9 @@ class RenderEngine:
         t = time.perf_counter()
         out_dir = self.settings.renders_dir / (job.session or "") / time.strftime("%Y-%m-%d")
         video_path = out_dir / f"{rid}.mp4"
-        metadata = {"studio": "AnyFlow Studio", "id": rid, "plan": job.plan.kind, **job.req.to_dict(), "steps": steps}
+        metadata = restore.file_metadata(rid, job.plan.kind, job.req, steps)
         media.write_video(frames, video_path, job.req.fps, metadata)
-        thumb_path = media.write_thumbnail(frames, out_dir / f"{rid}.png")
+        thumb_path = media.write_thumbnail(frames, out_dir / f"{rid}.png", metadata=metadata)
         return str(video_path), str(thumb_path), time.perf_counter() - t
 
     def _check_memory(self, req: RenderRequest) -> None:

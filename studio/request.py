@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import chunks
+from . import chunks, lora
 from .errors import InvalidRequest
 from .registry import MODES, ModelSpec
 
@@ -41,6 +41,7 @@ class RenderRequest:
     context_frames: int | None = None  # v2v: at most this many input frames as context
     context_from: str = "start"  # v2v: take the context from the video's "start" or its "end" (extend)
     extends: str | None = None  # the history id this render continues (extend, storyboard continuity)
+    loras: tuple[tuple[str, float], ...] = ()  # (file, strength): a name in <data dir>/loras/ or a path
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderRequest":
@@ -116,6 +117,7 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
     except (TypeError, ValueError):
         errors["guidance_scale"] = "must be a number from 1 to 20 (AnyFlow weights want 1.0)"
         guidance = 1.0
+    loras = lora.normalise(req.loras, errors)
 
     if mode == "i2v" and not req.image:
         errors["image"] = "i2v needs an input image"
@@ -140,7 +142,7 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
     resolved = replace(
         req, prompt=prompt, negative_prompt=negative, mode=mode, steps=steps, seed=seed, height=height,
         width=width, frames=frames, fps=fps, model=spec.id, guidance_scale=guidance, context_frames=context,
-        image=str(req.image) if req.image else None, video=str(req.video) if req.video else None,
+        image=str(req.image) if req.image else None, video=str(req.video) if req.video else None, loras=loras,
     )
     return resolved, notes
 

@@ -60,7 +60,7 @@ def teacher_box(studio, model_id: str | None, keep: bool = False, **kwargs) -> g
 def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, create, model_info=None) -> dict:
     gr.Markdown("Render one prompt (text to video, with the model picked above) and one seed at several step "
                 "budgets, and see what extra steps buy. The videos play in sync; pick the budget you like and send "
-                "it to **Create**.", elem_classes=["hint"])
+                "it to **Create**. LoRAs picked in Create apply here too.", elem_classes=["hint"])
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=300):
             prompt = gr.Textbox(label="Prompt", lines=2, elem_id="compare-prompt",
@@ -113,12 +113,14 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
 
     budgets.change(on_budgets, budgets, videos, api_visibility="private", queue=False)
 
-    def on_compare(model_v, prompt_v, budgets_v, seed_v, random_v, before_v, session_v, progress=gr.Progress()):
+    def on_compare(model_v, prompt_v, budgets_v, seed_v, random_v, before_v, session_v, loras_v=None,
+                   progress=gr.Progress()):
         idle = {run_btn: gr.Button(interactive=True), stop_btn: gr.Button(interactive=False)}
         try:
             chosen = parse_budgets(budgets_v)
             req = RenderRequest(prompt=prompt_v or "", mode="t2v", model=model_v or None,
-                                seed=None if random_v or seed_v in (None, "") else int(seed_v), steps=chosen[-1])
+                                seed=None if random_v or seed_v in (None, "") else int(seed_v), steps=chosen[-1],
+                                loras=tuple(loras_v or ()))  # Create's LoRA picker
             req, _ = studio.engine.validate(req)
         except StudioError as exc:
             message = friendly_error(exc)
@@ -182,7 +184,8 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
         dd, card = header.refresh(studio, model_v)  # both models may have loaded: the picker shows it
         yield {**idle, progress_bar: "", model: dd, **({model_info: card} if model_info is not None else {})}
 
-    run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, before, session], outputs, api_name="compare",
+    run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, before, session, create.loras.value], outputs,
+                  api_name="compare",
                   concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
     stop_btn.click(lambda s: "■ Cancelling…" if cancel(s) else gr.skip(), session, status, queue=False,
                    api_visibility="private")

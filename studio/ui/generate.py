@@ -15,7 +15,7 @@ from ..config import ASSETS_DIR
 from ..errors import StudioError
 from ..render import Plan, RenderRequest
 from . import format as fmt
-from . import header
+from . import header, lora_picker, restore_file
 from .session import cancel, drive, friendly_error
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
@@ -70,6 +70,8 @@ class CreateControls:
     progress_bar: gr.HTML
     star_btn: gr.Button
     shown_model: gr.State  # the model the size controls were made for
+    loras: lora_picker.LoraPicker
+    restore: gr.File
     # made outside the tab
     model: gr.Dropdown
     model_info: gr.Markdown
@@ -106,14 +108,15 @@ def chosen_policy(studio, name, steps) -> str | None:
     return name if name and name != CUSTOM and policy_steps(studio, name) == int(steps) else None
 
 
-def build_request(mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames) -> RenderRequest:
+def build_request(mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames,
+                  loras=()) -> RenderRequest:
     width, height = fmt.parse_resolution(resolution)
     use_seed = None if random_seed or seed in (None, "") else int(seed)
     return RenderRequest(
         prompt=prompt or "", mode=mode or "t2v", negative_prompt=negative or "",
         image=(image or None) if mode == "i2v" else None, video=(video or None) if mode == "v2v" else None,
         seed=use_seed, steps=int(steps), height=height, width=width,
-        frames=int(frames) if frames not in (None, "") else None, model=model or None,
+        frames=int(frames) if frames not in (None, "") else None, model=model or None, loras=tuple(loras or ()),
     )
 
 
@@ -278,6 +281,8 @@ def _settings(studio, spec) -> dict:
         c["frames"] = gr.Dropdown(choices=fmt.frame_choices(spec), value=spec.frames, label="Length")
     with gr.Accordion("Advanced", open=False):
         c["negative"] = gr.Textbox(label="Negative prompt", lines=2, placeholder="what to avoid, e.g. blurry, flicker")
+    c["loras"] = lora_picker.build(studio)
+    c["restore"] = restore_file.build()
     return c
 
 
@@ -330,10 +335,10 @@ class CreateTab:
                 *mode_notes(studio, model_id), None, model_id)
 
     def request(self, mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
-                frames_v, policy_v):
+                frames_v, policy_v, loras_v=()):
         """The validated request, the policy it records (None: custom) and the engine's notes on it."""
         req = build_request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v,
-                            res_v, frames_v)
+                            res_v, frames_v, loras_v)
         policy = chosen_policy(self.studio, policy_v, req.steps)  # None: custom (the slider's steps)
         if policy is not None:  # its steps, and its size/length where it sets them
             req = self.studio.policies.get(policy).apply(req)
@@ -341,12 +346,12 @@ class CreateTab:
         return req, policy, notes_v
 
     def on_render(self, mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
-                  frames_v, refine_v, preview_v, policy_v, session_v, progress=gr.Progress()):
+                  frames_v, refine_v, preview_v, policy_v, session_v, loras_v=None, progress=gr.Progress()):
         c = self.c
         idle = {c.render_btn: gr.Button(interactive=True), c.cancel_btn: gr.Button(interactive=False)}
         try:
             req, policy, notes_v = self.request(mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v,
-                                                seed_v, random_v, res_v, frames_v, policy_v)
+                                                seed_v, random_v, res_v, frames_v, policy_v, loras_v)
         except StudioError as exc:
             message = friendly_error(exc)
             gr.Warning(message)
@@ -434,13 +439,14 @@ class CreateTab:
         outputs = [c.output, c.status, c.seed, c.details, c.info, c.render_btn, c.cancel_btn, c.model_info, c.star_btn,
                    c.model, c.progress_bar, c.live]
         render_inputs = [c.mode, c.model, c.prompt, c.negative, c.image, c.video, c.steps, c.seed, c.random_seed,
-                         c.resolution, c.frames, c.refine, c.preview_steps, c.budget, c.session]
+                         c.resolution, c.frames, c.refine, c.preview_steps, c.budget, c.session, c.loras.value]
         c.render_btn.click(self.on_render, render_inputs, outputs, api_name="render", concurrency_id="render",
                            concurrency_limit=1, show_progress="minimal", show_progress_on=[c.progress_bar])
         c.prompt.submit(self.on_render, render_inputs, outputs, api_visibility="private", concurrency_id="render",
                         show_progress="minimal", show_progress_on=[c.progress_bar])
         c.cancel_btn.click(self.on_cancel, c.session, c.status, api_name="cancel", queue=False)
         c.star_btn.click(self.on_star, c.info, c.star_btn, api_visibility="private")
+        restore_file.wire(self.studio, c, c.restore)
 
     def _wire_settings(self) -> None:
         """Mode tabs, model picker, V2V context, budget policy and preview switch: quick, unqueued updates."""

@@ -1,0 +1,59 @@
+"""Create's "Restore from a file": drop a studio mp4 or PNG thumbnail, and its settings fill the Create controls."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import lora, restore
+from ..errors import StudioError
+from . import format as fmt
+from . import lora_picker
+from .session import friendly_error
+
+
+def build() -> gr.File:
+    with gr.Accordion("Restore from a file", open=False, elem_id="restore-accordion"):
+        return gr.File(label="Drop a studio mp4 or PNG thumbnail: its prompt, seed and settings come back",
+                       file_types=[".mp4", ".png"], type="filepath", height=90, elem_id="restore-file")
+
+
+STATUS_AT, COUNT = 13, 14 + 2 * lora_picker.ROWS  # where the status is in ``outputs``, and how many
+
+
+def outputs(c) -> list:
+    """The Create components a restore sets, in the order ``on_restore`` returns them."""
+    return [c.mode_tabs, c.mode, c.pending_size, c.model, c.prompt, c.negative, c.image, c.video, c.steps, c.seed,
+            c.random_seed, c.resolution, c.frames, c.status, *c.loras.rows]
+
+
+def on_restore(studio, path) -> list:
+    from .generate import size_controls
+
+    if not path:
+        return [gr.skip()] * COUNT
+    try:
+        req, notes = restore.restore(path, studio.history)
+        model_v = studio.registry.get(req.model or studio.settings.default_model).id
+    except StudioError as exc:
+        message = friendly_error(exc)
+        gr.Warning(message)
+        return [gr.skip()] * STATUS_AT + [f"⚠ {message}"] + [gr.skip()] * (COUNT - STATUS_AT - 1)
+    res_value = f"{req.width}x{req.height}" if req.width and req.height else None
+    res_dd, frames_dd = size_controls(studio, model_v, res_value, req.frames)
+    offered = [v for _, v in fmt.resolution_choices(studio.registry.get(model_v))]
+    if res_value and res_value not in offered:
+        notes.append(f"Create does not offer {res_value} for {model_v}: the size is {offered[0]} now.")
+    have = set(lora.listing(studio.settings.loras_dir))
+    notes += [f"LoRA {f} is not in the loras folder." for f, _ in req.loras if f not in have]
+    status = "Restored from the file: same prompt, seed and settings. Press **Render**."
+    if notes:
+        gr.Warning(" ".join(notes))
+        status += "  \n⚠ " + " ".join(notes)
+    pending = {"model": model_v, "resolution": res_value, "frames": req.frames}
+    return [gr.Tabs(selected=req.mode), req.mode, pending, model_v, req.prompt, req.negative_prompt or "",
+            req.image, req.video, req.steps, req.seed or 0, False, res_dd, frames_dd, status,
+            *lora_picker.fill(studio, req.loras)]
+
+
+def wire(studio, c, restore_file: gr.File) -> None:
+    restore_file.upload(lambda p: on_restore(studio, p), restore_file, outputs(c), api_name="restore_from_file")
