@@ -89,8 +89,8 @@ def _restored(args, given: dict) -> dict:
 
 
 def _attach_inputs(job: dict) -> dict:
-    request = dict(job["request"], image=owner_client.attach(job["request"]["image"]),
-                   video=owner_client.attach(job["request"]["video"]))
+    request = dict(job["request"], image=owner_client.attach(job["request"].get("image")),
+                   video=owner_client.attach(job["request"].get("video")))
     return dict(job, request=request)
 
 
