@@ -2,6 +2,7 @@
 
     python app.py                      # http://127.0.0.1:7860, embedded default model, offline
     python app.py --model anyflow-far-1.3b --allow-download --port 8000
+    python app.py --window             # in its own desktop window (bash scripts/setup.sh --desktop)
 
 Models load on first use; nothing heavy happens at start-up.
 """
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-budget", type=float, default=None, metavar="GB", help="memory for loaded models")
     p.add_argument("--compile", action="store_true", default=None,
                    help="regionally compile the transformer blocks (GPU; slower first render)")
+    p.add_argument("--window", action="store_true",
+                   help="open the studio in its own desktop window, on 127.0.0.1 (needs: bash scripts/setup.sh --desktop)")
     return p
 
 
@@ -61,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_upload_mb <= 0:
         print("error: --max-upload-mb must be more than 0", file=sys.stderr)
         return 2
+    if args.window:  # before anything starts: a window needs a display and the desktop extra
+        from studio import desktop
+        try:
+            desktop.check_display(f"http://127.0.0.1:{args.port or 7860}")
+            desktop.check_backend()
+        except StudioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        args.host, args.share, args.port = "127.0.0.1", False, args.port or desktop.free_port()
 
     from studio.space import running_on_space
     from studio.ui.spacemode import space_default_model
@@ -85,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if not studio.claim_data_folder():  # one studio per data folder: it alone recovers and owns the files
         owner = studio.folder_owner()
         studio.close()
+        if args.window and owner and desktop.bring_forward(studio.settings.data_dir):
+            print(f"AnyFlow Studio is already open on {studio.settings.data_dir} ({owner.describe()}): its window "
+                  "was brought forward.", file=sys.stderr)
+            return 0
         print(f"error: another studio ({owner.describe() if owner else 'its address is unknown'}) already owns "
               f"{studio.settings.data_dir}; use that one, or start this one with another --data-dir", file=sys.stderr)
         return 2
@@ -106,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         server, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                                      prevent_thread_lock=True, **options)
         owner_api.serve(server, studio, url)  # `python -m studio render` on this data folder now renders here
-        demo.block_thread()  # until Ctrl+C or the server closes
+        if args.window:
+            desktop.open_window(url, studio.settings.data_dir)  # until the window is closed, or SIGTERM / SIGINT
+        else:
+            demo.block_thread()  # until Ctrl+C or the server closes
     finally:
+        if studio.engine.cancel_running():  # renders still running stop and are recorded as cancelled
+            print("Stopped the renders that were running (recorded as cancelled).", file=sys.stderr)
+        if args.window:
+            demo.close()  # frees the port
         studio.close()
     return 0
 

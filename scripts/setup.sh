@@ -1,21 +1,53 @@
 #!/usr/bin/env bash
 # Set up AnyFlow Studio on a fresh machine: a virtual environment from requirements.txt.
-#   bash scripts/setup.sh          # for running the app / CLI
-#   bash scripts/setup.sh --test   # also the system packages the tests use (chromium, ffmpeg)
-# Idempotent: re-running only installs what is missing.
+#   bash scripts/setup.sh             # for running the app / CLI
+#   bash scripts/setup.sh --desktop   # also the desktop window (python app.py --window): requirements-desktop.txt,
+#                                     # and on Debian/Ubuntu the few system libraries Qt WebEngine needs
+#   bash scripts/setup.sh --test      # everything the tests use: --desktop, plus chromium, ffmpeg and xvfb
+# Flags combine. Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+DESKTOP=0
+TEST=0
+for arg in "$@"; do
+  case "$arg" in
+    --desktop) DESKTOP=1 ;;
+    --test) TEST=1; DESKTOP=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--desktop] [--test]" >&2; exit 2 ;;
+  esac
+done
 
-if [[ "${1:-}" == "--test" ]]; then
-  if ! command -v chromium >/dev/null || ! command -v ffprobe >/dev/null; then
-    SUDO=""
-    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium ffmpeg fonts-dejavu-core
+# Debian/Ubuntu packages. Qt WebEngine's pip wheels bundle Qt itself but link these system libraries (from `ldd`
+# on QtWebEngineCore, QtWebEngineProcess, QtGui/Widgets and the xcb/offscreen platform plugins; apt adds the rest).
+DESKTOP_DEBS=(libasound2 libegl1 libgl1 libgbm1 libglib2.0-0 libfontconfig1 libnss3 libx11-xcb1 libxcomposite1
+  libxdamage1 libxrandr2 libxtst6 libxkbfile1 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
+  libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core)
+TEST_DEBS=(chromium ffmpeg fonts-dejavu-core xvfb xauth x11-apps imagemagick)
+
+missing_debs() {  # the packages of "$@" not installed yet
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || echo "$pkg"
+  done
+}
+
+WANT=()
+if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then
+  [[ $DESKTOP -eq 1 ]] && WANT+=("${DESKTOP_DEBS[@]}")
+  [[ $TEST -eq 1 ]] && WANT+=("${TEST_DEBS[@]}")
+  if [[ ${#WANT[@]} -gt 0 ]]; then
+    mapfile -t MISSING < <(missing_debs "${WANT[@]}")
+    if [[ ${#MISSING[@]} -gt 0 ]]; then
+      SUDO=""
+      [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+      $SUDO apt-get update -q
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}"
+    fi
   fi
+elif [[ $DESKTOP -eq 1 ]]; then
+  echo "note: not Debian/Ubuntu: install Qt WebEngine's system libraries (X11/xcb, EGL, NSS, fontconfig) yourself" >&2
 fi
 
 "$PYTHON" - <<'PY'
@@ -27,5 +59,11 @@ PY
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
+REQS=(-r requirements.txt)
+[[ $DESKTOP -eq 1 ]] && REQS+=(-r requirements-desktop.txt)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQS[@]}"
 echo "ready: $VENV ($("$VENV/bin/python" -c 'import torch, diffusers, gradio; print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, gradio {gradio.__version__}")'))"
+if [[ $DESKTOP -eq 1 ]]; then
+  "$VENV/bin/python" -c 'from studio.desktop import check_backend; check_backend()' \
+    && echo "desktop window: ready (python app.py --window)"
+fi

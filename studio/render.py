@@ -90,6 +90,7 @@ class RenderEngine:
         self.policies = policies or Policies.load(settings.user_policies_file)
         self._active = 0  # renders started and not finished (the queue the caps look at)
         self._active_lock = threading.Lock()
+        self._workers: dict[threading.Thread, CancelToken] = {}  # render threads running now (cancel_running)
 
     @property
     def active(self) -> int:
@@ -195,10 +196,24 @@ class RenderEngine:
             session=job.session,
         )
 
+    def cancel_running(self, timeout: float = 10.0) -> int:
+        """Cancel every render running now and wait (up to ``timeout`` s in all) until each has recorded itself as
+        cancelled; for a clean shutdown. Returns how many were running."""
+        with self._active_lock:
+            running = dict(self._workers)
+        for token in running.values():
+            token.set()
+        deadline = time.monotonic() + timeout
+        for worker in running:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return len(running)
+
     def _on_worker(self, job: "_Job", cancel: CancelToken) -> Iterator[Event]:
         """Run the plan on a worker thread and yield its events; a consumer that stops listening cancels it."""
         events: queue.Queue = queue.Queue()
         worker = threading.Thread(target=self._run_plan, args=(job, events.put, cancel), name="render", daemon=True)
+        with self._active_lock:
+            self._workers[worker] = cancel
         worker.start()
         finished = False
         try:
@@ -209,6 +224,8 @@ class RenderEngine:
             if not finished:
                 cancel.set()
             worker.join()
+            with self._active_lock:
+                self._workers.pop(worker, None)
 
     def _run_plan(self, job: "_Job", emit, cancel: CancelToken) -> None:
         """Rows, inputs, the model, then the GPU work's events turned into Results. Every way out of here leaves
