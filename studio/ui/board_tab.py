@@ -546,7 +546,7 @@ class BoardTab:
                 "continues": bool(continues_v), "loras": parse_loras(loras_v)}
 
     def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False,
-               loras_v=""):
+               loras_v=None):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
@@ -563,7 +563,7 @@ class BoardTab:
                                                    "Write the next, or click a shot to edit it.")
 
     def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False,
-                loras_v=""):
+                loras_v=None):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
