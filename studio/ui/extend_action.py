@@ -39,7 +39,7 @@ def build(where: str) -> ExtendControls:
                                min_width=110, elem_id=f"{where}-extend-frames")
             prompt = gr.Textbox(label="Prompt for the new frames", lines=1, max_lines=3, scale=4,
                                 placeholder="the original's prompt", elem_id=f"{where}-extend-prompt")
-            button = gr.Button("⏩ Extend", variant="secondary", scale=1, min_width=100,
+            button = gr.Button("Extend →", variant="secondary", scale=1, min_width=100,
                                elem_id=f"{where}-extend-btn")
         status = gr.Markdown("", elem_id=f"{where}-extend-status")
     return ExtendControls(box, frames, prompt, button, status)
