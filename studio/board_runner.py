@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import continuity, media
-from .board_store import STAGES, Board, BoardStore, Shot
-from .errors import StudioError
+from .board_store import STAGES, Board, BoardStore, Shot, shot_loras
+from .errors import InvalidRequest, StudioError
 from .render import Cancelled, Failed, RenderRequest, Result
 
 
@@ -51,7 +51,7 @@ class BoardRunner:
     def shot_request(self, board: Board, shot: Shot) -> RenderRequest:
         return RenderRequest(prompt=shot.prompt, mode=shot.mode, negative_prompt=shot.negative_prompt,
                              image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
-                             model=board.model)
+                             model=board.model, loras=tuple((f, s) for f, s in shot.loras))
 
     def stage_request(self, board: Board, shot: Shot, stage: str, failed: dict) -> RenderRequest:
         """The shot's request; a continuing shot's takes the previous shot's render at this stage as context."""
@@ -168,7 +168,7 @@ class BoardRunner:
                 "final_policy": board.final_policy, "shots": []}
         for shot in board.shots:
             entry = {k: getattr(shot, k) for k in ("mode", "prompt", "negative_prompt", "seed", "image", "video",
-                                                  "frames", "approved", "continues")}
+                                                  "frames", "approved", "continues", "loras")}
             for stage in STAGES:
                 rid = getattr(shot, f"{stage}_id")
                 row = self.studio.history.get(rid) if rid else None
@@ -217,6 +217,10 @@ class BoardRunner:
                     shot[key] = str(p.resolve())
             shot["approved"] = bool(raw.get("approved", True))
             shot["continues"] = bool(raw.get("continues", False))
+            try:
+                shot["loras"] = shot_loras(raw.get("loras"))
+            except InvalidRequest as exc:
+                problems.append(f"shot {i}: loras: {exc.errors['loras']}")
             shots.append(shot)
         if problems:
             raise StudioError(f"{path.name}: " + "; ".join(problems))

@@ -8,16 +8,18 @@ nothing stale is ever shown as that shot's result.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, dataclass, field
 
-from .errors import StudioError
+from . import lora
+from .errors import InvalidRequest, StudioError
 from .history import HistoryStore, _now, new_id
 from .registry import MODES
 from .render import MAX_SEED
 
 # Fields that change what a shot renders: editing any of them invalidates its renders.
-RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues")
+RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues", "loras")
 STAGES = ("preview", "final")
 _RESET_STAGE = {  # literal statements: no SQL is built from values
     "preview": "UPDATE shots SET preview_id = NULL WHERE board_id = ?",
@@ -42,6 +44,7 @@ class Shot:
     final_id: str | None = None
     updated_at: str | None = None
     continues: bool = False  # its context is the previous shot's render (see continuity.py)
+    loras: list = field(default_factory=list)  # [[file, strength], ...], as a request's ``loras``
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,7 +76,17 @@ def _shot(row: dict) -> Shot:
     row = dict(row)
     row["approved"] = bool(row.get("approved"))
     row["continues"] = bool(row.get("continues"))
+    row["loras"] = json.loads(row.get("loras") or "[]")
     return Shot(**row)
+
+
+def shot_loras(value) -> list[list]:
+    """A shot's LoRAs as stored and compared: [[file, strength], ...]; InvalidRequest for a bad list."""
+    errors: dict = {}
+    pairs = lora.normalise(value, errors)
+    if errors:
+        raise InvalidRequest(errors)
+    return [[f, s] for f, s in pairs]
 
 
 class BoardStore:
@@ -166,7 +179,7 @@ class BoardStore:
     def add_shot(self, board_id: str, prompt: str, *, mode: str = "t2v", negative_prompt: str = "",
                  seed: int | None = None, image: str | None = None, video: str | None = None,
                  frames: int | None = None, position: int | None = None, approved: bool = False,
-                 continues: bool = False) -> Shot:
+                 continues: bool = False, loras=()) -> Shot:
         if mode not in MODES:
             raise StudioError(f"Shot mode must be one of {', '.join(MODES)}, not {mode!r}.")
         board = self.get(board_id)
@@ -176,7 +189,7 @@ class BoardStore:
         row = {"id": new_id(), "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
-               "updated_at": _now(), "continues": int(bool(continues))}
+               "updated_at": _now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
         with self._lock, self.db.conn:
             self.db.execute("UPDATE shots SET position = position + 1 WHERE board_id = ? AND position >= ?",
                             [board_id, position])
@@ -198,7 +211,11 @@ class BoardStore:
             raise StudioError(f"Shots have no editable field(s) {', '.join(sorted(bad))}.")
         if "mode" in changes and changes["mode"] not in MODES:
             raise StudioError(f"Shot mode must be one of {', '.join(MODES)}.")
+        if "loras" in changes:
+            changes["loras"] = shot_loras(changes["loras"])
         updates = dict(changes)
+        if "loras" in updates:
+            updates["loras"] = json.dumps(updates["loras"])
         for flag in ("approved", "continues"):
             if flag in updates:
                 updates[flag] = int(bool(updates[flag]))
@@ -222,7 +239,7 @@ class BoardStore:
         s = self.get_shot(shot_id)
         return self.add_shot(s.board_id, s.prompt, mode=s.mode, negative_prompt=s.negative_prompt, seed=s.seed,
                              image=s.image, video=s.video, frames=s.frames, position=s.position + 1,
-                             continues=s.continues)
+                             continues=s.continues, loras=s.loras)
 
     def move_shot(self, shot_id: str, position: int) -> Board:
         shot = self.get_shot(shot_id)

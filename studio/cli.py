@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a video (or a preview/refine or comparison plan)")
     _common(r)
-    r.add_argument("--prompt", help="what to render (required unless --from gives it)")
+    r.add_argument("--prompt", help="what to render (required unless --from gives it; --extend: the original's)")
     r.add_argument("--from", dest="from_file", metavar="FILE",
                    help="restore the settings of a studio mp4 or PNG thumbnail; flags given alongside override them")
     r.add_argument("--lora", action="append", metavar="FILE[:STRENGTH]",

@@ -15,13 +15,13 @@ original, its file is replaced by the joined clip and its frame count is the joi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from . import chunks, media
+from . import chunks, media, restore
 from .errors import InvalidRequest, StudioError
 from .events import Result
 from .request import MAX_FRAMES, RenderRequest
@@ -75,6 +75,9 @@ def plan_extension(source_frames: int, asked: int, temporal_factor: int = 4,
     raise InvalidRequest({"extend": f"a {source_frames}-frame clip gives this model no context it can use"})
 
 
+INHERITED = ("prompt", "negative_prompt", "model", "steps")  # what an extension takes from an unknown file's metadata
+
+
 @dataclass
 class Source:
     """The clip to extend: its file, its frames decoded once, and what it was rendered with when known."""
@@ -83,28 +86,34 @@ class Source:
     frames: np.ndarray  # uint8 (T, H, W, 3), the reference the joined clip keeps unchanged
     fps: int
     row: dict | None  # its history row (None for a file the history does not know)
+    meta: dict = field(default_factory=dict)  # the file's studio metadata (a file from another data folder)
 
     @property
     def request(self) -> dict:
-        return (self.row or {}).get("request") or {}
+        """What the original was rendered with: its history row's request, else what its file's metadata says."""
+        recorded = (self.row or {}).get("request")
+        return recorded or {k: self.meta[k] for k in INHERITED if self.meta.get(k) not in (None, "")}
 
 
 def load_source(history, ref: str) -> Source:
     """``ref``: a history id of a finished render, or an mp4 path (linked to its row when its metadata names one)."""
     ref = str(ref).strip()
     row = history.get(ref) if ref else None
+    meta: dict = {}
     if row is not None:
         if row["status"] != "ok" or not row.get("video_path") or not Path(row["video_path"]).is_file():
             raise StudioError(f"Render {ref} has no finished video to extend.")
         path = Path(row["video_path"])
     elif ref and Path(ref).is_file():
         path = Path(ref)
-        rid = media.read_metadata(path).get("id")
+        meta = media.read_metadata(path)
+        rid = meta.get("id")
         row = history.get(rid) if isinstance(rid, str) else None
     else:
         raise StudioError(f"Nothing to extend: {ref!r} is neither a history id nor a video file.")
     frames, fps = media.read_video(path)
-    return Source(path, frames, int((row or {}).get("fps") or round(fps)), row)
+    meta = meta if row is None and meta.get("studio") == restore.MARK else {}
+    return Source(path, frames, int((row or {}).get("fps") or round(fps)), row, meta)
 
 
 def extension_request(engine, source: Source, new_frames: int, *, prompt: str | None = None,

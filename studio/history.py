@@ -124,8 +124,13 @@ def _m5_continuity(db: sqlite_utils.Database) -> None:
     db["shots"].add_column("continues", int, not_null_default=0)
 
 
+def _m6_shot_loras(db: sqlite_utils.Database) -> None:
+    """Storyboard shots carry LoRAs: JSON text, [[file, strength], ...]."""
+    db["shots"].add_column("loras", str, not_null_default="[]")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
-                                                             _m5_continuity]
+                                                             _m5_continuity, _m6_shot_loras]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import continuity
-from ..board_store import Board
+from .. import continuity, lora
+from ..board_store import Board, shot_loras
 from ..errors import StudioError
 from ..registry import MODES  # noqa: F401
 from ..render import MAX_SEED
@@ -52,6 +52,16 @@ STATUS_EVERY_S = 0.3
 
 def new_seed() -> int:
     return random.randint(0, MAX_SEED)
+
+
+def parse_loras(text) -> list[list]:
+    """The shot editor's "file:strength, file2" -> [[file, strength], ...] (strength 1 when left out)."""
+    items = [lora.parse_cli(part.strip()) for part in str(text or "").split(",") if part.strip()]
+    return shot_loras(items)
+
+
+def loras_text(loras) -> str:
+    return ", ".join(f"{f}:{s:g}" for f, s in loras or ())
 
 
 def _slug(name: str) -> str:
@@ -230,6 +240,7 @@ class BoardComponents:
     ed_image: gr.Image
     ed_video: gr.Video
     ed_continues: gr.Checkbox
+    ed_loras: gr.Textbox
     add_btn: gr.Button
     save_btn: gr.Button
     dup_btn: gr.Button
@@ -259,7 +270,7 @@ class BoardComponents:
     @property
     def editor(self) -> list:
         return [self.ed_title, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames, self.ed_image,
-                self.ed_video, self.ed_continues, self.shot_video, *self.shot_buttons]
+                self.ed_video, self.ed_continues, self.ed_loras, self.shot_video, *self.shot_buttons]
 
     @property
     def board_view(self) -> list:
@@ -283,7 +294,7 @@ class BoardComponents:
     @property
     def shot_form(self) -> list:
         return [self.board_id, self.shot_id, self.ed_mode, self.ed_prompt, self.ed_seed, self.ed_frames,
-                self.ed_image, self.ed_video, self.session, self.ed_continues]
+                self.ed_image, self.ed_video, self.session, self.ed_continues, self.ed_loras]
 
 
 # ---- layout ------------------------------------------------------------------------------------
@@ -366,6 +377,8 @@ def _shot_column(ui: BoardViews) -> dict:
     c["ed_continues"] = gr.Checkbox(False, label="Continue from the previous shot", elem_id="shot-continues",
                                     info="Starts where the previous shot's render ends: its last frames (V2V, T2V) "
                                          "or its last frame (I2V)")
+    c["ed_loras"] = gr.Textbox(label="LoRAs (file:strength, comma separated)", elem_id="shot-loras",
+                               placeholder="e.g. ink.safetensors:0.8, grain.safetensors")
     with gr.Row():
         c["add_btn"] = gr.Button("+ Add shot", variant="primary", size="sm", elem_id="shot-add")
         c["save_btn"] = gr.Button("Save changes", size="sm", interactive=False, elem_id="shot-save")
@@ -452,7 +465,7 @@ class BoardTab:
             return {c.shot_id: "", c.ed_title: "**New shot** · write a prompt and press **+ Add shot**",
                     c.ed_mode: "t2v", c.ed_prompt: "", c.ed_seed: new_seed(), c.ed_frames: frames,
                     c.ed_image: gr.Image(value=None, visible=False), c.ed_video: gr.Video(value=None, visible=False),
-                    c.ed_continues: False,
+                    c.ed_continues: False, c.ed_loras: "",
                     c.shot_video: gr.Video(value=None, label="Selected shot"),
                     **active, c.approve_btn: gr.Button("✓ Approve", interactive=False)}
         stage, row = self.ui.latest(shot)
@@ -468,7 +481,7 @@ class BoardTab:
                 c.ed_seed: shot.seed, c.ed_frames: frames,
                 c.ed_image: gr.Image(value=str(image) if image else None, visible=shot.mode == "i2v"),
                 c.ed_video: gr.Video(value=str(clip) if clip else None, visible=shot.mode == "v2v"),
-                c.ed_continues: shot.continues,
+                c.ed_continues: shot.continues, c.ed_loras: loras_text(shot.loras),
                 c.shot_video: gr.Video(value=str(video) if video else None, label=label),
                 **active, c.approve_btn: gr.Button("✗ Unapprove" if shot.approved else "✓ Approve", interactive=True)}
 
@@ -516,7 +529,8 @@ class BoardTab:
                 **hide}
 
     # ---- shots -------------------------------------------------------------------------------
-    def shot_fields(self, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v=False) -> dict:
+    def shot_fields(self, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v=False,
+                    loras_v="") -> dict:
         prompt_v = (prompt_v or "").strip()
         if not prompt_v:
             raise StudioError("Write a prompt for the shot first.")
@@ -529,16 +543,18 @@ class BoardTab:
                 "frames": int(frames_v) if frames_v not in (None, "", DEFAULT_FRAMES) else None,
                 "image": self.ui.keep_input(image_v, sid) if mode_v == "i2v" and image_v else None,
                 "video": self.ui.keep_input(video_v, sid) if mode_v == "v2v" and video_v else None,
-                "continues": bool(continues_v)}
+                "continues": bool(continues_v), "loras": parse_loras(loras_v)}
 
-    def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False):
+    def on_add(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False,
+               loras_v=None):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
             if board is None:  # no board yet: make one, so the first shot is one click
                 board = self.ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
                                               preview_policy=self.default_preview, final_policy=self.default_final)
-            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v,
+                                      loras_v)
             shot = self.ui.boards.add_shot(board.id, **fields)
         except StudioError as exc:
             return self.fail(exc, sid, bid, sel)
@@ -546,13 +562,15 @@ class BoardTab:
         return self.view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). "
                                                    "Write the next, or click a shot to edit it.")
 
-    def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False):
+    def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False,
+                loras_v=None):
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
             if board is None or not sel:
                 raise StudioError("Select a shot to change (click its thumbnail or row).")
-            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v)
+            fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v,
+                                      loras_v)
             if fields["seed"] is None:
                 fields["seed"] = board.shot(sel).seed
             before = board.shot(sel)

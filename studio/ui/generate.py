@@ -15,7 +15,7 @@ from ..config import ASSETS_DIR
 from ..errors import StudioError
 from ..render import Plan, RenderRequest
 from . import format as fmt
-from . import header, lora_picker, restore_file
+from . import extend_action, header, lora_picker, restore_file
 from .session import cancel, drive, friendly_error
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
@@ -72,6 +72,7 @@ class CreateControls:
     shown_model: gr.State  # the model the size controls were made for
     loras: lora_picker.LoraPicker
     restore: gr.File
+    extend: extend_action.ExtendControls  # continue the result by N frames
     # made outside the tab
     model: gr.Dropdown
     model_info: gr.Markdown
@@ -296,6 +297,7 @@ def _result_column() -> dict:
     c["status"] = gr.Markdown(IDLE_STATUS, elem_id="render-status")
     c["details"] = gr.Markdown("", elem_id="render-details")
     c["star_btn"] = gr.Button("★ Star this render", size="sm", visible=False, elem_id="star-current")
+    c["extend"] = extend_action.build("create")
     c["info"] = gr.JSON(visible=False, label="last result")
     return c
 
@@ -447,6 +449,7 @@ class CreateTab:
         c.cancel_btn.click(self.on_cancel, c.session, c.status, api_name="cancel", queue=False)
         c.star_btn.click(self.on_star, c.info, c.star_btn, api_visibility="private")
         restore_file.wire(self.studio, c, c.restore)
+        extend_action.wire_create(self.studio, c, c.extend)
 
     def _wire_settings(self) -> None:
         """Mode tabs, model picker, V2V context, budget policy and preview switch: quick, unqueued updates."""

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..history import Query
 from . import format as fmt
-from . import guard, spacemode
+from . import extend_action, guard, lora_picker, spacemode
 from .generate import size_controls
 
 PAGE = 60
@@ -106,6 +106,34 @@ def filter_choices(studio):
     return models, steps
 
 
+def rerun(studio, rid) -> tuple:
+    """Re-run in Create: the values of Create's controls (``rerun_outputs`` in ``build``) for the render ``rid``,
+    its LoRAs included (the picker's rows and the State a render reads)."""
+    row = studio.history.get(rid) if rid else None
+    if row is None:
+        return (gr.skip(),) * (17 + 2 * lora_picker.ROWS)
+    req = dict(row.get("request") or {})
+    mode_v = req.get("mode") or "t2v"
+    model_v = req.get("model") or studio.settings.default_model
+    res_value = f"{req['width']}x{req['height']}" if req.get("width") and req.get("height") else None
+    res_dd, frames_dd = size_controls(studio, model_v, res_value, req.get("frames"))
+    inputs_ok = guard.input_roots(studio)  # only re-use inputs from the studio's and Gradio's own folders
+    image = guard.servable(req.get("image"), inputs_ok)
+    video_v = guard.servable(req.get("video"), inputs_ok)
+    image, video_v = (str(image) if image else None), (str(video_v) if video_v else None)
+    if (mode_v == "i2v" and not image) or (mode_v == "v2v" and not video_v):
+        gr.Warning("The original input file is gone; upload it again before rendering.")
+    else:
+        gr.Info("Parameters loaded into Create. Press Render to run it again.")
+    pending = {"model": model_v, "resolution": res_value, "frames": req.get("frames")}
+    loras = [[str(f), float(s)] for f, s in req.get("loras") or ()]
+    return (gr.Tabs(selected="create"), gr.Tabs(selected=mode_v), mode_v, pending, model_v, req.get("prompt") or "",
+            req.get("negative_prompt") or "", image, video_v, int(row.get("steps") or req.get("steps") or 4),
+            req.get("seed") or 0, False, res_dd, frames_dd,
+            "Loaded from History: same prompt, seed and settings. Press **Render**.", gr.skip(),
+            *lora_picker.fill(studio, loras), loras)
+
+
 def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session: gr.State | None = None) -> dict:
     models, steps_choices = filter_choices(studio)
     with gr.Row(equal_height=False):
@@ -138,6 +166,7 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
                     confirm_btn = gr.Button("Yes, delete it and its files", variant="stop", size="sm",
                                             elem_id="history-confirm-delete")
                     keep_btn = gr.Button("Keep it", size="sm")
+            extend_row = extend_action.build("history")
             details = gr.Markdown(EMPTY_DETAILS, elem_id="history-details")
     ids = gr.State([])
     selected = gr.State(None)
@@ -228,31 +257,11 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     paged(confirm_btn.click(do_delete, [selected, nav, *filters], [*detail_outputs, *listing],
                             api_name="history_delete"))
 
-    def rerun(rid):
-        row = studio.history.get(rid) if rid else None
-        if row is None:
-            return (gr.skip(),) * 16
-        req = dict(row.get("request") or {})
-        mode_v = req.get("mode") or "t2v"
-        model_v = req.get("model") or studio.settings.default_model
-        res_value = f"{req['width']}x{req['height']}" if req.get("width") and req.get("height") else None
-        res_dd, frames_dd = size_controls(studio, model_v, res_value, req.get("frames"))
-        inputs_ok = guard.input_roots(studio)  # only re-use inputs from the studio's and Gradio's own folders
-        image = guard.servable(req.get("image"), inputs_ok)
-        video_v = guard.servable(req.get("video"), inputs_ok)
-        image, video_v = (str(image) if image else None), (str(video_v) if video_v else None)
-        if (mode_v == "i2v" and not image) or (mode_v == "v2v" and not video_v):
-            gr.Warning("The original input file is gone; upload it again before rendering.")
-        else:
-            gr.Info("Parameters loaded into Create. Press Render to run it again.")
-        pending = {"model": model_v, "resolution": res_value, "frames": req.get("frames")}
-        return (gr.Tabs(selected="create"), gr.Tabs(selected=mode_v), mode_v, pending, model_v, req.get("prompt") or "",
-                req.get("negative_prompt") or "", image, video_v, int(row.get("steps") or req.get("steps") or 4),
-                req.get("seed") or 0, False, res_dd, frames_dd,
-                "Loaded from History: same prompt, seed and settings. Press **Render**.", gr.skip())
-
     rerun_outputs = [top_tabs, create.mode_tabs, create.mode, create.pending_size, model_picker, create.prompt, create.negative,
                      create.image, create.video, create.steps, create.seed, create.random_seed, create.resolution,
-                     create.frames, create.status, create.details]
-    rerun_btn.click(rerun, selected, rerun_outputs, api_name="history_rerun")
+                     create.frames, create.status, create.details, *create.loras.rows, create.loras.value]
+    rerun_btn.click(lambda rid: rerun(studio, rid), selected, rerun_outputs, api_name="history_rerun")
+    extend_action.wire_history(studio, extend_row, selected, create.session, show, detail_outputs,
+                               lambda nav_v, *values: search(studio, *values, page=here(nav_v)), listing,
+                               [nav, *filters])
     return {"filters": filters, "listing": listing, "search": do_search, "paged": paged}
