@@ -67,6 +67,7 @@ def test_extend_from_create_then_from_history(app):
     grandchild = studio.history.children(child_id)[0]
     assert (grandchild["frames"], grandchild["request"]["prompt"]) == (21, "it keeps rolling")
     assert any(f"Extends `{child_id}`" in x for x in final), "the details shown are the new entry's, with its parent"
+    assert any("21 joined (" in x for x in final), "the details count the joined clip, not only the new render"
     assert len(media.read_video(grandchild["video_path"])[0]) == 21
 
 

@@ -157,7 +157,7 @@ def details_markdown(row: dict) -> str:
         ("Budget", f"capped from {row.get('requested_steps')} steps" if row.get("capped") else None),
         ("Policy", row.get("policy")), ("Seed", req.get("seed")),
         ("Size", f"{req.get('width')}×{req.get('height')}" if req.get("width") else None),
-        ("Frames", f"{req.get('frames')} at {req.get('fps')} fps" if req.get("frames") else None),
+        ("Frames", _frames_text(row, req)),
         ("Guidance", req.get("guidance_scale")), ("Negative prompt", req.get("negative_prompt")),
         ("First frame", Path(str(req["image"])).name if req.get("image") else None),
         ("Input video", Path(str(req["video"])).name if req.get("video") else None),
@@ -177,6 +177,15 @@ def details_markdown(row: dict) -> str:
 def plan_summary(results: list[dict]) -> str:
     """One line per finished budget: steps and seconds."""
     return " · ".join(f"{steps_word(r['steps'])}: {seconds(r['seconds'])}" for r in results)
+
+
+def _frames_text(row: dict, req: dict) -> str | None:
+    """The clip's frames: an extension's row counts the joined clip, its request only the new render."""
+    if not req.get("frames"):
+        return None
+    text = f"{req.get('frames')} at {req.get('fps')} fps"
+    joined = row.get("frames")
+    return f"{joined} joined ({req['frames']} rendered) at {req.get('fps')} fps" if joined and joined != req["frames"] else text
 
 
 def strip(frames, height: int = 96, count: int = 8):
