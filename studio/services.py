@@ -85,6 +85,9 @@ class Studio:
         files. Only the owner may: another process's running renders look exactly the same."""
         if not self.owns_data_folder:
             raise RuntimeError("only the process that owns the data folder recovers after a crash")
+        from .queue_store import QueueStore
+
+        QueueStore(self.history).requeue_running()  # jobs a dead process was running wait again (a new row each)
         return recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir)
 
     def close(self) -> None:
