@@ -99,7 +99,10 @@ class Dispatcher:
             self._cancels[row["id"]] = cancel
         try:
             state, error, ids = self._run(row, cancel)
-            self.store.finish(row["id"], state, error=error, result_ids=ids)
+            if state == "cancelled" and self._stop.is_set():
+                self.store.requeue(row["id"])  # stopped with the studio, not by the user: it runs after a restart
+            else:
+                self.store.finish(row["id"], state, error=error, result_ids=ids)
         finally:
             with self._lock:
                 self._cancels.pop(row["id"], None)

@@ -88,6 +88,12 @@ class QueueStore:
         self.prune()
         return changed.rowcount == 1
 
+    def requeue(self, jid: str) -> bool:
+        """A running job back in the queue (its studio stopped it on the way out)."""
+        with self._write() as conn:
+            return conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 "
+                                "WHERE id = ? AND state = 'running'", [jid]).rowcount == 1
+
     def requeue_running(self) -> int:
         """Crash recovery (the folder's owner, at start-up): jobs a dead process left running wait again."""
         with self._write() as conn:

@@ -42,6 +42,7 @@ class Studio:
     policies: Policies
     lock: FolderLock | None = None  # held while this process owns the data folder (claim_data_folder)
     downloads: DownloadManager | None = None  # model downloads from the hub (set by open)
+    dispatcher: object | None = None  # the render queue's runner (dispatcher.py), started by the owning app
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
