@@ -143,3 +143,24 @@ def test_the_thread_runs_submitted_jobs_and_listeners_see_them(studio):
     assert job["state"] == "done" and [r.record_id for r in results] == job["result_ids"]
     with sqlite3.connect(studio.settings.history_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_queue_tab_shows_and_touches_only_the_sessions_jobs(studio):
+    from dataclasses import replace
+
+    from studio.ui import queue_tab
+
+    mine, theirs = {"sid": "a" * 32}, {"sid": "b" * 32}
+    store = QueueStore(studio.history)
+    a1, a2 = (store.add(_job(f"mine {i}"), source="create", session=mine["sid"]) for i in range(2))
+    b1 = store.add(_job("theirs"), source="storyboard", session=theirs["sid"])
+    studio.settings = replace(studio.settings, space=True)
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a1, a2]
+    assert [(r[0], r[2], r[3]) for r in queue_tab.rows(studio, theirs)] == [(b1, 1, "storyboard")]
+    assert "no queued job" in queue_tab.act(studio, theirs, a1, "cancel")
+    assert queue_tab.act(studio, mine, a2, "top") == f"Job {a2} moved to the top."
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2, a1]
+    assert "8 steps" in queue_tab.act(studio, mine, a1, "steps", 8)
+    assert [r[4] for r in queue_tab.rows(studio, mine)] == [1, 8]
+    assert queue_tab.act(studio, mine, a1, "cancel") == f"Job {a1}: cancelled."
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2] and store.get(b1)["state"] == "queued"
