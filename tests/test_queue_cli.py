@@ -126,3 +126,31 @@ def test_kill_with_jobs_queued_then_restart(tmp_path, models_file):
     assert [(p, s) for p, s, _ in rows if s != "ok"] == [("long job", "interrupted")]  # the killed run, as it was
     assert {j["result_ids"][0] for j in finished} == {rid for _, rid in ok}
     studio.close()
+
+
+def test_a_running_studio_takes_queue_add_and_refuses_queue_run(tmp_path, tiny_dirs, capsys):
+    from conftest import launch_app
+    from studio.ui import owner_api
+
+    demo, url, studio = launch_app(tmp_path / "owner", tiny_dirs)
+    try:
+        assert studio.claim_data_folder()
+        studio.recover_after_crash()
+        studio.dispatcher = Dispatcher(studio)
+        studio.dispatcher.start()
+        owner_api.serve(demo.app, studio, url)
+        data = ["--data-dir", str(studio.settings.data_dir)]
+        assert main(["queue", "add", *data, "--prompt", "sent to the studio", "--steps", "1", "--model", "t-bidi"]) == 0
+        jid = capsys.readouterr().out.strip()
+        list(studio.dispatcher.follow(jid))  # until the studio's dispatcher has run it
+        job = studio.dispatcher.store.get(jid)
+        assert job["state"] == "done" and studio.history.get(job["result_ids"][0])["status"] == "ok"
+        assert main(["queue", "add", *data, "--prompt", "bad", "--steps", "0"]) == 2  # checked by the studio
+        assert "steps" in capsys.readouterr().err
+        assert main(["queue", "run", *data]) == 2
+        assert "runs its queue itself" in capsys.readouterr().err
+    finally:
+        if studio.dispatcher is not None:
+            studio.dispatcher.stop()
+        demo.close()
+        studio.close()
