@@ -164,3 +164,43 @@ def test_the_queue_tab_shows_and_touches_only_the_sessions_jobs(studio):
     assert [r[4] for r in queue_tab.rows(studio, mine)] == [1, 8]
     assert queue_tab.act(studio, mine, a1, "cancel") == f"Job {a1}: cancelled."
     assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2] and store.get(b1)["state"] == "queued"
+
+
+def test_cancel_from_another_process_stops_the_running_job(studio, hold_step):
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job("to cancel", steps=8), source="cli")
+    events = dispatcher.follow(jid)
+    dispatcher.start()
+    other = HistoryStore(studio.settings.history_path)  # `queue cancel ID` runs in another process
+    try:
+        assert hold.reached.wait(30)
+        assert QueueStore(other).cancel(jid) == "cancelling"
+        hold.release.set()
+        seen = [e.kind for e in events]
+    finally:
+        dispatcher.stop()
+        other.close()
+    job = dispatcher.store.get(jid)
+    assert job["state"] == "cancelled" and "result" not in seen and seen[-1] == "cancelled"
+    assert [p for p in seen if p == "progress"] and len([p for p in seen if p == "progress"]) < 8
+    assert [r["status"] for r in studio.history.search(text="cancel")] == ["cancelled"]
+
+
+def test_a_studio_that_stops_puts_its_running_job_back_in_the_queue(studio, hold_step):
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job("stopped midway", steps=8), source="create")
+    dispatcher.start()
+    assert hold.reached.wait(30)
+    cancel = dispatcher._cancels[jid]
+    stopper = threading.Thread(target=dispatcher.stop)
+    stopper.start()
+    assert cancel.wait(30)  # the stop asked the render to end
+    hold.release.set()
+    stopper.join()
+    job = dispatcher.store.get(jid)
+    assert (job["state"], job["attempts"]) == ("queued", 1)
+    (again,) = Dispatcher(studio).run_pending()  # the next start runs it
+    assert again["state"] == "done" and again["attempts"] == 2
+    assert sorted(r["status"] for r in studio.history.search(text="stopped")) == ["cancelled", "ok"]
