@@ -88,8 +88,9 @@ class Studio:
             raise RuntimeError("only the process that owns the data folder recovers after a crash")
         from .queue_store import QueueStore
 
-        QueueStore(self.history).requeue_running()  # jobs a dead process was running wait again (a new row each)
-        return recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir)
+        jobs = QueueStore(self.history).requeue_running()  # a dead process's running jobs wait again (new rows)
+        return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir),
+                       jobs=jobs)
 
     def close(self) -> None:
         self.history.close()

@@ -111,7 +111,8 @@ def test_kill_with_jobs_queued_then_restart(tmp_path, models_file):
     assert [_jobs(tmp_path)[i]["state"] for i in ids] == ["running", "queued", "queued"]
     studio = Studio.open(data_dir=tmp_path, models_file=models_file, device="cpu", default_model="t-bidi")
     assert studio.claim_data_folder()
-    studio.recover_after_crash()  # as app.py starts: the running job waits again
+    report = studio.recover_after_crash()  # as app.py starts: the running job waits again
+    assert (report.renders, report.jobs) == (1, 1) and "1 queued job(s) that were running" in report.describe()
     dispatcher = Dispatcher(studio)
     assert dispatcher.store.get(ids[0])["state"] == "queued"
     dispatcher.store.set_steps(ids[0], 1)  # a waiting job's budget may change: keeps the test short
