@@ -118,6 +118,7 @@ class Dispatcher:
         job, ids = row["request"], []
         try:
             req, plan, _ = jobs._plan(self.studio, job)
+            self.store.set_plan(row["id"], {"kind": plan.kind, "budgets": list(plan.budgets)})
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
                                                waiting=self.store.waiting(), session=row.get("session"))
             for event in events:

@@ -88,6 +88,11 @@ class QueueStore:
         self.prune()
         return changed.rowcount == 1
 
+    def set_plan(self, jid: str, plan: dict) -> None:
+        """The plan a job runs (kind, budgets after any cap), recorded when it starts."""
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET plan = ?, seq = seq + 1 WHERE id = ?", [json.dumps(plan), jid])
+
     def requeue(self, jid: str) -> bool:
         """A running job back in the queue (its studio stopped it on the way out)."""
         with self._write() as conn:

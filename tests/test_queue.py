@@ -115,6 +115,7 @@ def test_the_cap_fires_from_the_queue(studio, tmp_path):
     rows = [studio.history.get(j["result_ids"][0]) for j in finished]
     # the first saw 2 jobs waiting (more than 1): capped; the last saw none
     assert [(r["steps"], r["capped"], r["requested_steps"]) for r in rows] == [(1, 1, 2), (2, 0, 2), (2, 0, 2)]
+    assert [j["plan"] for j in finished] == [{"kind": "single", "budgets": [2]}] * 3  # as asked, before the cap
 
 
 def test_input_that_vanished_before_the_job_ran(studio, tmp_path, sample_media):

@@ -98,10 +98,11 @@ def _queue_add(studio, job: dict):
     from ..queue_store import QueueStore
 
     try:
-        jobs._plan(studio, job)
+        _, plan, _ = jobs._plan(studio, job)
+        plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
         dispatcher = getattr(studio, "dispatcher", None)
-        jid = (dispatcher.submit(job, source="cli") if dispatcher is not None
-               else QueueStore(studio.history).add(job, source="cli"))
+        jid = (dispatcher.submit(job, source="cli", plan=plan) if dispatcher is not None
+               else QueueStore(studio.history).add(job, source="cli", plan=plan))
         yield {"type": "queued", "id": jid}
     except (StudioError, TypeError) as exc:
         yield {"type": "error", "message": str(exc)}
