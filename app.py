@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     recovered = studio.recover_after_crash()  # before anything renders: what is "running" now was a dead process's
     if recovered:
         print(f"Recovered after a crash: {recovered.describe()}", file=sys.stderr)
+    from studio.dispatcher import Dispatcher
+
+    studio.dispatcher = Dispatcher(studio)  # runs the render queue (queued jobs from before a restart first)
+    studio.dispatcher.start()
     print(f"AnyFlow Studio: data in {studio.settings.data_dir}, default model {studio.settings.default_model}",
           file=sys.stderr)
     if space_mode:
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             demo.block_thread()  # until Ctrl+C or the server closes
     finally:
+        studio.dispatcher.stop()  # a job it was running waits in the queue for the next start
         if studio.engine.cancel_running():  # renders still running stop and are recorded as cancelled
             print("Stopped the renders that were running (recorded as cancelled).", file=sys.stderr)
         if args.window:

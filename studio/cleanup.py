@@ -35,13 +35,15 @@ class Recovery:
     renders: int = 0
     batches: int = 0
     partial_files: int = 0
+    jobs: int = 0  # queued jobs that were running: they run again
 
     def __bool__(self) -> bool:
-        return bool(self.renders or self.batches or self.partial_files)
+        return bool(self.renders or self.batches or self.partial_files or self.jobs)
 
     def describe(self) -> str:
         return (f"{self.renders} render(s) and {self.batches} board batch(es) marked interrupted, "
-                f"{self.partial_files} partial file(s) removed")
+                f"{self.partial_files} partial file(s) removed"
+                + (f", {self.jobs} queued job(s) that were running will run again" if self.jobs else ""))
 
 
 def recover_after_crash(history: HistoryStore, boards, renders_dir: Path) -> Recovery:

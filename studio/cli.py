@@ -45,12 +45,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     net.add_argument("--offline", dest="allow_download", action="store_false", help="never download (default)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m studio", description="AnyFlow Studio from the command line.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("render", help="render a video (or a preview/refine or comparison plan)")
-    _common(r)
+def _render_flags(r: argparse.ArgumentParser) -> None:
+    """Every render flag (`render` and `queue add`)."""
     r.add_argument("--prompt", help="what to render (required unless --from gives it; --extend: the original's)")
     r.add_argument("--from", dest="from_file", metavar="FILE",
                    help="restore the settings of a studio mp4 or PNG thumbnail; flags given alongside override them")
@@ -77,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gif", action="store_true", help="also write a GIF next to each mp4")
     r.add_argument("--json", action="store_true", help="print a JSON summary instead of paths")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio", description="AnyFlow Studio from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="render a video (or a preview/refine or comparison plan)")
+    _common(r)
+    _render_flags(r)
     r.add_argument("--standalone", action="store_true", help=STANDALONE_HELP)
 
     h = sub.add_parser("history", help="list or search past renders")
@@ -113,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--export-dir", help="also write contact sheet, joined finals and board JSON here")
     br.add_argument("--quiet", action="store_true")
     br.add_argument("--standalone", action="store_true", help=STANDALONE_HELP)
+
+    from .cli_queue import add_parser as add_queue_parser
+
+    add_queue_parser(sub, _common, _render_flags)
     return parser
 
 
@@ -307,10 +316,16 @@ def cmd_board(args) -> int:
     return board(args, _open_to_render)
 
 
+def cmd_queue(args) -> int:
+    from .cli_queue import run
+
+    return run(args, _open_to_render)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models, "stats": cmd_stats,
-                "policies": cmd_policies, "board": cmd_board}
+                "policies": cmd_policies, "board": cmd_board, "queue": cmd_queue}
     try:
         return handlers[args.command](args)
     except StudioError as exc:

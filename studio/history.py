@@ -129,8 +129,20 @@ def _m6_shot_loras(db: sqlite_utils.Database) -> None:
     db["shots"].add_column("loras", str, not_null_default="[]")
 
 
+def _m7_jobs(db: sqlite_utils.Database) -> None:
+    """The render queue (queue_store.py): every render job, waiting or done, survives a restart."""
+    db["jobs"].create(
+        {"id": str, "kind": str, "request": str, "plan": str, "policy": str, "position": int, "session": str,
+         "source": str, "state": str, "attempts": int, "worker": str, "error": str, "result_ids": str,
+         "cancel_requested": int, "seq": int, "created_at": str, "started_at": str, "finished_at": str},
+        pk="id", not_null={"id", "kind", "state"},
+        defaults={"attempts": 0, "cancel_requested": 0, "seq": 0, "result_ids": "[]"},
+    )
+    db["jobs"].create_index(["state", "position"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
-                                                             _m5_continuity, _m6_shot_loras]
+                                                             _m5_continuity, _m6_shot_loras, _m7_jobs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -91,6 +91,7 @@ class RenderEngine:
         self._active = 0  # renders started and not finished (the queue the caps look at)
         self._active_lock = threading.Lock()
         self._workers: dict[threading.Thread, CancelToken] = {}  # render threads running now (cancel_running)
+        self.executor = None  # where the GPU work runs: None = here; else executor.run(DenoiseJob) -> events
 
     @property
     def active(self) -> int:
@@ -243,7 +244,9 @@ class RenderEngine:
                 work = denoise.DenoiseJob(model, self.spec_for(req), req, job.plan.budgets, inputs.frames,
                                           job.previews, job.stream_chunks, cancel,
                                           loras=self._adapters(req))
-                for event in space.run_on_gpu(denoise.run, work, self._gpu_seconds(work), cancel):
+                gpu = (self.executor.run(work) if self.executor is not None
+                       else space.run_on_gpu(denoise.run, work, self._gpu_seconds(work), cancel))
+                for event in gpu:
                     if isinstance(event, denoise.Stopped):
                         index = event.budget_index
                         raise _stopped_error(event)

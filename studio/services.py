@@ -42,6 +42,7 @@ class Studio:
     policies: Policies
     lock: FolderLock | None = None  # held while this process owns the data folder (claim_data_folder)
     downloads: DownloadManager | None = None  # model downloads from the hub (set by open)
+    dispatcher: object | None = None  # the render queue's runner (dispatcher.py), started by the owning app
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
@@ -85,7 +86,11 @@ class Studio:
         files. Only the owner may: another process's running renders look exactly the same."""
         if not self.owns_data_folder:
             raise RuntimeError("only the process that owns the data folder recovers after a crash")
-        return recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir)
+        from .queue_store import QueueStore
+
+        jobs = QueueStore(self.history).requeue_running()  # a dead process's running jobs wait again (new rows)
+        return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir),
+                       jobs=jobs)
 
     def close(self) -> None:
         self.history.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import analytics, board_tab, compare, downloads, generate, guard, header, history, serving, spacemode, theme
+from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, queue_tab, serving,
+               spacemode, theme)
 
 
 def build_app(studio) -> gr.Blocks:
@@ -34,6 +35,8 @@ def build_app(studio) -> gr.Blocks:
                 hist = history.build(studio, top_tabs, create, model, session=session)
             with gr.Tab("Analytics", id="stats", elem_id="tab-stats") as stats_tab:
                 stats = analytics.build(studio, session)
+            with gr.Tab("Queue", id="queue", elem_id="tab-queue") as queue_view:
+                jobs = queue_tab.build(studio, session)
 
         def load_now(model_id):
             yield from header.load_model(studio, model_id)
@@ -47,6 +50,7 @@ def build_app(studio) -> gr.Blocks:
         storyboard_tab.select(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
+        queue_view.select(jobs["refresh"], jobs["inputs"], jobs["outputs"], api_visibility="private")
     if studio.settings.space:  # renders past their time to live are deleted on a schedule
         demo.studio_janitor = spacemode.start_janitor(studio, boards=boards["ui"].boards)
     serving.harden_inputs(demo)  # damaged uploads and out-of-range numbers get a message, not a traceback

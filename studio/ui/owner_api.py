@@ -3,6 +3,7 @@
     GET  /studio/api/ping       {"pid", "data_dir", "loaded": {model id: device, memory}, "load_counts"}
     POST /studio/api/render     a render job (studio/jobs.py) -> its events, one JSON object per line (NDJSON)
     POST /studio/api/board-run  a board job -> its events, the same way
+    POST /studio/api/queue-add  a render job into the queue (checked first) -> one event: queued (id) or error
 
     _, url, _ = demo.launch(...)
     serve(app, studio, url)     # mount the routes, then announce url + token in <data dir>/studio.json
@@ -92,6 +93,21 @@ async def _job(request: Request, studio) -> dict:
         raise HTTPException(400, str(exc)) from None
 
 
+def _queue_add(studio, job: dict):
+    """Check a render job as a render would, then queue it on the studio's dispatcher (it wakes at once)."""
+    from ..queue_store import QueueStore
+
+    try:
+        _, plan, _ = jobs._plan(studio, job)
+        plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
+        dispatcher = getattr(studio, "dispatcher", None)
+        jid = (dispatcher.submit(job, source="cli", plan=plan) if dispatcher is not None
+               else QueueStore(studio.history).add(job, source="cli", plan=plan))
+        yield {"type": "queued", "id": jid}
+    except (StudioError, TypeError) as exc:
+        yield {"type": "error", "message": str(exc)}
+
+
 def router(studio, token: str) -> APIRouter:
     def check(request: Request) -> None:
         if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
@@ -118,5 +134,11 @@ def router(studio, token: str) -> APIRouter:
         job = await _job(request, studio)
         return StreamingResponse(_lines(lambda cancel: jobs.board_events(studio, job, cancel)),
                                  media_type="application/x-ndjson")
+
+    @api.post("/queue-add")
+    async def queue_add(request: Request):
+        check(request)
+        job = await _job(request, studio)
+        return StreamingResponse(_lines(lambda cancel: _queue_add(studio, job)), media_type="application/x-ndjson")
 
     return api

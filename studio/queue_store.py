@@ -1,0 +1,214 @@
+"""QueueStore: the render queue, one row per job in ``history.db`` (table ``jobs``, migration 6).
+
+A job is a render job as studio/jobs.py builds it (``{"request", "preview", "compare", "policy", "gif"}``), with
+where it came from (``source``: create, compare, storyboard, cli), its Space ``session``, and its state:
+
+    queued -> running -> done | failed | cancelled        (queued -> cancelled directly)
+    running -> queued                                      (only crash recovery: ``requeue_running``)
+
+Each change is one transaction on the history's connection (its lock, and BEGIN IMMEDIATE against other
+processes), and bumps ``seq`` so a view can tell what changed. A finished job never changes again: every update
+says which states it may come from in its WHERE clause. Jobs run lowest ``position`` first.
+Standard library and sqlite only: ``queue list`` imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+from .errors import StudioError
+from .history import HistoryStore, _now, new_id
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled")
+SOURCES = ("create", "compare", "storyboard", "cli")
+KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
+
+
+class UnknownJob(StudioError):
+    """No such job (or not this session's)."""
+
+
+class JobFinished(StudioError):
+    """The job already finished: it cannot be cancelled, moved or changed."""
+
+
+class QueueStore:
+    def __init__(self, history: HistoryStore):
+        self.db = history.db
+        self._lock = history._lock
+
+    @contextmanager
+    def _write(self):
+        """One write transaction: the thread lock, then SQLite's write lock taken first (BEGIN IMMEDIATE)."""
+        with self._lock:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db.conn
+                self.db.conn.execute("COMMIT")
+            except BaseException:
+                self.db.conn.execute("ROLLBACK")
+                raise
+
+    # ---- adding and claiming ----------------------------------------------------------
+    def add(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
+            kind: str = "render") -> str:
+        if source not in SOURCES:
+            raise StudioError(f"unknown job source {source!r} (one of {', '.join(SOURCES)})")
+        jid = new_id()
+        with self._write() as conn:
+            (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
+            conn.execute(
+                "INSERT INTO jobs (id, kind, request, plan, policy, position, session, source, state, attempts, "
+                "result_ids, cancel_requested, seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, '[]', "
+                "0, 1, ?)",
+                [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
+                 job.get("policy"), last + 1, session, source, _now()])
+        return jid
+
+    def claim(self, worker: str) -> dict | None:
+        """The first queued job, now running (attempts + 1) for ``worker``; None when none waits. One statement:
+        two claimers never get the same job."""
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, started_at = ?, "
+                "seq = seq + 1 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY position, rowid "
+                "LIMIT 1) AND state = 'queued' RETURNING id", [worker, _now()]).fetchone()
+        return self.get(row[0]) if row else None
+
+    def finish(self, jid: str, state: str, *, error: str | None = None, result_ids: list[str] = ()) -> bool:
+        """A running job done, failed or cancelled. False (and nothing changes) if it was not running."""
+        if state not in FINISHED:
+            raise ValueError(f"not a finished state: {state}")
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1 "
+                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), jid])
+        self.prune()
+        return changed.rowcount == 1
+
+    def set_plan(self, jid: str, plan: dict) -> None:
+        """The plan a job runs (kind, budgets after any cap), recorded when it starts."""
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET plan = ?, seq = seq + 1 WHERE id = ?", [json.dumps(plan), jid])
+
+    def requeue(self, jid: str) -> bool:
+        """A running job back in the queue (its studio stopped it on the way out)."""
+        with self._write() as conn:
+            return conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 "
+                                "WHERE id = ? AND state = 'running'", [jid]).rowcount == 1
+
+    def requeue_running(self) -> int:
+        """Crash recovery (the folder's owner, at start-up): jobs a dead process left running wait again."""
+        with self._write() as conn:
+            return conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 "
+                                "WHERE state = 'running'").rowcount
+
+    # ---- what the user does to a waiting job ------------------------------------------------
+    def cancel(self, jid: str, session: str | None = None) -> str:
+        """Cancel a job: a queued one at once ("cancelled"); a running one is asked to stop ("cancelling": its
+        dispatcher sees the request within a step). JobFinished for one that already finished."""
+        with self._write() as conn:
+            state = self._state(conn, jid, session)
+            if state == "queued":
+                conn.execute("UPDATE jobs SET state = 'cancelled', error = 'Cancelled before it ran.', "
+                             "finished_at = ?, seq = seq + 1 WHERE id = ? AND state = 'queued'", [_now(), jid])
+                return "cancelled"
+            conn.execute("UPDATE jobs SET cancel_requested = 1, seq = seq + 1 WHERE id = ? AND state = 'running'",
+                         [jid])
+            return "cancelling"
+
+    def cancel_requested(self, jid: str) -> bool:
+        with self._lock:
+            row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [jid]).fetchone()
+        return bool(row and row[0])
+
+    def move(self, jid: str, where: str, session: str | None = None) -> None:
+        """Move a waiting job "up", "down" (past its neighbour among the waiting jobs) or to the "top"."""
+        if where not in ("up", "down", "top"):
+            raise StudioError(f"move a job up, down or top, not {where!r}")
+        with self._write() as conn:
+            self._waiting(conn, jid, session)
+            (pos,) = conn.execute("SELECT position FROM jobs WHERE id = ?", [jid]).fetchone()
+            if where == "top":
+                (first,) = conn.execute("SELECT min(position) FROM jobs WHERE state = 'queued'").fetchone()
+                if first < pos:
+                    conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [first - 1, jid])
+                return
+            op, order = ("<", "DESC") if where == "up" else (">", "ASC")
+            other = conn.execute(f"SELECT id, position FROM jobs WHERE state = 'queued' AND position {op} ? "
+                                 f"ORDER BY position {order} LIMIT 1", [pos]).fetchone()
+            if other:
+                conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [other[1], jid])
+                conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [pos, other[0]])
+
+    def set_steps(self, jid: str, steps: int, session: str | None = None) -> None:
+        """Change the step budget of a waiting job (checked again, with the rest of the request, when it runs)."""
+        if not isinstance(steps, int) or not 1 <= steps <= 128:
+            raise StudioError(f"a step budget is 1-128, not {steps!r}")
+        with self._write() as conn:
+            self._waiting(conn, jid, session)
+            (text,) = conn.execute("SELECT request FROM jobs WHERE id = ?", [jid]).fetchone()
+            job = json.loads(text)
+            job["request"] = dict(job.get("request") or {}, steps=steps)
+            job["policy"] = None  # the user's budget now, not the policy's
+            conn.execute("UPDATE jobs SET request = ?, policy = NULL, seq = seq + 1 WHERE id = ?",
+                         [json.dumps(job, ensure_ascii=False), jid])
+
+    def _state(self, conn, jid: str, session: str | None) -> str:
+        row = conn.execute("SELECT state, session FROM jobs WHERE id = ?", [jid]).fetchone()
+        if row is None or (session is not None and row[1] != session):
+            raise UnknownJob(f"no queued job {jid!r}; see `python -m studio queue list`")
+        if row[0] in FINISHED:
+            raise JobFinished(f"job {jid} already finished ({row[0]}); there is nothing to change")
+        return row[0]
+
+    def _waiting(self, conn, jid: str, session: str | None) -> None:
+        if self._state(conn, jid, session) != "queued":
+            raise JobFinished(f"job {jid} is already running; only a waiting job can be moved or changed")
+
+    # ---- reading --------------------------------------------------------------------------
+    @staticmethod
+    def _decode(row: dict) -> dict:
+        row = dict(row)
+        for key in ("request", "plan", "result_ids"):
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+        return row
+
+    def get(self, jid: str) -> dict | None:
+        with self._lock:
+            rows = list(self.db["jobs"].rows_where("id = ?", [jid]))
+        return self._decode(rows[0]) if rows else None
+
+    def list(self, session: str | None = None, states: tuple[str, ...] = STATES, limit: int = 200) -> list[dict]:
+        """Jobs in run order (running, then waiting by position, then the newest finished), each with its
+        ``position``: 1 for the next to run, 0 for running and finished ones."""
+        marks = ", ".join("?" for _ in states)
+        where, args = f"state IN ({marks})", list(states)
+        if session is not None:
+            where, args = where + " AND session = ?", args + [session]
+        order = ("CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
+                 "CASE WHEN state = 'queued' THEN position END, finished_at DESC, rowid")
+        with self._lock:
+            rows = [self._decode(r) for r in self.db["jobs"].rows_where(where, args, order_by=order, limit=limit)]
+        waiting = 0
+        for row in rows:
+            row["order"], row["position"] = row["position"], 0
+            if row["state"] == "queued":
+                waiting += 1
+                row["position"] = waiting
+        return rows
+
+    def waiting(self) -> int:
+        """How many jobs wait to run (the number the queue caps look at)."""
+        with self._lock:
+            return self.db.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+
+    def prune(self, keep: int = KEEP_FINISHED) -> int:
+        """Delete the finished jobs older than the newest ``keep``."""
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND id NOT IN (SELECT id FROM jobs "
+                "WHERE state IN ('done', 'failed', 'cancelled') ORDER BY finished_at DESC LIMIT ?)", [keep]).rowcount

@@ -1,0 +1,207 @@
+"""The persistent render queue (queue_store.py) and its dispatcher (dispatcher.py)."""
+
+import shutil
+import sqlite3
+import threading
+
+import pytest
+
+from studio.dispatcher import Dispatcher
+from studio.history import HistoryStore
+from studio.policy import Policies
+from studio.queue_store import JobFinished, QueueStore, UnknownJob
+
+
+def _job(prompt="a queued render", steps=1, **request):
+    return {"request": dict(prompt=prompt, steps=steps, seed=0, **request), "policy": None}
+
+
+@pytest.fixture()
+def store(tmp_path):
+    history = HistoryStore(tmp_path / "history.db")
+    yield QueueStore(history)
+    history.close()
+
+
+def test_claim_is_exclusive_across_connections(tmp_path):
+    first = HistoryStore(tmp_path / "history.db")
+    second = HistoryStore(tmp_path / "history.db")  # another connection, as another process would have
+    ids = {QueueStore(first).add(_job(f"job {i}")) for i in range(30)}
+    barrier, claimed = threading.Barrier(2), {"a": [], "b": []}
+
+    def claim_all(history, name):
+        store = QueueStore(history)
+        barrier.wait()
+        while (job := store.claim(name)) is not None:
+            claimed[name].append(job["id"])
+
+    threads = [threading.Thread(target=claim_all, args=(h, n)) for h, n in ((first, "a"), (second, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not set(claimed["a"]) & set(claimed["b"])
+    assert set(claimed["a"]) | set(claimed["b"]) == ids
+    assert all(QueueStore(first).get(i)["attempts"] == 1 for i in ids)
+    first.close()
+    second.close()
+
+
+def test_a_finished_job_never_changes(store):
+    jid = store.add(_job())
+    assert store.claim("w")["id"] == jid
+    assert store.finish(jid, "done", result_ids=["r1"])
+    with pytest.raises(JobFinished, match="already finished"):
+        store.cancel(jid)
+    with pytest.raises(JobFinished):
+        store.move(jid, "top")
+    with pytest.raises(JobFinished):
+        store.set_steps(jid, 2)
+    assert not store.finish(jid, "failed", error="late")  # not running: nothing changes
+    assert store.requeue_running() == 0
+    job = store.get(jid)
+    assert (job["state"], job["error"], job["result_ids"]) == ("done", None, ["r1"])
+
+
+def test_unknown_and_other_sessions_jobs(store):
+    mine = store.add(_job(), session="a" * 32)
+    with pytest.raises(UnknownJob, match="no queued job"):
+        store.cancel("no-such-job")
+    with pytest.raises(UnknownJob):
+        store.cancel(mine, session="b" * 32)
+    assert store.list(session="b" * 32) == []
+    assert [j["id"] for j in store.list(session="a" * 32)] == [mine]
+
+
+def test_reorder_cancel_and_change_steps(store):
+    a, b, c = (store.add(_job(name)) for name in "abc")
+    order = lambda: [j["id"] for j in store.list(states=("queued",))]  # noqa: E731
+    store.move(c, "top")
+    assert order() == [c, a, b]
+    store.move(c, "down")
+    assert order() == [a, c, b]
+    store.move(b, "up")
+    assert order() == [a, b, c]
+    store.move(a, "up")  # already first: stays
+    assert order() == [a, b, c]
+    assert [j["position"] for j in store.list()] == [1, 2, 3]
+    assert store.cancel(b) == "cancelled"
+    assert order() == [a, c] and store.get(b)["state"] == "cancelled"
+    store.set_steps(c, 3)
+    assert store.get(c)["request"]["request"]["steps"] == 3
+    with pytest.raises(Exception, match="1-128"):
+        store.set_steps(c, 0)
+    assert store.claim("w")["id"] == a
+    assert store.cancel(a) == "cancelling" and store.cancel_requested(a)  # a running job: asked to stop
+    with pytest.raises(JobFinished, match="running"):
+        store.move(a, "down")
+
+
+def test_prune_keeps_the_newest_finished(store):
+    for _ in range(5):
+        store.finish(store.add(_job()) and store.claim("w")["id"], "done")
+    waiting = store.add(_job())
+    assert store.prune(keep=2) == 3
+    assert len(store.list()) == 3 and store.get(waiting)["state"] == "queued"
+
+
+def test_the_cap_fires_from_the_queue(studio, tmp_path):
+    (tmp_path / "policies.toml").write_text("[queue]\nthreshold = 1\nmax_steps = 1\n")
+    studio.policies = studio.engine.policies = Policies.load(tmp_path / "policies.toml")
+    dispatcher = Dispatcher(studio)
+    ids = [dispatcher.submit(_job(f"capped {i}", steps=2), source="create") for i in range(3)]
+    finished = dispatcher.run_pending()
+    assert [j["id"] for j in finished] == ids and {j["state"] for j in finished} == {"done"}
+    rows = [studio.history.get(j["result_ids"][0]) for j in finished]
+    # the first saw 2 jobs waiting (more than 1): capped; the last saw none
+    assert [(r["steps"], r["capped"], r["requested_steps"]) for r in rows] == [(1, 1, 2), (2, 0, 2), (2, 0, 2)]
+    assert [j["plan"] for j in finished] == [{"kind": "single", "budgets": [2]}] * 3  # as asked, before the cap
+
+
+def test_input_that_vanished_before_the_job_ran(studio, tmp_path, sample_media):
+    image = tmp_path / "gone.png"
+    shutil.copy(sample_media["image"], image)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job(mode="i2v", image=str(image), model="t-bidi-kf"), source="cli")
+    image.unlink()
+    (job,) = dispatcher.run_pending()
+    assert job["id"] == jid and job["state"] == "failed"
+    assert "gone.png" in job["error"] and "not found" in job["error"]
+
+
+def test_the_thread_runs_submitted_jobs_and_listeners_see_them(studio):
+    from studio.events import Result
+
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job("followed"), source="create")
+    events = dispatcher.follow(jid)
+    dispatcher.start()
+    try:
+        results = [e for e in events if isinstance(e, Result)]
+    finally:
+        dispatcher.stop()
+    job = dispatcher.store.get(jid)
+    assert job["state"] == "done" and [r.record_id for r in results] == job["result_ids"]
+    with sqlite3.connect(studio.settings.history_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_queue_tab_shows_and_touches_only_the_sessions_jobs(studio):
+    from dataclasses import replace
+
+    from studio.ui import queue_tab
+
+    mine, theirs = {"sid": "a" * 32}, {"sid": "b" * 32}
+    store = QueueStore(studio.history)
+    a1, a2 = (store.add(_job(f"mine {i}"), source="create", session=mine["sid"]) for i in range(2))
+    b1 = store.add(_job("theirs"), source="storyboard", session=theirs["sid"])
+    studio.settings = replace(studio.settings, space=True)
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a1, a2]
+    assert [(r[0], r[2], r[3]) for r in queue_tab.rows(studio, theirs)] == [(b1, 1, "storyboard")]
+    assert "no queued job" in queue_tab.act(studio, theirs, a1, "cancel")
+    assert queue_tab.act(studio, mine, a2, "top") == f"Job {a2} moved to the top."
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2, a1]
+    assert "8 steps" in queue_tab.act(studio, mine, a1, "steps", 8)
+    assert [r[4] for r in queue_tab.rows(studio, mine)] == [1, 8]
+    assert queue_tab.act(studio, mine, a1, "cancel") == f"Job {a1}: cancelled."
+    assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2] and store.get(b1)["state"] == "queued"
+
+
+def test_cancel_from_another_process_stops_the_running_job(studio, hold_step):
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job("to cancel", steps=8), source="cli")
+    events = dispatcher.follow(jid)
+    dispatcher.start()
+    other = HistoryStore(studio.settings.history_path)  # `queue cancel ID` runs in another process
+    try:
+        assert hold.reached.wait(30)
+        assert QueueStore(other).cancel(jid) == "cancelling"
+        hold.release.set()
+        seen = [e.kind for e in events]
+    finally:
+        dispatcher.stop()
+        other.close()
+    job = dispatcher.store.get(jid)
+    assert job["state"] == "cancelled" and "result" not in seen and seen[-1] == "cancelled"
+    assert [p for p in seen if p == "progress"] and len([p for p in seen if p == "progress"]) < 8
+    assert [r["status"] for r in studio.history.search(text="cancel")] == ["cancelled"]
+
+
+def test_a_studio_that_stops_puts_its_running_job_back_in_the_queue(studio, hold_step):
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job("stopped midway", steps=8), source="create")
+    dispatcher.start()
+    assert hold.reached.wait(30)
+    cancel = dispatcher._cancels[jid]
+    stopper = threading.Thread(target=dispatcher.stop)
+    stopper.start()
+    assert cancel.wait(30)  # the stop asked the render to end
+    hold.release.set()
+    stopper.join()
+    job = dispatcher.store.get(jid)
+    assert (job["state"], job["attempts"]) == ("queued", 1)
+    (again,) = Dispatcher(studio).run_pending()  # the next start runs it
+    assert again["state"] == "done" and again["attempts"] == 2
+    assert sorted(r["status"] for r in studio.history.search(text="stopped")) == ["cancelled", "ok"]
