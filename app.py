@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_download = True  # a Space fetches the weights from the hub on first use
     if space_mode and os.environ.get("SPACE_ID") and args.host == "127.0.0.1":
         args.host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")  # the Space's proxy must reach the app
+    studio = None
     try:
         studio = Studio.open(data_dir=args.data_dir, default_model=default_model, device=args.device,
                              allow_download=allow_download, space=True if space_mode else None,
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                              compile=None if space_mode else args.compile)
         studio.registry.get(studio.settings.default_model)
     except StudioError as exc:
+        if studio is not None:
+            studio.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not studio.claim_data_folder():  # one studio per data folder: it alone recovers and owns the files

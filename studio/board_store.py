@@ -16,7 +16,7 @@ from . import lora
 from .errors import InvalidRequest, StudioError
 from .history import HistoryStore, _now, new_id
 from .registry import MODES
-from .render import MAX_SEED
+from .request import MAX_SEED
 
 # Fields that change what a shot renders: editing any of them invalidates its renders.
 RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues", "loras")

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import media
 from .board_store import Board, Shot
 from .errors import StudioError
-from .render import RenderRequest
+from .request import RenderRequest
 
 
 def previous(board: Board, shot: Shot) -> Shot | None:

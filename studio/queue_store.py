@@ -34,6 +34,12 @@ class JobFinished(StudioError):
     """The job already finished: it cannot be cancelled, moved or changed."""
 
 
+_NEIGHBOUR = {  # the waiting job just before / after a position
+    "up": "SELECT id, position FROM jobs WHERE state = 'queued' AND position < ? ORDER BY position DESC LIMIT 1",
+    "down": "SELECT id, position FROM jobs WHERE state = 'queued' AND position > ? ORDER BY position ASC LIMIT 1",
+}
+
+
 class QueueStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
@@ -136,9 +142,7 @@ class QueueStore:
                 if first < pos:
                     conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [first - 1, jid])
                 return
-            op, order = ("<", "DESC") if where == "up" else (">", "ASC")
-            other = conn.execute(f"SELECT id, position FROM jobs WHERE state = 'queued' AND position {op} ? "
-                                 f"ORDER BY position {order} LIMIT 1", [pos]).fetchone()
+            other = conn.execute(_NEIGHBOUR[where], [pos]).fetchone()
             if other:
                 conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [other[1], jid])
                 conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [pos, other[0]])

@@ -27,7 +27,6 @@ import pandas as pd
 from .. import continuity, lora
 from ..board_store import Board, shot_loras
 from ..errors import StudioError
-from ..registry import MODES  # noqa: F401
 from ..render import MAX_SEED
 from ..board_runner import BoardRunner
 from . import format as fmt

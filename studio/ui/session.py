@@ -140,9 +140,7 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
                 text += f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
             elif event.total != event.steps and event.steps and event.total % event.steps == 0:
                 text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
-            # weight budgets by their steps: a 2-step preview is a small slice of a 2-then-8 plan
-            before = sum(plan.budgets[: event.budget_index])
-            fraction = (before + plan.budgets[event.budget_index] * event.step / max(event.total, 1)) / sum(plan.budgets)
+            fraction = event.fraction  # of the plan as run (capped budgets included), weighted by steps
             if progress is not None:
                 progress(fraction, desc=text)
             now = time.perf_counter()
