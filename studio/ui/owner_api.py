@@ -88,7 +88,7 @@ async def _job(request: Request, studio) -> dict:
     if not isinstance(job, dict):
         raise HTTPException(400, "the job is a JSON object")
     try:
-        return await asyncio.to_thread(jobs.store_files, job, studio.settings.data_dir / "inputs")
+        return await asyncio.to_thread(jobs.store_files, job, studio.settings.renders_dir / "inputs")
     except StudioError as exc:
         raise HTTPException(400, str(exc)) from None
 
