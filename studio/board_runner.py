@@ -53,12 +53,14 @@ class BoardRunner:
                              image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
                              model=board.model, loras=tuple((f, s) for f, s in shot.loras))
 
-    def stage_request(self, board: Board, shot: Shot, stage: str, failed: dict) -> RenderRequest:
-        """The shot's request; a continuing shot's takes the previous shot's render at this stage as context."""
+    def stage_request(self, board: Board, shot: Shot, stage: str, failed: dict,
+                      session: str | None = None) -> RenderRequest:
+        """The shot's request; a continuing shot's takes the previous shot's render at this stage as context
+        (an i2v shot's first frame is written to the session's own inputs folder, which Space mode purges)."""
         req = self.shot_request(board, shot)
         if not shot.continues or continuity.previous(board, shot) is None:
             return req
-        frames_dir = self.studio.settings.renders_dir / "continuity"
+        frames_dir = self.studio.settings.renders_dir / (session or "") / "inputs"
         return continuity.continuing_request(self.studio.engine, board, shot, stage, req, frames_dir, failed)
 
     def _done(self, board: Board, shot: Shot, stage: str) -> bool:
@@ -100,8 +102,8 @@ class BoardRunner:
                     status = "cancelled"
                     break
                 try:
-                    events = self.studio.engine.render(self.stage_request(board, shot, stage, failed), cancel=cancel,
-                                                       policy=policy, session=session)
+                    events = self.studio.engine.render(self.stage_request(board, shot, stage, failed, session),
+                                                       cancel=cancel, policy=policy, session=session)
                     for event in events:
                         if isinstance(event, Result):
                             self.boards.set_render(shot.id, stage, event.record_id)

@@ -15,7 +15,8 @@ board jobs: board (name, shots, stage, todo, done), shot (index, total, event), 
 (failed: [[position, message]], cancelled). Previews and streamed chunks carry frames and are not reported.
 
 A file sent with a job travels as ``{"file": name, "data": base64}`` in place of its path; ``store_files`` writes
-it under ``<data dir>/inputs`` (named by its content, so a board sent again maps to the same inputs).
+it under ``<renders dir>/inputs`` (where History's re-run finds it again and Space mode's janitor purges it;
+named by its content, so a board sent again maps to the same inputs).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
+from typing import Callable
 
 from . import lora, media
 from .errors import MediaError, NoStudioMetadata
@@ -61,11 +62,19 @@ def _png_metadata(path: Path) -> dict:
         return {}
 
 
-def restore(path: str | Path, history=None, overrides: dict | None = None) -> tuple[RenderRequest, list[str]]:
+def restore(path: str | Path, history=None, overrides: dict | None = None, *,
+            accept: Callable[[str], Path | None] | None = None,
+            session: str | None = None) -> tuple[RenderRequest, list[str]]:
     """The request a studio file was rendered with, then ``overrides`` (fields given alongside) on top.
-    Returns (request, notes): the notes say what could not come back (an input file that is gone)."""
+    Returns (request, notes): the notes say what could not come back (an input file that is gone).
+
+    A server passes ``accept`` (an input path -> its checked Path, or None): then only an input its history
+    row recorded and ``accept`` allows comes back, never a path the file itself names. With ``session``
+    (Space mode) only that session's history row is used."""
     meta = read(path)
     row = history.get(meta["id"]) if history is not None and meta.get("id") else None
+    if row is not None and session is not None and row.get("session") != session:
+        row = None  # another visitor's render: its inputs are not this session's to have
     recorded = (row or {}).get("request") or {}
     data = {k: meta[k] for k in RESTORED if k in meta}
     # the history row knows where a LoRA given by path was; the file itself only names it
@@ -74,7 +83,7 @@ def restore(path: str | Path, history=None, overrides: dict | None = None) -> tu
     notes = []
     for kind, label in (("image", "first frame"), ("video", "clip to continue")):
         if meta.get(kind):
-            found = _input_file(meta, recorded, kind)
+            found = _input_file(meta, recorded, kind, accept)
             data[kind] = found
             if found is None and kind not in (overrides or {}):
                 notes.append(f"The {label} ({meta[kind]}) is not on this machine any more: give it again.")
@@ -83,8 +92,11 @@ def restore(path: str | Path, history=None, overrides: dict | None = None) -> tu
     return RenderRequest(**{k: v for k, v in data.items() if k in names}), notes
 
 
-def _input_file(meta: dict, recorded: dict, kind: str) -> str | None:
-    """The input file of the render that wrote ``meta``, found through its history row's request (or a path,
-    in files written before inputs were stored by name)."""
+def _input_file(meta: dict, recorded: dict, kind: str, accept=None) -> str | None:
+    """The input file of the render that wrote ``meta``, found through its history row's request (or, on the
+    local command line only, a path in files written before inputs were stored by name)."""
+    if accept is not None:
+        found = accept(recorded.get(kind))
+        return str(found) if found else None
     candidates = [recorded.get(kind), meta.get(kind)]
     return next((str(p) for p in candidates if p and Path(p).is_absolute() and Path(p).is_file()), None)

@@ -19,7 +19,7 @@ import pytest
 from conftest import launch_app
 from studio import ownership
 from studio.history import Query
-from studio.ui import owner_api
+from studio.ui import guard, owner_api
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "diffusers", "gradio")
@@ -93,7 +93,8 @@ def test_an_i2v_compare_render_sends_its_image_and_prints_json(owner, sample_med
     assert summary["ok"] and summary["seed"] == 5 and summary["plan"] == "compare"
     assert [r["steps"] for r in summary["results"]] == [1, 2]
     image = Path(summary["results"][0]["request"]["image"])
-    assert image.parent == owner.settings.data_dir / "inputs"  # a copy the studio owns, not the CLI's path
+    assert image.parent == owner.settings.renders_dir / "inputs"  # a copy the studio owns, not the CLI's path
+    assert guard.servable(image, guard.input_roots(owner)) == image.resolve()  # so History's re-run finds it
     assert image.read_bytes() == sample_media["image"].read_bytes()
     assert heavy(out) == []
 

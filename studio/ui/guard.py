@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import ASSETS_DIR
+from ..desktop import PLACEMENT_NAME
+from ..ownership import ANNOUNCEMENT_NAME, LOCK_NAME
 
 # What the UI says where a database path was refused.
 NOT_SERVED = ("⚠ This render's file is not shown: its recorded path is outside the studio's renders folder "
@@ -47,6 +49,8 @@ def blocked(studio) -> list[str]:
     history = Path(studio.settings.history_path).resolve()
     names = [history, Path(f"{history}-wal"), Path(f"{history}-shm"), Path(f"{history}-journal"),
              Path(studio.settings.user_models_file).resolve(), Path(studio.settings.user_policies_file).resolve()]
+    data = Path(studio.settings.data_dir).resolve()  # the owner's files: studio.json holds the owner-API token
+    names += [data / n for n in (ANNOUNCEMENT_NAME, LOCK_NAME, "licences.json", PLACEMENT_NAME)]
     return [str(p) for p in names]
 
 

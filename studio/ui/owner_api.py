@@ -88,7 +88,7 @@ async def _job(request: Request, studio) -> dict:
     if not isinstance(job, dict):
         raise HTTPException(400, "the job is a JSON object")
     try:
-        return await asyncio.to_thread(jobs.store_files, job, studio.settings.data_dir / "inputs")
+        return await asyncio.to_thread(jobs.store_files, job, studio.settings.renders_dir / "inputs")
     except StudioError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -110,7 +110,8 @@ def _queue_add(studio, job: dict):
 
 def router(studio, token: str) -> APIRouter:
     def check(request: Request) -> None:
-        if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+        sent = request.headers.get(TOKEN_HEADER, "")  # bytes: compare_digest refuses non-ASCII str (a 500)
+        if not secrets.compare_digest(sent.encode(), token.encode()):
             raise HTTPException(401, f"send the token from {studio.settings.data_dir}/studio.json in {TOKEN_HEADER}")
 
     api = APIRouter(prefix=f"/{API}")

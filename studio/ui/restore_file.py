@@ -7,7 +7,7 @@ import gradio as gr
 from .. import lora, restore
 from ..errors import StudioError
 from . import format as fmt
-from . import lora_picker
+from . import guard, lora_picker, spacemode
 from .session import friendly_error
 
 
@@ -26,13 +26,15 @@ def outputs(c) -> list:
             c.random_seed, c.resolution, c.frames, c.status, *c.loras.rows]
 
 
-def on_restore(studio, path) -> list:
+def on_restore(studio, path, session=None) -> list:
     from .generate import size_controls
 
     if not path:
         return [gr.skip()] * COUNT
     try:
-        req, notes = restore.restore(path, studio.history)
+        inputs_ok = guard.input_roots(studio)  # the same folders History's re-run re-uses inputs from
+        req, notes = restore.restore(path, studio.history, accept=lambda p: guard.servable(p, inputs_ok),
+                                     session=spacemode.session_id(studio, session))
         model_v = studio.registry.get(req.model or studio.settings.default_model).id
     except StudioError as exc:
         message = friendly_error(exc)
@@ -56,4 +58,5 @@ def on_restore(studio, path) -> list:
 
 
 def wire(studio, c, restore_file: gr.File) -> None:
-    restore_file.upload(lambda p: on_restore(studio, p), restore_file, outputs(c), api_name="restore_from_file")
+    restore_file.upload(lambda p, s: on_restore(studio, p, s), [restore_file, c.session], outputs(c),
+                        api_name="restore_from_file")
