@@ -9,8 +9,9 @@ request, moves it to ``blobs/<etag>`` when complete, and then lets ``snapshot_do
 (``snapshot_download(local_files_only=True)``) finds the model afterwards.
 
 Downloads are an explicit user action (the Download button, ``python -m studio models download``): they are
-allowed unless the user said offline (``--offline`` or ``HF_HUB_OFFLINE=1``). A non-commercial licence must be
-accepted first (``accept_license=True``); the acceptance is remembered in ``<data dir>/licences.json``.
+allowed unless the user said offline (``--offline`` or ``HF_HUB_OFFLINE=1``) or the studio is a public Space (a
+visitor must not fill the disk or accept a licence for the operator). A non-commercial licence must be accepted
+first (``accept_license=True``); the acceptance is remembered in ``<data dir>/licences.json``.
 Nothing here holds a lock the renders use: renders on other models go on meanwhile.
 """
 
@@ -32,6 +33,7 @@ from .registry import ModelSpec, Registry
 
 RETRIES = 5  # consecutive failed attempts (without new bytes) before a download gives up
 SPEED_WINDOW_S = 5.0
+SPACE_HINT = "Downloads are off on a shared Space"
 OFFLINE_HINT = ("Downloads are off: the studio was started offline (--offline or HF_HUB_OFFLINE=1). Restart it "
                 "without --offline and with HF_HUB_OFFLINE unset to download models.")
 
@@ -385,7 +387,8 @@ class DownloadManager:
         return self.settings.data_dir / "licences.json"
 
     def offline_reason(self) -> str | None:
-        return offline_reason(self.offline)
+        """Why downloads are off, or None: a public Space (any visitor could start one), or the user said offline."""
+        return SPACE_HINT if self.settings.space else offline_reason(self.offline)
 
     def spec(self, ref: str) -> ModelSpec:
         return spec_for(self.registry or Registry.load(self.settings.user_models_file), ref)
