@@ -241,6 +241,10 @@ class DownloadJob:
             self._finish("failed", str(exc))
         except OSError as exc:  # the disk filled up, a permission, a rename
             self._finish("failed", self._failed(f"could not write to {self.plan.cache_dir}: {_reason(exc)}"))
+        except Exception as exc:  # anything else: the job still ends, and says why
+            self._finish("failed", self._failed(f"unexpected error: {_reason(exc)}"))
+        finally:
+            self.finished.set()  # whatever happened, nobody waits forever
 
     def _finish(self, state: str, message: str, folder: Path | None = None) -> None:
         with self._lock:
