@@ -294,6 +294,9 @@ class DownloadJob:
     def _fetch_locked(self, f: RemoteFile, part: Path) -> None:
         import httpx2
 
+        if f.size == 0:  # an empty file: nothing to fetch (the loop below would never create it)
+            part.write_bytes(b"")
+            return
         url, headers = self._source(f)
         failures = 0
         while (have := part.stat().st_size if part.exists() else 0) < f.size:
