@@ -385,7 +385,7 @@ class DownloadManager:
         self.registry = registry
         self.offline = offline  # the user said --offline (the environment is checked on each call)
         self._jobs: dict[str, DownloadJob] = {}
-        self._plans: dict[str, tuple[float, DownloadPlan]] = {}  # repo -> (when, plan), for the UI
+        self._plans: dict[str, tuple[float, DownloadPlan | StudioError]] = {}  # repo -> (when, answer), for the UI
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
 
@@ -422,15 +422,20 @@ class DownloadManager:
     # ---- downloads ---------------------------------------------------------------------------------------
     def plan(self, spec: ModelSpec, max_age_s: float = 0.0) -> DownloadPlan:
         """The download's size and the free disk space (asks the hub, or reuses an answer up to ``max_age_s``
-        old: the UI asks on every pick). Refused when offline."""
+        old, failures included: the UI asks on every pick). Refused when offline."""
         self._check_can_download(spec)
         with self._lock:
-            when, plan = self._plans.get(spec.hub_repo, (0.0, None))
-        if plan is None or time.monotonic() - when > max_age_s:
-            plan = make_plan(spec.hub_repo)
+            when, answer = self._plans.get(spec.hub_repo, (0.0, None))
+        if answer is None or time.monotonic() - when > max_age_s:
+            try:
+                answer = make_plan(spec.hub_repo)
+            except StudioError as exc:  # remembered too: an unreachable hub is not asked again on every pick
+                answer = exc
             with self._lock:
-                self._plans[spec.hub_repo] = (time.monotonic(), plan)
-        return plan
+                self._plans[spec.hub_repo] = (time.monotonic(), answer)
+        if isinstance(answer, StudioError):
+            raise answer
+        return answer
 
     def _check_can_download(self, spec: ModelSpec) -> None:
         if spec.hub_repo is None:

@@ -56,3 +56,26 @@ def test_an_empty_repo_file_downloads(online, hub, studio):
     assert status.state == "done", status.message
     empty = hub.etag("empty.txt")
     assert (_blobs(online) / empty).stat().st_size == 0
+
+
+def test_the_panel_asks_the_hub_once_per_two_minutes_even_when_it_fails(online, hub, studio, monkeypatch):
+    from studio.ui import downloads as panel_ui
+
+    calls = []
+
+    def unreachable(repo, revision="main"):
+        calls.append(repo)
+        raise DownloadFailed(f"Could not reach the hub for {repo}: timed out.")
+
+    monkeypatch.setattr(downloads, "make_plan", unreachable)
+    first = panel_ui.panel(studio, "hub-far")[1]
+    again = panel_ui.panel(studio, "hub-far")[1]
+    assert calls == [REPO] and "Could not reach the hub" in first and first == again
+
+
+def test_the_panel_never_asks_the_hub_when_downloads_are_off(studio, monkeypatch):  # conftest's HF_HUB_OFFLINE=1
+    from studio.ui import downloads as panel_ui
+
+    monkeypatch.setattr(downloads, "make_plan", lambda *a, **k: pytest.fail("asked the hub while offline"))
+    box, info, licence, button, *_ = panel_ui.panel(studio, "hub-far")
+    assert box.visible and not button.interactive and "HF_HUB_OFFLINE=1" in info
