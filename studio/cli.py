@@ -164,7 +164,8 @@ def _open_to_render(args):
 def cmd_render(args) -> int:
     from .cli_jobs import render
 
-    if args.extend:  # in this process for now (a studio that owns the folder is not asked)
+    if args.extend:  # in this process: refused beside a studio (sending it extend jobs is still to do)
+        _check_extend(args)
         studio = _open_to_render(args)
         try:
             return _extend(studio, args)
@@ -179,6 +180,30 @@ def _settings(args):
     return Settings.from_env(data_dir=args.data_dir, models_file=args.models_file)
 
 
+# render flags an extension does not use: it continues the original's clip (v2v, its size, fps and LoRAs)
+NOT_FOR_EXTEND = ("from_file", "lora", "mode", "image", "video", "height", "width", "fps", "preview", "compare",
+                  "policy", "gif", "json")
+
+
+def _check_extend(args) -> None:
+    """Refuse ``--extend`` with flags it would ignore, or beside a studio that owns the data folder (a second copy
+    of the model and a second writer)."""
+    from .errors import FolderOwned
+    from .ownership import current_owner
+
+    flag = {"from_file": "from"}
+    bad = [f"--{flag.get(n, n)}" for n in NOT_FOR_EXTEND if getattr(args, n, None) not in (None, False)]
+    if bad:
+        raise StudioError(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to --extend: an "
+                               f"extension continues the original (its mode, size, fps and LoRAs); leave "
+                               f"{'it' if len(bad) == 1 else 'them'} out.")
+    data_dir = _settings(args).data_dir
+    owner = current_owner(data_dir)
+    if owner is not None and owner.kind == "studio":
+        raise FolderOwned(f"The studio {owner.describe()} owns {data_dir}: extend the render there (the Extend "
+                          f"button under the render, in Create or History), or stop it first and run this again.")
+
+
 def _extend(studio, args) -> int:
     """``render --extend``: print the joined clip's mp4 path (see extend.py)."""
     from . import extend
@@ -188,7 +213,7 @@ def _extend(studio, args) -> int:
     req, plan = extend.extension_request(
         studio.engine, source, int(args.frames or 0), prompt=args.prompt, seed=args.seed, steps=args.steps,
         model=args.model, max_context=args.context_frames,
-        negative_prompt=args.negative_prompt or None)
+        negative_prompt=args.negative_prompt or None, guidance_scale=args.guidance_scale)
     note = plan.note(studio.engine.spec_for(req).temporal_factor)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -10,7 +10,8 @@
 A job runs through ``engine.render`` with ``waiting=`` the number of jobs still queued, so the queue-aware caps
 count the real queue. The executor (``engine.executor``: None = in this process) is the engine's business.
 Cancel: a queued job is cancelled in the store at once; a running one through its cancel event, set here or, from
-another process, through the store's ``cancel_requested`` flag, checked at every progress event.
+another process, through the store's ``cancel_requested`` flag (a SQLite query), read at the first progress event
+and then at most every CANCEL_CHECK_S.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from typing import Callable, Iterator
 
 from .errors import StudioError
@@ -27,6 +29,7 @@ from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
+CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag at most this often
 _END = object()
 
 
@@ -115,7 +118,7 @@ class Dispatcher:
         from . import jobs
         from .events import Cancelled, Failed, Progress, Result
 
-        job, ids = row["request"], []
+        job, ids, checked = row["request"], [], None
         try:
             req, plan, _ = jobs._plan(self.studio, job)
             self.store.set_plan(row["id"], {"kind": plan.kind, "budgets": list(plan.budgets)})
@@ -125,8 +128,11 @@ class Dispatcher:
                 self._emit(row["id"], event)
                 if isinstance(event, Progress):
                     self.progress[row["id"]] = event.fraction
-                    if self.store.cancel_requested(row["id"]):
-                        cancel.set()
+                    now = time.monotonic()
+                    if checked is None or now - checked >= CANCEL_CHECK_S:
+                        checked = now
+                        if self.store.cancel_requested(row["id"]):
+                            cancel.set()
                 elif isinstance(event, Result):
                     ids.append(event.record_id)
                 elif isinstance(event, Failed):
@@ -135,6 +141,9 @@ class Dispatcher:
                     return "cancelled", event.message, ids
         except (StudioError, TypeError) as exc:  # refused before it ran: bad or vanished input
             return "failed", str(exc), ids
+        except Exception as exc:  # a bug or a broken executor: the job must not stay "running"
+            log.exception("job %s failed", row["id"])
+            return "failed", f"Render failed: {type(exc).__name__}: {exc}", ids
         return "done", None, ids
 
     # ---- listeners ----------------------------------------------------------------------------

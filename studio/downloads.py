@@ -9,8 +9,9 @@ request, moves it to ``blobs/<etag>`` when complete, and then lets ``snapshot_do
 (``snapshot_download(local_files_only=True)``) finds the model afterwards.
 
 Downloads are an explicit user action (the Download button, ``python -m studio models download``): they are
-allowed unless the user said offline (``--offline`` or ``HF_HUB_OFFLINE=1``). A non-commercial licence must be
-accepted first (``accept_license=True``); the acceptance is remembered in ``<data dir>/licences.json``.
+allowed unless the user said offline (``--offline`` or ``HF_HUB_OFFLINE=1``) or the studio is a public Space (a
+visitor must not fill the disk or accept a licence for the operator). A non-commercial licence must be accepted
+first (``accept_license=True``); the acceptance is remembered in ``<data dir>/licences.json``.
 Nothing here holds a lock the renders use: renders on other models go on meanwhile.
 """
 
@@ -32,6 +33,7 @@ from .registry import ModelSpec, Registry
 
 RETRIES = 5  # consecutive failed attempts (without new bytes) before a download gives up
 SPEED_WINDOW_S = 5.0
+SPACE_HINT = "Downloads are off on a shared Space"
 OFFLINE_HINT = ("Downloads are off: the studio was started offline (--offline or HF_HUB_OFFLINE=1). Restart it "
                 "without --offline and with HF_HUB_OFFLINE unset to download models.")
 
@@ -239,6 +241,10 @@ class DownloadJob:
             self._finish("failed", str(exc))
         except OSError as exc:  # the disk filled up, a permission, a rename
             self._finish("failed", self._failed(f"could not write to {self.plan.cache_dir}: {_reason(exc)}"))
+        except Exception as exc:  # anything else: the job still ends, and says why
+            self._finish("failed", self._failed(f"unexpected error: {_reason(exc)}"))
+        finally:
+            self.finished.set()  # whatever happened, nobody waits forever
 
     def _finish(self, state: str, message: str, folder: Path | None = None) -> None:
         with self._lock:
@@ -288,6 +294,9 @@ class DownloadJob:
     def _fetch_locked(self, f: RemoteFile, part: Path) -> None:
         import httpx2
 
+        if f.size == 0:  # an empty file: nothing to fetch (the loop below would never create it)
+            part.write_bytes(b"")
+            return
         url, headers = self._source(f)
         failures = 0
         while (have := part.stat().st_size if part.exists() else 0) < f.size:
@@ -376,7 +385,7 @@ class DownloadManager:
         self.registry = registry
         self.offline = offline  # the user said --offline (the environment is checked on each call)
         self._jobs: dict[str, DownloadJob] = {}
-        self._plans: dict[str, tuple[float, DownloadPlan]] = {}  # repo -> (when, plan), for the UI
+        self._plans: dict[str, tuple[float, DownloadPlan | StudioError]] = {}  # repo -> (when, answer), for the UI
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
 
@@ -385,7 +394,8 @@ class DownloadManager:
         return self.settings.data_dir / "licences.json"
 
     def offline_reason(self) -> str | None:
-        return offline_reason(self.offline)
+        """Why downloads are off, or None: a public Space (any visitor could start one), or the user said offline."""
+        return SPACE_HINT if self.settings.space else offline_reason(self.offline)
 
     def spec(self, ref: str) -> ModelSpec:
         return spec_for(self.registry or Registry.load(self.settings.user_models_file), ref)
@@ -412,15 +422,20 @@ class DownloadManager:
     # ---- downloads ---------------------------------------------------------------------------------------
     def plan(self, spec: ModelSpec, max_age_s: float = 0.0) -> DownloadPlan:
         """The download's size and the free disk space (asks the hub, or reuses an answer up to ``max_age_s``
-        old: the UI asks on every pick). Refused when offline."""
+        old, failures included: the UI asks on every pick). Refused when offline."""
         self._check_can_download(spec)
         with self._lock:
-            when, plan = self._plans.get(spec.hub_repo, (0.0, None))
-        if plan is None or time.monotonic() - when > max_age_s:
-            plan = make_plan(spec.hub_repo)
+            when, answer = self._plans.get(spec.hub_repo, (0.0, None))
+        if answer is None or time.monotonic() - when > max_age_s:
+            try:
+                answer = make_plan(spec.hub_repo)
+            except StudioError as exc:  # remembered too: an unreachable hub is not asked again on every pick
+                answer = exc
             with self._lock:
-                self._plans[spec.hub_repo] = (time.monotonic(), plan)
-        return plan
+                self._plans[spec.hub_repo] = (time.monotonic(), answer)
+        if isinstance(answer, StudioError):
+            raise answer
+        return answer
 
     def _check_can_download(self, spec: ModelSpec) -> None:
         if spec.hub_repo is None:

@@ -118,8 +118,9 @@ def load_source(history, ref: str) -> Source:
 
 def extension_request(engine, source: Source, new_frames: int, *, prompt: str | None = None,
                       negative_prompt: str | None = None, seed: int | None = None, steps: int | None = None,
-                      model: str | None = None, max_context: int | None = None) -> tuple[RenderRequest, ExtensionPlan]:
-    """The V2V request that continues ``source`` and its plan. Unset fields default to the original's."""
+                      model: str | None = None, max_context: int | None = None, loras=None,
+                      guidance_scale: float | None = None) -> tuple[RenderRequest, ExtensionPlan]:
+    """The V2V request that continues ``source`` and its plan. Unset fields (None) default to the original's."""
     old = source.request
     _, height, width, _ = source.frames.shape
     if height % 16 or width % 16:
@@ -134,7 +135,9 @@ def extension_request(engine, source: Source, new_frames: int, *, prompt: str | 
         negative_prompt=negative_prompt if negative_prompt is not None else old.get("negative_prompt", ""),
         mode="v2v", video=str(source.path), seed=seed, steps=steps or old.get("steps") or 4, height=height,
         width=width, frames=plan.render_frames, fps=source.fps, model=spec.id, context_frames=plan.context,
-        context_from="end", extends=source.row["id"] if source.row else None)
+        context_from="end", extends=source.row["id"] if source.row else None,
+        loras=tuple((str(f), float(w)) for f, w in (old.get("loras") or () if loras is None else loras)),
+        guidance_scale=float(guidance_scale if guidance_scale is not None else old.get("guidance_scale") or 1.0))
     return req, plan
 
 
@@ -152,7 +155,7 @@ def _rewrite(engine, result: Result, source: Source, plan: ExtensionPlan) -> Res
     metadata = media.read_metadata(result.video_path)
     metadata.update(joined_frames=plan.joined_frames, source_frames=plan.source_frames, new_frames=plan.new_frames)
     media.write_video(joined, result.video_path, source.fps, metadata)
-    media.write_thumbnail(joined, result.thumb_path)
+    media.write_thumbnail(joined, result.thumb_path, metadata=metadata)  # restore reads the PNG's metadata too
     engine.history.set_frames(result.record_id, plan.joined_frames)
     timings = dict(result.timings, join=round(time.perf_counter() - started, 4))
     return replace(result, frames=joined, timings=timings)
@@ -167,6 +170,10 @@ def extend(engine, source: Source, req: RenderRequest, plan: ExtensionPlan, canc
             except StudioError as exc:
                 engine.history.finish(event.record_id, "failed", error=f"Joining the extension failed: {exc}")
                 raise
+            except Exception as exc:  # the disk, a codec: the row must not stay "ok" with the un-joined file
+                why = f"Joining the extension failed: {type(exc).__name__}: {exc}"
+                engine.history.finish(event.record_id, "failed", error=why)
+                raise StudioError(why) from exc
         yield event
 
 

@@ -63,7 +63,8 @@ def panel(studio, model_id: str | None) -> tuple:
     status = manager.status(spec.id)
     running = status is not None and status.running
     reason = manager.offline_reason()
-    label = "Download (off: offline)" if reason else "Download"
+    off = "shared Space" if studio.settings.space else "offline"
+    label = f"Download (off: {off})" if reason else "Download"
     return (gr.Column(visible=True), _info(studio, spec),
             gr.Checkbox(visible=manager.needs_licence(spec), value=False,
                         label=f"I have read and accept the licence: {spec.license}"),
