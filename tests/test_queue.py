@@ -167,7 +167,10 @@ def test_the_queue_tab_shows_and_touches_only_the_sessions_jobs(studio):
     assert [r[0] for r in queue_tab.rows(studio, mine)] == [a2] and store.get(b1)["state"] == "queued"
 
 
-def test_cancel_from_another_process_stops_the_running_job(studio, hold_step):
+def test_cancel_from_another_process_stops_the_running_job(studio, hold_step, monkeypatch):
+    from studio import dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "CANCEL_CHECK_S", 0.0)  # read the flag at every step (throttle: own test)
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
     dispatcher = Dispatcher(studio)
     jid = dispatcher.submit(_job("to cancel", steps=8), source="cli")
