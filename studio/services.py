@@ -88,6 +88,9 @@ class Studio:
         return recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir)
 
     def close(self) -> None:
+        if getattr(self.engine, "executor", None) is not None:  # a render farm (farm.py): its workers stop
+            self.engine.executor.close()
+            self.engine.executor = None
         self.history.close()
         if self.lock is not None:
             self.lock.release()
