@@ -285,16 +285,18 @@ class RayFarm:
                 yield event
             finished = True
         finally:
-            watching.set()
-            watcher.join()
+            watching.set()  # the watcher ends at its next wake-up; not joined, so a render pays no poll period
             if not finished:  # the consumer went away, or the worker died: stop it at the next step if it lives
                 worker.actor.cancel.remote(job_id)
 
     @staticmethod
     def _watch_cancel(token, worker: _Worker, job_id: str, finished: threading.Event) -> None:
-        """While an attempt runs: the studio's cancel (or a consumer gone) becomes ``worker.cancel(job_id)``."""
-        while not finished.wait(_CANCEL_POLL_S):
-            if token.is_set():
+        """While an attempt runs: the studio's cancel (or a consumer gone) becomes ``worker.cancel(job_id)`` at
+        once (it waits on the studio's event itself, so the cancel costs one actor call, not a poll period)."""
+        event = getattr(token, "_event", None)
+        while not finished.is_set():
+            hit = event.wait(_CANCEL_POLL_S) if event is not None else token.is_set() or finished.wait(_CANCEL_POLL_S)
+            if hit and not finished.is_set():
                 worker.actor.cancel.remote(job_id)
                 return
 
