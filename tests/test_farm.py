@@ -168,3 +168,19 @@ def test_local_path_imports_no_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_model_a_worker_cannot_load_fails_naming_the_node(settings, ray_instance, tmp_path):
+    with open(settings.models_file, "a", encoding="utf-8") as f:  # weights the worker's node does not have
+        f.write(f'\n[models."t-gone"]\nsource = "local:{(tmp_path / "gone").as_posix()}"\nfamily = "causal"\n'
+                'modes = ["t2v"]\nheight = 32\nwidth = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\nlicense = "test"\n')
+    studio = Studio.open(settings)
+    studio.engine.executor = farm = RayFarm(settings, workers=1).start()
+    try:
+        events = list(studio.engine.render(RenderRequest(prompt="x", model="t-gone", steps=1)))
+        label = ray.get(farm._workers[0].actor.info.remote())["label"]
+    finally:
+        studio.close()
+    failed = events[-1]
+    assert type(failed).__name__ == "Failed" and f"(on {label})" in failed.message, failed
+    assert label.split("/")[1].split()[0] in failed.message  # the node's id, as Ray names it
