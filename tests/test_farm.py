@@ -184,3 +184,13 @@ def test_model_a_worker_cannot_load_fails_naming_the_node(settings, ray_instance
     failed = events[-1]
     assert type(failed).__name__ == "Failed" and f"(on {label})" in failed.message, failed
     assert label.split("/")[1].split()[0] in failed.message  # the node's id, as Ray names it
+
+
+def test_a_node_added_to_the_cluster_gets_a_worker_and_work(settings):
+    """In its own process (its own Ray): ray.cluster_utils.Cluster, a head with 1 CPU, then a 1-GPU node."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "farm_cluster.py"), str(settings.data_dir),
+                          str(settings.models_file)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["before"] == 1 and report["after"] == 2
+    assert any(" gpu " in (w or "") for w in report["workers"])  # the new node's worker rendered
