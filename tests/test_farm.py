@@ -126,6 +126,20 @@ def test_worker_killed_mid_render_completes_on_the_other(farm_studio):
     assert len(frames) == 9
 
 
+def test_past_the_retry_limit_the_render_fails_saying_why(farm_studio):
+    studio, farm = farm_studio
+    farm.retries = 0
+    events = studio.engine.render(RenderRequest(prompt="kill", seed=6, steps=128))
+    for event in events:
+        if isinstance(event, Progress):
+            break
+    os.kill(ray.get(next(w for w in farm._workers if w.busy).actor.info.remote())["pid"], signal.SIGKILL)
+    last = list(events)[-1]
+    assert type(last).__name__ == "Failed" and "died mid-render" in last.message, last
+    assert studio.history.get(last.record_id)["status"] == "failed"
+    assert _integrity(studio) == "ok"
+
+
 def test_cancel_reaches_the_worker_within_a_step(farm_studio):
     studio, farm = farm_studio
     cancel = threading.Event()
