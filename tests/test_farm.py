@@ -19,7 +19,8 @@ ray = pytest.importorskip("ray")
 from studio import media  # noqa: E402
 from studio.board_runner import BoardRunner  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
-from studio.farm import FarmError, RayFarm, check_options  # noqa: E402
+from studio.config import Settings  # noqa: E402
+from studio.farm import RETRIES, FarmError, RayFarm, check_options  # noqa: E402
 from studio.render import Cancelled, Preview, Progress, RenderRequest, Result, Status  # noqa: E402
 from studio.services import Studio  # noqa: E402
 
@@ -33,13 +34,32 @@ def ray_instance():
     ray.shutdown()
 
 
+_GONE = ('\n[models."t-gone"]\nsource = "local:{root}/gone"\nfamily = "causal"\nmodes = ["t2v"]\nheight = 32\n'
+         'width = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\nlicense = "test"\n')  # weights no node has
+
+
+@pytest.fixture(scope="module")
+def shared_farm(ray_instance, tiny_dirs, tmp_path_factory):
+    """Two CPU workers for the whole file: they load the tiny model once, not once per test."""
+    from conftest import _models_toml
+
+    root = tmp_path_factory.mktemp("farm")
+    (root / "models.toml").write_text(_models_toml(tiny_dirs) + _GONE.format(root=root.as_posix()), encoding="utf-8")
+    farm_settings = Settings(data_dir=root / "data", default_model="t-far", models_file=root / "models.toml",
+                             device="cpu")
+    farm = RayFarm(farm_settings, workers=2).start()
+    yield farm
+    farm.close()
+
+
 @pytest.fixture()
-def farm_studio(settings, ray_instance):
+def farm_studio(settings, shared_farm):
     studio = Studio.open(settings)
-    farm = RayFarm(settings, workers=2).start()
-    studio.engine.executor = farm
-    yield studio, farm
-    studio.close()  # kills the workers (the shared Ray instance stays)
+    shared_farm.retries = RETRIES
+    studio.engine.executor = shared_farm
+    yield studio, shared_farm
+    studio.engine.executor = None  # the workers stay for the next test
+    studio.close()
 
 
 def _worker_of(row: dict) -> str:
@@ -184,20 +204,20 @@ def test_local_path_imports_no_ray(tmp_path):
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_model_a_worker_cannot_load_fails_naming_the_node(settings, ray_instance, tmp_path):
-    with open(settings.models_file, "a", encoding="utf-8") as f:  # weights the worker's node does not have
-        f.write(f'\n[models."t-gone"]\nsource = "local:{(tmp_path / "gone").as_posix()}"\nfamily = "causal"\n'
-                'modes = ["t2v"]\nheight = 32\nwidth = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\nlicense = "test"\n')
+def test_model_a_worker_cannot_load_fails_naming_the_node(settings, shared_farm, tmp_path):
+    with open(settings.models_file, "a", encoding="utf-8") as f:  # the studio knows the model too
+        f.write(_GONE.format(root=tmp_path.as_posix()))
     studio = Studio.open(settings)
-    studio.engine.executor = farm = RayFarm(settings, workers=1).start()
+    studio.engine.executor = shared_farm
     try:
         events = list(studio.engine.render(RenderRequest(prompt="x", model="t-gone", steps=1)))
-        label = ray.get(farm._workers[0].actor.info.remote())["label"]
+        labels = [ray.get(w.actor.info.remote())["label"] for w in shared_farm._workers]
+        failed = events[-1]
+        assert type(failed).__name__ == "Failed" and any(f"(on {label})" in failed.message for label in labels), failed
+        assert studio.history.get(failed.record_id)["status"] == "failed"
     finally:
+        studio.engine.executor = None
         studio.close()
-    failed = events[-1]
-    assert type(failed).__name__ == "Failed" and f"(on {label})" in failed.message, failed
-    assert label.split("/")[1].split()[0] in failed.message  # the node's id, as Ray names it
 
 
 def test_a_node_added_to_the_cluster_gets_a_worker_and_work(settings):
