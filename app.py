@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="regionally compile the transformer blocks (GPU; slower first render)")
     p.add_argument("--window", action="store_true",
                    help="open the studio in its own desktop window, on 127.0.0.1 (needs: bash scripts/setup.sh --desktop)")
+    p.add_argument("--farm", choices=["local", "ray"], default=None,
+                   help="where renders run: local (default, in this process) or ray (a worker per GPU; setup.sh --farm)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="--farm ray: workers per GPU-less node (required on a CPU)")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="--farm ray: join the cluster started with `ray start` (HOST:PORT or auto); default: a local one")
     return p
 
 
@@ -90,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         studio = Studio.open(data_dir=args.data_dir, default_model=default_model, device=args.device,
                              allow_download=allow_download, space=True if space_mode else None,
                              offload=args.offload, vae_tiling=args.vae_tiling, memory_budget_gb=args.memory_budget,
-                             compile=None if space_mode else args.compile)
+                             compile=None if space_mode else args.compile, farm=args.farm, workers=args.workers,
+                             ray_address=args.ray_address)
         studio.registry.get(studio.settings.default_model)
+        from studio.farm import attach
+        attach(studio)  # --farm ray: renders run on Ray workers (nothing of Ray is imported otherwise)
     except StudioError as exc:
         if studio is not None:
             studio.close()

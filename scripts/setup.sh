@@ -3,7 +3,8 @@
 #   bash scripts/setup.sh             # for running the app / CLI
 #   bash scripts/setup.sh --desktop   # also the desktop window (python app.py --window): requirements-desktop.txt,
 #                                     # and on Debian/Ubuntu the few system libraries Qt WebEngine needs
-#   bash scripts/setup.sh --test      # everything the tests use: --desktop, plus chromium, ffmpeg and xvfb
+#   bash scripts/setup.sh --farm      # also the render farm on Ray (python app.py --farm ray): requirements-farm.txt
+#   bash scripts/setup.sh --test      # everything the tests use: --desktop, --farm, plus chromium, ffmpeg and xvfb
 # Flags combine. Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +12,14 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 DESKTOP=0
+FARM=0
 TEST=0
 for arg in "$@"; do
   case "$arg" in
     --desktop) DESKTOP=1 ;;
-    --test) TEST=1; DESKTOP=1 ;;
-    *) echo "usage: bash scripts/setup.sh [--desktop] [--test]" >&2; exit 2 ;;
+    --farm) FARM=1 ;;
+    --test) TEST=1; DESKTOP=1; FARM=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--desktop] [--farm] [--test]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,9 +64,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 REQS=(-r requirements.txt)
 [[ $DESKTOP -eq 1 ]] && REQS+=(-r requirements-desktop.txt)
+[[ $FARM -eq 1 ]] && REQS+=(-r requirements-farm.txt)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQS[@]}"
 echo "ready: $VENV ($("$VENV/bin/python" -c 'import torch, diffusers, gradio; print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, gradio {gradio.__version__}")'))"
 if [[ $DESKTOP -eq 1 ]]; then
   "$VENV/bin/python" -c 'from studio.desktop import check_backend; check_backend()' \
     && echo "desktop window: ready (python app.py --window)"
+fi
+if [[ $FARM -eq 1 ]]; then
+  "$VENV/bin/python" -c 'import ray; print(f"render farm: ready (ray {ray.__version__}; python app.py --farm ray)")'
 fi

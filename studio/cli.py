@@ -43,6 +43,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     net = p.add_mutually_exclusive_group()
     net.add_argument("--allow-download", action="store_true", default=None, help="allow hub downloads")
     net.add_argument("--offline", dest="allow_download", action="store_false", help="never download (default)")
+    p.add_argument("--farm", choices=["local", "ray"], help="local (default: in this process) | ray (render farm)")
+    p.add_argument("--workers", type=int, metavar="N", help="farm: workers per GPU-less node (required on a CPU)")
+    p.add_argument("--ray-address", metavar="HOST:PORT", help="farm: join this Ray cluster (or auto); default local")
 
 
 def _render_flags(r: argparse.ArgumentParser) -> None:
@@ -138,6 +141,8 @@ def _open(args):
         memory_budget_gb=args.memory_budget,
         allow_download=args.allow_download,
         models_file=args.models_file,
+        farm=getattr(args, "farm", None), workers=getattr(args, "workers", None),
+        ray_address=getattr(args, "ray_address", None),
     )
 
 
@@ -149,6 +154,13 @@ def _open_to_render(args):
     model, recovers nothing, and so never marks that process's running renders interrupted nor deletes the partial
     files it is writing. Read-only commands (history, stats, models, policies) open no studio at all."""
     studio = _open(args)
+    try:
+        from .farm import attach
+
+        attach(studio)  # --farm ray: the engine's GPU work runs on Ray workers
+    except StudioError:
+        studio.close()
+        raise
     if studio.claim_data_folder(kind="cli"):
         report = studio.recover_after_crash()
         if report:

@@ -56,6 +56,9 @@ class Settings:
     models_file: Path | None = None  # extra registry entries; default <data_dir>/models.toml
     space: bool = False  # Hugging Face Space mode: per-session history, file clean-up, capped budgets
     space_ttl_hours: float = 24.0  # Space mode: renders older than this are deleted
+    farm: str = "local"  # local (GPU work in this process) | ray (workers as Ray actors: farm.py)
+    workers: int | None = None  # farm: workers per GPU-less node (required on a CPU); GPU nodes get one per GPU
+    ray_address: str | None = None  # farm: None starts a local Ray instance; "auto" or HOST:PORT joins a cluster
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

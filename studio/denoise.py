@@ -38,8 +38,14 @@ class ModelRef:
     key into this process's table of lent models, which a worker forked from this process inherits (ZeroGPU
     forks the studio process for each GPU call, so the weights loaded here are there)."""
 
-    def __init__(self, entry):
+    def __init__(self, entry, model_id: str | None = None):
         self._entry, self.key = entry, secrets.token_hex(8)
+        self.model_id = model_id or (entry.spec.id if entry is not None else None)
+
+    @classmethod
+    def by_id(cls, model_id: str) -> "ModelRef":
+        """A model named, not lent: a farm worker (farm.py) lends its own copy from its own ModelManager."""
+        return cls(None, model_id)
 
     @classmethod
     @contextmanager
@@ -58,10 +64,10 @@ class ModelRef:
         return entry
 
     def __getstate__(self) -> dict:
-        return {"key": self.key}
+        return {"key": self.key, "model_id": self.model_id}
 
     def __setstate__(self, state: dict) -> None:
-        self._entry, self.key = None, state["key"]
+        self._entry, self.key, self.model_id = None, state["key"], state.get("model_id")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -91,7 +92,7 @@ class RenderEngine:
         self._active = 0  # renders started and not finished (the queue the caps look at)
         self._active_lock = threading.Lock()
         self._workers: dict[threading.Thread, CancelToken] = {}  # render threads running now (cancel_running)
-        self.executor = None  # where the GPU work runs: None = here; else executor.run(DenoiseJob) -> events
+        self.executor = None  # None: GPU work in this process; else e.g. farm.RayFarm (its .run(work) yields events)
 
     @property
     def active(self) -> int:
@@ -237,16 +238,16 @@ class RenderEngine:
             rid = self._start_row(job, plan_id, 0)
             self._check_memory(req)
             inputs = _read_inputs(req)
-            first = self._load(req, emit)
+            first = self._load(req, emit) if self.executor is None else {"load": 0.0}  # a farm worker loads its own
             waited = time.perf_counter()
-            with self.models.lend(req.model) as entry, denoise.ModelRef.lend(entry) as model:
+            with self._lent(req.model) as model:
                 first["wait"] = time.perf_counter() - waited
                 work = denoise.DenoiseJob(model, self.spec_for(req), req, job.plan.budgets, inputs.frames,
                                           job.previews, job.stream_chunks, cancel,
                                           loras=self._adapters(req))
-                gpu = (self.executor.run(work) if self.executor is not None
-                       else space.run_on_gpu(denoise.run, work, self._gpu_seconds(work), cancel))
-                for event in gpu:
+                runner = self.executor.run if self.executor else lambda w: space.run_on_gpu(
+                    denoise.run, w, self._gpu_seconds(w), cancel)
+                for event in runner(work):
                     if isinstance(event, denoise.Stopped):
                         index = event.budget_index
                         raise _stopped_error(event)
@@ -271,6 +272,15 @@ class RenderEngine:
             emit(Failed(message, index, rid))
         finally:
             emit(_DONE)
+
+    @contextmanager
+    def _lent(self, model_id: str) -> Iterator["denoise.ModelRef"]:
+        """The model the GPU work uses: this process's, lent; on a farm only its id (the worker lends its own)."""
+        if self.executor is not None:
+            yield denoise.ModelRef.by_id(model_id)
+            return
+        with self.models.lend(model_id) as entry, denoise.ModelRef.lend(entry) as model:
+            yield model
 
     def _close_row(self, rid: str | None, status: str, error: str) -> None:
         if rid:
@@ -298,8 +308,11 @@ class RenderEngine:
         index, steps, frames = done.budget_index, done.steps, done.frames
         video_path, thumb_path, write_s = self._write_outputs(job, rid, steps, frames)
         timings = {**first, **done.timings, "write": write_s}
+        worker = timings.pop("worker", None)  # a farm worker names itself (node, GPU): kept in the timings JSON
         timings = {k: round(v, 4) for k, v in timings.items()}
         timings["total"] = round(sum(v for k, v in timings.items() if k != "wait"), 4)
+        if worker:
+            timings["worker"] = worker
         self.history.finish(rid, "ok", timings=timings, video_path=video_path, thumb_path=thumb_path)
         request = dict(job.req.to_dict(), steps=steps)
         return Result(index, steps, job.plan.role(index), rid, video_path, thumb_path, timings, request, frames,

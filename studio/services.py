@@ -93,6 +93,9 @@ class Studio:
                        jobs=jobs)
 
     def close(self) -> None:
+        if getattr(self.engine, "executor", None) is not None:  # a render farm (farm.py): its workers stop
+            self.engine.executor.close()
+            self.engine.executor = None
         self.history.close()
         if self.lock is not None:
             self.lock.release()
