@@ -65,8 +65,9 @@ def act(studio, session_v, jid: str, action: str, steps=None) -> str:
 
 
 def build(studio, session: gr.State) -> dict:
-    gr.Markdown("### Render queue\nEvery render waits here until it runs, and survives a restart. Pick a job "
-                "(click its row) to cancel it, move it, or change the step budget of a waiting one.",
+    gr.Markdown("### Render queue\nJobs queued with `python -m studio queue add` wait here until they run, and "
+                "survive a restart (renders from Create, Compare and Storyboard run at once, not through this queue "
+                "yet). Pick a job (click its row) to cancel it, move it, or change the step budget of a waiting one.",
                 elem_classes=["hint"])
     table = gr.Dataframe(pd.DataFrame(rows(studio, None), columns=COLUMNS), interactive=False,
                          elem_id="queue-table", label="Running and waiting")
