@@ -449,15 +449,6 @@ class ModelManager:
     def transformer_config(self, model_id: str) -> dict:
         return self.component_config(model_id, "transformer")
 
-    def weights_bytes(self, model_id: str) -> int:
-        """Bytes the model's weights take loaded (measured if loaded, else estimated from its files)."""
-        with self._lock:
-            entry = self._loaded.get(model_id)
-        if entry is not None:
-            return entry.nbytes
-        spec = self.registry.get(model_id)
-        return self.estimate_bytes(spec, self.cached_folder(spec))
-
     @staticmethod
     def mode_label(entry: LoadedModel) -> str:
         label = MODE_LABELS[entry.memory_mode] if entry.device.startswith("cuda") else "CPU (all in RAM)"

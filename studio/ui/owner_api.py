@@ -122,24 +122,22 @@ def router(studio, token: str) -> APIRouter:
         return JSONResponse({"pid": os.getpid(), "data_dir": str(studio.settings.data_dir),
                              "loaded": studio.models.loaded_state(), "load_counts": dict(studio.models.load_counts)})
 
-    @api.post("/render")
-    async def render(request: Request):
+    async def stream(request: Request, events) -> StreamingResponse:
+        """Check the token, read the job, stream ``events(job, cancel)`` as NDJSON lines."""
         check(request)
         job = await _job(request, studio)
-        return StreamingResponse(_lines(lambda cancel: jobs.render_events(studio, job, cancel)),
-                                 media_type="application/x-ndjson")
+        return StreamingResponse(_lines(lambda cancel: events(job, cancel)), media_type="application/x-ndjson")
+
+    @api.post("/render")
+    async def render(request: Request):
+        return await stream(request, lambda job, cancel: jobs.render_events(studio, job, cancel))
 
     @api.post("/board-run")
     async def board_run(request: Request):
-        check(request)
-        job = await _job(request, studio)
-        return StreamingResponse(_lines(lambda cancel: jobs.board_events(studio, job, cancel)),
-                                 media_type="application/x-ndjson")
+        return await stream(request, lambda job, cancel: jobs.board_events(studio, job, cancel))
 
     @api.post("/queue-add")
     async def queue_add(request: Request):
-        check(request)
-        job = await _job(request, studio)
-        return StreamingResponse(_lines(lambda cancel: _queue_add(studio, job)), media_type="application/x-ndjson")
+        return await stream(request, lambda job, cancel: _queue_add(studio, job))
 
     return api
