@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Hugging Face Space mode (also on with SPACE_ID or STUDIO_SPACE=1): per-session history and "
                         "boards, old files cleaned up, budgets capped, the 1.3B FAR model by default on a GPU")
     p.add_argument("--concurrency", type=int, default=None, metavar="N",
-                   help="renders run at once; the rest wait in the queue and see their place (default 1)")
+                   help="renders run at once; the rest wait in the queue and see their place (default 1; with --farm ray, one per worker)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
                    help="largest upload accepted (default 200 MB)")
     p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], default=None,
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from studio.errors import StudioError
     from studio.services import Studio
     from studio.ui import build_app, launch_options, owner_api
-    from studio.ui.serving import auto_concurrency, set_concurrency
+    from studio.ui.serving import FOLLOWERS, auto_concurrency, set_concurrency
 
     if args.concurrency is not None and args.concurrency < 1:
         print("error: --concurrency must be 1 or more", file=sys.stderr)
@@ -119,19 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     recovered = studio.recover_after_crash()  # before anything renders: what is "running" now was a dead process's
     if recovered:
         print(f"Recovered after a crash: {recovered.describe()}", file=sys.stderr)
-    from studio.dispatcher import Dispatcher
-
-    studio.dispatcher = Dispatcher(studio)  # runs the render queue (queued jobs from before a restart first)
-    studio.dispatcher.start()
+    # Every render is a job in the folder's queue; the dispatcher runs it, queued jobs from before a restart
+    # first: --concurrency jobs at once, else one per farm worker (--farm ray), else one.
+    studio.start_dispatcher(slots=args.concurrency or (None if studio.engine.executor else auto_concurrency(None)))
     print(f"AnyFlow Studio: data in {studio.settings.data_dir}, default model {studio.settings.default_model}",
           file=sys.stderr)
     if space_mode:
         print(f"Space mode: per-session history and boards, renders kept {studio.settings.space_ttl_hours:g} h, "
               f"budgets capped at {studio.policies.space_max_steps} steps. {space_note or ''}", file=sys.stderr)
     demo = build_app(studio)
-    concurrency = args.concurrency or auto_concurrency(studio.models.device)
-    set_concurrency(demo, concurrency)  # demo.queue(default_concurrency_limit=N) + the render queue's limit
-    print(f"Renders at once: {concurrency}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
+    set_concurrency(demo, FOLLOWERS)  # browser renders that wait in the studio's queue at once (Gradio's limit)
+    print(f"Renders at once: {studio.dispatcher.capacity}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
         options = launch_options(studio, max_upload_mb=args.max_upload_mb)
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             demo.block_thread()  # until Ctrl+C or the server closes
     finally:
-        studio.dispatcher.stop()  # a job it was running waits in the queue for the next start
+        studio.dispatcher.stop()  # the jobs it was running wait in the queue for the next start
         if studio.engine.cancel_running():  # renders still running stop and are recorded as cancelled
             print("Stopped the renders that were running (recorded as cancelled).", file=sys.stderr)
         if args.window:

@@ -17,6 +17,7 @@ from typing import Iterator
 from . import continuity, media
 from .board_store import STAGES, Board, BoardStore, Shot, shot_loras
 from .errors import InvalidRequest, StudioError
+from .dispatcher import JobStream
 from .render import Cancelled, Failed, RenderRequest, Result
 
 
@@ -53,16 +54,6 @@ class BoardRunner:
                              image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
                              model=board.model, loras=tuple((f, s) for f, s in shot.loras))
 
-    def stage_request(self, board: Board, shot: Shot, stage: str, failed: dict,
-                      session: str | None = None) -> RenderRequest:
-        """The shot's request; a continuing shot's takes the previous shot's render at this stage as context
-        (an i2v shot's first frame is written to the session's own inputs folder, which Space mode purges)."""
-        req = self.shot_request(board, shot)
-        if not shot.continues or continuity.previous(board, shot) is None:
-            return req
-        frames_dir = self.studio.settings.renders_dir / (session or "") / "inputs"
-        return continuity.continuing_request(self.studio.engine, board, shot, stage, req, frames_dir, failed)
-
     def _done(self, board: Board, shot: Shot, stage: str) -> bool:
         row = continuity.render_row(self.studio.history, shot, stage)
         return bool(row) and not continuity.is_stale(self.studio.history, board, shot, stage)
@@ -80,7 +71,11 @@ class BoardRunner:
 
     def run(self, board_id: str, stage: str, cancel: threading.Event | None = None,
             shot_ids: list[str] | None = None, session: str | None = None) -> Iterator[ShotEvent | BatchDone]:
-        """Render a stage shot by shot, yielding each shot's events as they happen; then BatchDone."""
+        """Queue a stage's shots as render jobs and yield each shot's events as they happen; then BatchDone.
+
+        Every shot is a job in the studio's queue at once, so a farm renders them side by side; a shot that
+        continues another waits for that one's job. The dispatcher records each shot's render on the board, so
+        jobs a restart finds queued still land on it."""
         if stage not in STAGES:
             raise StudioError(f"Stage must be one of {', '.join(STAGES)}.")
         board = self.boards.get(board_id, session)
@@ -94,37 +89,37 @@ class BoardRunner:
         self.studio.policies.get(policy)  # a clear error before anything runs
         cancel = cancel or threading.Event()
         batch = self.boards.start_batch(board.id, stage)
-        rendered, failed = [], {}
-        status = "running"
+        rendered, failed, status = [], {}, "running"
         try:
-            for i, shot in enumerate(todo):
-                if cancel.is_set():
+            stream = JobStream(self.studio.render_queue(), cancel, cancel_on_close=True)
+            shots = self._queue_shots(stream, board, stage, todo, policy, session)
+            for jid, event in stream:
+                i, shot = shots[jid]
+                if isinstance(event, Result):
+                    rendered.append(shot.id)
+                elif isinstance(event, Failed):
+                    failed[shot.id] = event.message
+                elif isinstance(event, Cancelled):
                     status = "cancelled"
-                    break
-                try:
-                    events = self.studio.engine.render(self.stage_request(board, shot, stage, failed, session),
-                                                       cancel=cancel, policy=policy, session=session)
-                    for event in events:
-                        if isinstance(event, Result):
-                            self.boards.set_render(shot.id, stage, event.record_id)
-                            board = self.boards.get(board.id)  # the next continuing shot reads this render
-                            rendered.append(shot.id)
-                        elif isinstance(event, Failed):
-                            failed[shot.id] = event.message
-                        elif isinstance(event, Cancelled):
-                            status = "cancelled"
-                        yield ShotEvent(shot.id, i, len(todo), event)
-                except StudioError as exc:  # invalid shot (e.g. missing input file): report, go on
-                    failed[shot.id] = str(exc)
-                    yield ShotEvent(shot.id, i, len(todo), Failed(str(exc), 0, None))
-                if status == "cancelled":
-                    break
-            else:
-                status = "done"
+                yield ShotEvent(shot.id, i, len(todo), event)
+            status = "cancelled" if cancel.is_set() else "done" if status == "running" else status
         finally:
             # A consumer that stops early (closed generator) leaves the batch "interrupted": resumable.
             self.boards.finish_batch(batch, "interrupted" if status == "running" else status)
         yield BatchDone(batch, stage, rendered, [s.id for s in done], failed, cancelled=status == "cancelled")
+
+    def _queue_shots(self, stream, board: Board, stage: str, todo: list[Shot], policy: str,
+                     session: str | None) -> dict[str, tuple[int, Shot]]:
+        """Queue one job per shot, in board order; job id -> (index in the batch, shot)."""
+        shots, job_of = {}, {}
+        for i, shot in enumerate(todo):
+            prev = continuity.previous(board, shot)
+            job = {"request": self.shot_request(board, shot).to_dict(), "policy": policy,
+                   "board": {"board": board.id, "name": board.name, "shot": shot.id, "stage": stage}}
+            after = job_of.get(prev.id) if shot.continues and prev is not None else None
+            jid = stream.submit(job, source="storyboard", session=session, after=after)
+            shots[jid], job_of[shot.id] = (i, shot), jid
+        return shots
 
     # ---- exports --------------------------------------------------------------------
     def _video_for(self, shot: Shot, stage: str | None) -> str | None:
@@ -248,3 +243,19 @@ class BoardRunner:
         for extra in existing[len(shots):]:
             self.boards.delete_shot(extra.id)
         return self.boards.get(board_id)
+
+
+def queued_shot_request(studio, job: dict, session: str | None, after: dict | None) -> dict:
+    """A storyboard shot's queued request as it runs: a shot that continues another takes that shot's render at
+    this stage (finished by now: its job, ``after``, ran first) as context, or fails saying why not."""
+    info = job["board"]
+    board = BoardStore(studio.history).get(info["board"])
+    shot = board.shot(info["shot"])  # StudioError if it was deleted since
+    if not shot.continues or continuity.previous(board, shot) is None:
+        return job["request"]
+    prev = continuity.previous(board, shot)
+    failed = {prev.id: after.get("error") or after["state"]} if after and after["state"] != "done" else {}
+    req = RenderRequest.from_dict(job["request"])
+    frames_dir = studio.settings.renders_dir / (session or "") / "inputs"
+    return continuity.continuing_request(studio.engine, board, shot, info["stage"], req, frames_dir,
+                                         failed).to_dict()

@@ -151,6 +151,8 @@ class RenderPrinter:
                  f"{event['frames']}, budgets {event['budgets']}")
         elif kind == "status" and not self.quiet:
             _err(event["message"])
+        elif kind == "waiting" and not self.quiet:
+            _err(f"waiting in the studio's render queue: {event['position']} of {event['waiting']}")
         elif kind == "progress" and not self.quiet:
             self.bar.update(event)
         elif kind == "result":

@@ -5,8 +5,9 @@
                                folder's database for `queue run` (or the next studio to start)
     queue list [--json]        each job's id, state, position (1 = next to run; 0 running or finished): no torch
     queue cancel ID            a waiting job at once; a running one within a step (wherever it runs)
-    queue run                  every queued job in this process, then exit 0, or 2 with a summary of the failed
-                               ones; refused while a studio owns the folder (its dispatcher runs the queue)
+    queue run [--farm ray ...] every queued job in this process (one per farm worker at once with --farm ray), then
+                               exit 0, or 2 with a summary of the failed ones; refused while a studio owns the
+                               folder (its dispatcher runs the queue)
 """
 
 from __future__ import annotations
@@ -121,8 +122,10 @@ def _run(args, open_studio) -> int:
     if owner is not None:
         raise FolderOwned(f"the studio at {owner.url} (pid {owner.pid}) owns {_data_dir(args)} and runs its queue "
                           "itself; `queue add` sends jobs to it, `queue list` shows how they stand")
-    studio = open_studio(args)
+    studio = open_studio(args)  # with --farm ray: jobs run on the Ray workers, one per worker at once
     try:
+        if not studio.owns_data_folder:
+            raise FolderOwned(f"another command owns {_data_dir(args)}; its queue runs there (or after it ends)")
         finished = Dispatcher(studio).run_pending()
     finally:
         studio.close()

@@ -1,17 +1,24 @@
-"""Dispatcher: the thread in the owning studio process that runs the queue's jobs, one at a time, in order.
+"""Dispatcher: the threads in the studio process that run the queue's jobs, as many at once as it has slots.
 
     dispatcher = Dispatcher(studio)          # nothing runs yet
-    dispatcher.start()                       # the thread: claim, render, finish, until stop()
-    jid = dispatcher.submit(job, source="create", session=None)
-    for event in dispatcher.follow(jid):     # that job's engine events, as they happen
+    dispatcher.start()                       # the thread: claim jobs while a slot is free, each on its own thread
+    stream = JobStream(dispatcher, cancel)   # follow jobs from their first event:
+    jid = stream.submit(job, source="create")
+    for jid, event in stream:                # the engine events of every job in the stream, as they happen
         ...
     dispatcher.run_pending()                 # or, with no thread (`queue run`): every queued job, then return
 
-A job runs through ``engine.render`` with ``waiting=`` the number of jobs still queued, so the queue-aware caps
-count the real queue. The executor (``engine.executor``: None = in this process) is the engine's business.
-Cancel: a queued job is cancelled in the store at once; a running one through its cancel event, set here or, from
-another process, through the store's ``cancel_requested`` flag (a SQLite query), read at the first progress event
-and then at most every CANCEL_CHECK_S.
+Slots: ``slots`` if given (the app's --concurrency), else one per farm worker (``engine.executor.size``, which
+grows when a node joins), else 1. Every render the studio runs is a job: Create and Compare (ui/session.py), a
+storyboard's shots (board_runner.py), the CLI (jobs.py). A job runs through ``engine.render`` with ``waiting=`` the
+number of jobs still queued, so the queue-aware caps count the real queue, and with ``plan_id=`` its own id, so a
+job run again after a crash or a stop takes its history rows back instead of adding new ones.
+Cancel: a queued job is cancelled in the store at once; a running one through its cancel event (the follower's,
+given at submit, or one made here), set here or, from another process, through the store's ``cancel_requested``
+flag, read at the first progress event and then at most every CANCEL_CHECK_S (with the progress ``queue list``
+shows).
+``own_only``: a dispatcher that claims only the jobs submitted to it (a script or a standalone CLI run owns the
+folder but does not run the jobs other commands queued there: `queue run` or the next studio does).
 """
 
 from __future__ import annotations
@@ -22,28 +29,41 @@ import queue
 import socket
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 from .errors import StudioError
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
-CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag at most this often
+CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
+FOLLOW_POLL_S = 0.2  # a follower whose cancel was set while its jobs wait notices within this
+PLACE_S = 1.0  # a follower looks up the place of its waiting jobs at most this often (Waiting events)
 _END = object()
 
 
 class Dispatcher:
-    def __init__(self, studio, store: QueueStore | None = None):
+    def __init__(self, studio, store: QueueStore | None = None, *, slots: int | None = None,
+                 own_only: bool = False):
         self.studio = studio
         self.store = store or QueueStore(studio.history)
         self.worker = f"local:{socket.gethostname()}:{os.getpid()}"
+        self.slots, self.own_only = slots, own_only
         self.progress: dict[str, float] = {}  # running job -> fraction done
         self._lock = threading.Lock()
-        self._listeners: dict[str, list[Callable]] = {}
+        self._own: set[str] = set()  # jobs submitted here (own_only claims only these)
+        self._listeners: dict[str, list] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self._running: dict[str, threading.Thread] = {}
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def capacity(self) -> int:
+        """Jobs run at once: the slots given, else one per farm worker, else 1."""
+        if self.slots:
+            return self.slots
+        return max(1, getattr(self.studio.engine.executor, "size", 1) or 1)
 
     # ---- the thread -------------------------------------------------------------------------
     def start(self) -> None:
@@ -51,131 +71,252 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; jobs running now stop at their next step and wait in the queue for the next start."""
         self._stop.set()
         self._wake.set()
         with self._lock:
             for cancel in self._cancels.values():
                 cancel.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+            running = list(self._running.values())
+        deadline = time.monotonic() + timeout
+        for thread in ([self._thread] if self._thread else []) + running:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                ran = self.run_next()
+                self._fill()
             except Exception:  # a bug: keep the queue alive, say what happened
-                log.exception("dispatcher failed on a job")
-                ran = None
-            if ran is None:
-                self._wake.wait(POLL_S)
-                self._wake.clear()
+                log.exception("dispatcher failed to start a job")
+            self._wake.wait(POLL_S)
+            self._wake.clear()
+
+    def _fill(self) -> list[str]:
+        """Claim jobs while a slot is free, each on its own thread; the ids started."""
+        started = []
+        while not self._stop.is_set():
+            with self._lock:
+                if len(self._running) >= self.capacity:
+                    break
+                among = set(self._own) if self.own_only else None
+            row = self.store.claim(self.worker, among) if among is None or among else None
+            if row is None:
+                break
+            thread = threading.Thread(target=self._run_claimed, args=(row,), name=f"job-{row['id'][:8]}",
+                                      daemon=True)
+            with self._lock:
+                self._running[row["id"]] = thread
+            thread.start()
+            started.append(row["id"])
+        return started
 
     def run_pending(self) -> list[dict]:
-        """Run every queued job here, in order, until none waits; the finished jobs."""
-        done = []
-        while (job := self.run_next()) is not None:
-            done.append(job)
-        return done
+        """Run every job that may run here, ``capacity`` at once, until none waits; the finished jobs in the
+        order they started."""
+        order: list[str] = []
+        while True:
+            order += self._fill()
+            with self._lock:
+                running = bool(self._running)
+            if not running:
+                return [self.store.get(jid) for jid in order]
+            self._wake.wait(POLL_S)
+            self._wake.clear()
 
     # ---- jobs ---------------------------------------------------------------------------------
-    def submit(self, job: dict, *, source: str, session: str | None = None, plan: dict | None = None) -> str:
-        jid = self.store.add(job, source=source, session=session, plan=plan)
+    def submit(self, job: dict, *, source: str, session: str | None = None, plan: dict | None = None,
+               after: str | None = None, cancel: threading.Event | None = None, listener=None) -> str:
+        """Queue a job; its id. ``cancel``: the follower's event, which the render watches once it runs.
+        ``listener``: called with each of the job's events from the first (registered before it can start)."""
+        with self._lock:
+            jid = self.store.add(job, source=source, session=session, plan=plan, after=after)
+            self._own.add(jid)
+            if cancel is not None:
+                self._cancels[jid] = cancel
+            if listener is not None:
+                self._listeners.setdefault(jid, []).append(listener)
         self._wake.set()
         return jid
 
     def cancel(self, jid: str, session: str | None = None) -> str:
+        """"cancelled" (it was waiting) or "cancelling" (it stops within a step); StudioError if it cannot be."""
+        from .events import Cancelled
+
         outcome = self.store.cancel(jid, session)
         with self._lock:
-            if jid in self._cancels:
-                self._cancels[jid].set()
+            event = self._cancels.get(jid)
+        if outcome == "cancelling" and event is not None:
+            event.set()
         if outcome == "cancelled":
-            self._close(jid)
+            self._emit(jid, Cancelled(0, None))
+            self._done(jid)
         return outcome
 
-    def run_next(self) -> dict | None:
-        """Claim the next job and run it to the end; the finished job, None when none waited."""
-        row = self.store.claim(self.worker)
-        if row is None:
-            return None
-        cancel = threading.Event()
-        with self._lock:
-            self._cancels[row["id"]] = cancel
+    def _run_claimed(self, row: dict) -> None:
+        jid = row["id"]
         try:
-            state, error, ids = self._run(row, cancel)
-            if state == "cancelled" and self._stop.is_set():
-                self.store.requeue(row["id"])  # stopped with the studio, not by the user: it runs after a restart
-            else:
-                self.store.finish(row["id"], state, error=error, result_ids=ids)
-        finally:
             with self._lock:
-                self._cancels.pop(row["id"], None)
-            self.progress.pop(row["id"], None)
-            self._close(row["id"])
-        return self.store.get(row["id"]) or dict(row, state=state, error=error, result_ids=ids)
+                cancel = self._cancels.setdefault(jid, threading.Event())
+            state, error, ids = self._run(row, cancel)
+            if state == "cancelled" and self._stop.is_set() and not self.store.cancel_requested(jid):
+                self.store.requeue(jid)  # stopped with the studio, not by the user: it runs after a restart
+            else:
+                self.store.finish(jid, state, error=error, result_ids=ids)
+        except Exception:
+            log.exception("job %s: the dispatcher failed", jid)
+            self.store.finish(jid, "failed", error="The dispatcher failed on this job; see the studio's log.")
+        finally:
+            self._done(jid)
+            with self._lock:
+                self._running.pop(jid, None)
+            self._wake.set()
 
     def _run(self, row: dict, cancel: threading.Event) -> tuple[str, str | None, list[str]]:
-        """Render the job; (state, error, history ids of its results)."""
+        """Render the job; (state, error, history ids of its results). Followers see a Failed event when it
+        cannot start (bad or vanished input)."""
         from . import jobs
         from .events import Cancelled, Failed, Progress, Result
 
-        job, ids, checked = row["request"], [], None
+        jid, job, ids, checked = row["id"], row["request"], [], None
         try:
-            req, plan, _ = jobs._plan(self.studio, job)
-            self.store.set_plan(row["id"], {"kind": plan.kind, "budgets": list(plan.budgets)})
+            req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
+            self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
-                                               waiting=self.store.waiting(), session=row.get("session"))
+                                               waiting=self.store.waiting(), session=row.get("session"),
+                                               previews=bool(job.get("previews")), plan_id=jid)
             for event in events:
-                self._emit(row["id"], event)
-                if isinstance(event, Progress):
-                    self.progress[row["id"]] = event.fraction
-                    now = time.monotonic()
-                    if checked is None or now - checked >= CANCEL_CHECK_S:
-                        checked = now
-                        if self.store.cancel_requested(row["id"]):
-                            cancel.set()
-                elif isinstance(event, Result):
+                if isinstance(event, Result):
+                    event = jobs.on_result(self.studio, self.store, row, event)
                     ids.append(event.record_id)
+                self._emit(jid, event)
+                if isinstance(event, Progress):
+                    self.progress[jid] = event.fraction
+                    if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
+                        checked = time.monotonic()
+                        self.store.set_progress(jid, event.fraction)
+                        if self.store.cancel_requested(jid):
+                            cancel.set()
                 elif isinstance(event, Failed):
                     return "failed", event.message, ids
                 elif isinstance(event, Cancelled):
                     return "cancelled", event.message, ids
         except (StudioError, TypeError) as exc:  # refused before it ran: bad or vanished input
+            self._emit(jid, Failed(str(exc), 0, None))
             return "failed", str(exc), ids
         except Exception as exc:  # a bug or a broken executor: the job must not stay "running"
-            log.exception("job %s failed", row["id"])
-            return "failed", f"Render failed: {type(exc).__name__}: {exc}", ids
+            log.exception("job %s failed", jid)
+            message = f"Render failed: {type(exc).__name__}: {exc}"
+            self._emit(jid, Failed(message, 0, None))
+            return "failed", message, ids
         return "done", None, ids
 
-    # ---- listeners ----------------------------------------------------------------------------
+    # ---- followers ------------------------------------------------------------------------------
     def follow(self, jid: str) -> Iterator:
         """The job's engine events from this call until it finishes (nothing if it already has). Listening starts
         here, not at the first ``next``: no event in between is missed."""
-        events: queue.Queue = queue.Queue()
-        with self._lock:
-            self._listeners.setdefault(jid, []).append(events.put)
-        job = self.store.get(jid)
-        if job is None or job["state"] in FINISHED:
-            events.put(_END)
-        return self._drain(jid, events)
+        stream = JobStream(self)
+        stream.add(jid)
+        return (event for _, event in stream)
 
-    def _drain(self, jid: str, events: queue.Queue) -> Iterator:
-        try:
-            while (event := events.get()) is not _END:
-                yield event
-        finally:
-            with self._lock:
-                listeners = self._listeners.get(jid, [])
-                if events.put in listeners:
-                    listeners.remove(events.put)
+    def _listen(self, jid: str, listener) -> bool:
+        """Add a listener to a job; False (nothing added) when the job already finished."""
+        with self._lock:
+            job = self.store.get(jid)
+            if job is None or job["state"] in FINISHED:
+                return False
+            self._listeners.setdefault(jid, []).append(listener)
+            return True
+
+    def _unlisten(self, jid: str, listener) -> None:
+        with self._lock:
+            listeners = self._listeners.get(jid, [])
+            if listener in listeners:
+                listeners.remove(listener)
 
     def _emit(self, jid: str, event) -> None:
         with self._lock:
             listeners = list(self._listeners.get(jid, ()))
-        for put in listeners:
-            put(event)
+        for listener in listeners:
+            listener(jid, event)
 
-    def _close(self, jid: str) -> None:
+    def _done(self, jid: str) -> None:
+        """The job finished (or went back to the queue with the studio): its followers stop following it."""
         with self._lock:
             listeners = self._listeners.pop(jid, [])
-        for put in listeners:
-            put(_END)
+            self._cancels.pop(jid, None)
+            self._own.discard(jid)
+        self.progress.pop(jid, None)
+        for listener in listeners:
+            listener(jid, _END)
+
+
+class JobStream:
+    """The events of some jobs, as (job id, event) pairs in the order they happen, until every job finished.
+
+    ``cancel``: a follower's event (a Cancel button): running jobs watch it at every step, and a job still waiting
+    is cancelled in the store within FOLLOW_POLL_S of it being set. ``cancel_on_close``: a consumer that stops
+    iterating (a closed browser tab, a CLI that went away) cancels the jobs it still follows."""
+
+    def __init__(self, dispatcher: Dispatcher, cancel: threading.Event | None = None, cancel_on_close: bool = False):
+        self.dispatcher, self.cancel, self.cancel_on_close = dispatcher, cancel, cancel_on_close
+        self._events: queue.Queue = queue.Queue()
+        self._open: set[str] = set()
+        self._place: dict[str, tuple[int, int]] = {}  # the last place told for each waiting job
+        self._looked = -PLACE_S
+
+    def _put(self, jid: str, event) -> None:
+        self._events.put((jid, event))
+
+    def submit(self, job: dict, **how) -> str:
+        """Queue a job (Dispatcher.submit's arguments) and follow it from its first event."""
+        jid = self.dispatcher.submit(job, cancel=self.cancel, listener=self._put, **how)
+        self._open.add(jid)
+        return jid
+
+    def add(self, jid: str) -> None:
+        """Follow a job already queued (from now on)."""
+        if self.dispatcher._listen(jid, self._put):
+            self._open.add(jid)
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        finished, asked = False, False
+        try:
+            while self._open:
+                if not asked and self.cancel is not None and self.cancel.is_set():
+                    asked = True
+                    self._cancel(set(self._open))
+                yield from self._places()
+                try:
+                    jid, event = self._events.get(timeout=FOLLOW_POLL_S)
+                except queue.Empty:
+                    continue
+                if event is _END:
+                    self._open.discard(jid)
+                else:
+                    yield jid, event
+            finished = True
+        finally:
+            for jid in list(self._open):
+                self.dispatcher._unlisten(jid, self._put)
+            if not finished and self.cancel_on_close:
+                self._cancel(self._open)
+
+    def _places(self) -> Iterator[tuple[str, object]]:
+        """A Waiting event for each followed job still queued whose place changed (looked up every PLACE_S)."""
+        from .events import Waiting
+
+        if time.monotonic() - self._looked < PLACE_S:
+            return
+        self._looked = time.monotonic()
+        for jid in sorted(self._open):
+            place = self.dispatcher.store.place(jid)
+            if place is not None and self._place.get(jid) != place:
+                self._place[jid] = place
+                yield jid, Waiting(*place)
+
+    def _cancel(self, jids: set[str]) -> None:
+        for jid in jids:
+            try:
+                self.dispatcher.cancel(jid)
+            except StudioError:  # it finished meanwhile
+                pass

@@ -83,7 +83,16 @@ class Cancelled:
     kind: str = "cancelled"
 
 
-Event = Status | Progress | Preview | Chunk | Result | Failed | Cancelled
+@dataclass
+class Waiting:
+    """A queued job not running yet: its place among the waiting jobs (1 = next) and how many wait."""
+
+    position: int
+    waiting: int
+    kind: str = "waiting"
+
+
+Event = Status | Progress | Preview | Chunk | Result | Failed | Cancelled | Waiting
 _DONE = object()
 
 

@@ -141,8 +141,17 @@ def _m7_jobs(db: sqlite_utils.Database) -> None:
     db["jobs"].create_index(["state", "position"])
 
 
+def _m8_job_order(db: sqlite_utils.Database) -> None:
+    """Jobs that wait for another (a continuing storyboard shot waits for the shot it continues), and the progress
+    of a running job, readable from another process (`queue list`)."""
+    db["jobs"].add_column("after", str)
+    db["jobs"].add_column("progress", float)
+    db["renders"].create_index(["plan_id", "budget_index"], if_not_exists=True)  # a job's rows (HistoryStore.start)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
-                                                             _m5_continuity, _m6_shot_loras, _m7_jobs]
+                                                             _m5_continuity, _m6_shot_loras, _m7_jobs,
+                                                             _m8_job_order]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -226,9 +235,13 @@ class HistoryStore:
 
     def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int, *,
               policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
-              session: str | None = None) -> str:
-        """Record a render that is about to run; returns its id."""
-        rid = new_id()
+              session: str | None = None, take_back: bool = False) -> str:
+        """Record a render that is about to run; returns its id. ``take_back``: the plan may have run before (a
+        queued job after a crash or a stop: its plan id is the job's); its earlier row for this budget is taken
+        back instead of adding one, and that row's old files go: one row per job and budget, however often it
+        ran."""
+        again = self._row_of(plan_id, budget_index) if take_back else None
+        rid = again["id"] if again else new_id()
         row = {
             "id": rid,
             "created_at": _now(),
@@ -255,9 +268,18 @@ class HistoryStore:
             "session": session,
             "parent_id": request.get("extends"),
         }
+        if again:
+            row.update(error=None, finished_at=None, video_path=None, thumb_path=None, total_seconds=None)
         with self._lock, self.db.conn:
-            self.table.insert(row)
+            self.table.update(rid, row) if again else self.table.insert(row)
+        if again:
+            self._remove_files(again)
         return rid
+
+    def _row_of(self, plan_id: str, budget_index: int) -> dict | None:
+        with self._lock:
+            rows = list(self.table.rows_where("plan_id = ? AND budget_index = ?", [plan_id, budget_index], limit=1))
+        return rows[0] if rows else None
 
     def finish(self, rid: str, status: str, *, timings: dict | None = None, video_path: str | None = None,
                thumb_path: str | None = None, error: str | None = None) -> None:
@@ -291,16 +313,20 @@ class HistoryStore:
         with self._lock, self.db.conn:
             self.table.delete(rid)
         if remove_files:
-            root = self.path.parent.resolve()  # the data folder: a row naming any other file leaves it alone
-            for key in ("video_path", "thumb_path"):
-                p = row.get(key)
-                try:
-                    real = Path(p).resolve(strict=True) if p else None
-                except (OSError, RuntimeError):
-                    real = None
-                if real is not None and real.is_file() and real.is_relative_to(root) and real != self.path.resolve():
-                    real.unlink(missing_ok=True)  # the janitor or another tab may have just deleted it
+            self._remove_files(row)
         return True
+
+    def _remove_files(self, row: dict) -> None:
+        """A row's video and thumbnail, if they lie inside the data folder (a row naming any other file is left)."""
+        root = self.path.parent.resolve()
+        for key in ("video_path", "thumb_path"):
+            p = row.get(key)
+            try:
+                real = Path(p).resolve(strict=True) if p else None
+            except (OSError, RuntimeError):
+                real = None
+            if real is not None and real.is_file() and real.is_relative_to(root) and real != self.path.resolve():
+                real.unlink(missing_ok=True)  # the janitor or another tab may have just deleted it
 
     # ---- reading -------------------------------------------------------------------
     @staticmethod

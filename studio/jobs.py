@@ -67,8 +67,10 @@ def store_files(job, inputs_dir: Path):
 # ---- events as dicts ----------------------------------------------------------------------
 def event_dict(event) -> dict | None:
     """An engine event as a JSON-ready dict; None for those that carry frames (previews, chunks)."""
-    from .events import Cancelled, Failed, Progress, Result, Status
+    from .events import Cancelled, Failed, Progress, Result, Status, Waiting
 
+    if isinstance(event, Waiting):
+        return {"type": "waiting", "position": event.position, "waiting": event.waiting}
     if isinstance(event, Status):
         return {"type": "status", "message": event.message}
     if isinstance(event, Progress):
@@ -103,19 +105,68 @@ def _plan(studio, job: dict):
     return resolved, plan, notes
 
 
-def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
-    """Run a render job on ``studio``; yield its events as dicts. Bad input is one ``error`` event."""
-    from . import media
-    from .events import Result
+def plan_keys(plan) -> dict:
+    """The job keys that say a plan (see ``_plan``): a refine plan's preview, a comparison's budgets."""
+    if plan.kind == "refine":
+        return {"preview": plan.budgets[0]}
+    if plan.kind == "compare":
+        return {"compare": list(plan.budgets)}
+    return {}
 
+
+def queue_job(studio, job: dict, *, source: str, session: str | None = None, cancel=None):
+    """Check a render job, queue it on the studio's dispatcher and follow it: (request, plan, notes, its engine
+    events). StudioError at once for bad input (nothing is queued); a consumer that stops listening cancels it."""
+    from .dispatcher import JobStream
+
+    from . import space
+    from .errors import InvalidRequest
+
+    if session is not None and not space.valid_session(session):
+        raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
+    req, plan, notes = _plan(studio, job)
+    job = dict(job, request=dict(job["request"], seed=req.seed))  # a random seed is picked once, as reported
+    stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
+    stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
+    return req, plan, notes, (event for _, event in stream)
+
+
+def plan_for_row(studio, row: dict, store):
+    """(request, plan, notes) for a job the dispatcher claimed. A storyboard shot that continues another takes
+    that shot's render, finished by now, as its context (the job it waits for says whether it failed)."""
+    job = row["request"]
+    if job.get("board"):
+        from .board_runner import queued_shot_request
+
+        after = store.get(row["after"]) if row.get("after") else None
+        job = dict(job, request=queued_shot_request(studio, job, row.get("session"), after))
+    return _plan(studio, job)
+
+
+def on_result(studio, store, row: dict, event):
+    """What a finished budget of a queued job brings besides its row: the CLI's GIF, a storyboard shot's render,
+    the farm worker that rendered it. Done by the dispatcher, so it happens with nobody following the job."""
+    from . import media
+    from .board_store import BoardStore
+
+    job = row["request"]
+    if job.get("gif"):
+        media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), event.request.get("fps") or 16)
+    if job.get("board"):
+        BoardStore(studio.history).set_render(job["board"]["shot"], job["board"]["stage"], event.record_id)
+    if worker := event.timings.get("worker"):
+        store.set_worker(row["id"], worker)
+    return event
+
+
+def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
+    """Queue a render job on ``studio`` and yield its events as dicts. Bad input is one ``error`` event."""
     try:
-        req, plan, notes = _plan(studio, job)
+        req, plan, notes, events = queue_job(studio, job, source="cli", cancel=cancel)
         yield {"type": "start", "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
                "frames": req.frames, "fps": req.fps, "budgets": list(plan.budgets), "plan": plan.kind,
                "notes": notes}
-        for event in studio.engine.render(req, plan, cancel, policy=job.get("policy")):
-            if isinstance(event, Result) and job.get("gif"):
-                media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), req.fps)
+        for event in events:
             if (out := event_dict(event)) is not None:
                 yield out
     except (StudioError, TypeError) as exc:  # TypeError: a request field of the wrong type

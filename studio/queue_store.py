@@ -59,7 +59,8 @@ class QueueStore:
 
     # ---- adding and claiming ----------------------------------------------------------
     def add(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
-            kind: str = "render") -> str:
+            kind: str = "render", after: str | None = None) -> str:
+        """A job at the end of the queue; its id. ``after``: a job it waits for (it runs once that one finished)."""
         if source not in SOURCES:
             raise StudioError(f"unknown job source {source!r} (one of {', '.join(SOURCES)})")
         jid = new_id()
@@ -67,21 +68,36 @@ class QueueStore:
             (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
             conn.execute(
                 "INSERT INTO jobs (id, kind, request, plan, policy, position, session, source, state, attempts, "
-                "result_ids, cancel_requested, seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, '[]', "
-                "0, 1, ?)",
+                "result_ids, cancel_requested, seq, created_at, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, "
+                "'[]', 0, 1, ?, ?)",
                 [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
-                 job.get("policy"), last + 1, session, source, _now()])
+                 job.get("policy"), last + 1, session, source, _now(), after])
         return jid
 
-    def claim(self, worker: str) -> dict | None:
-        """The first queued job, now running (attempts + 1) for ``worker``; None when none waits. One statement:
-        two claimers never get the same job."""
+    def claim(self, worker: str, among: "set[str] | None" = None) -> dict | None:
+        """The first queued job that may run (the job it waits for, if any, has finished), now running
+        (attempts + 1) for ``worker``; None when none may. ``among``: only these jobs. One statement: two claimers
+        never get the same job."""
+        only = f" AND id IN ({', '.join('?' for _ in among)})" if among is not None else ""
         with self._write() as conn:
             row = conn.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, started_at = ?, "
-                "seq = seq + 1 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY position, rowid "
-                "LIMIT 1) AND state = 'queued' RETURNING id", [worker, _now()]).fetchone()
+                "progress = 0, seq = seq + 1 WHERE id = (SELECT id FROM jobs AS j WHERE state = 'queued'" + only +
+                " AND (after IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS a WHERE a.id = j.after AND a.state IN "
+                "('queued', 'running'))) ORDER BY position, rowid LIMIT 1) AND state = 'queued' RETURNING id",
+                [worker, _now(), *(among or ())]).fetchone()
         return self.get(row[0]) if row else None
+
+    def set_progress(self, jid: str, fraction: float) -> None:
+        """How far a running job is (0..1), for `queue list` in another process."""
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'", [float(fraction), jid])
+
+    def set_worker(self, jid: str, worker: str) -> None:
+        """The worker (node and GPU) that renders a running job, once it says so."""
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET worker = ?, seq = seq + 1 WHERE id = ? AND state = 'running'",
+                         [worker, jid])
 
     def finish(self, jid: str, state: str, *, error: str | None = None, result_ids: list[str] = ()) -> bool:
         """A running job done, failed or cancelled. False (and nothing changes) if it was not running."""
@@ -155,6 +171,9 @@ class QueueStore:
             self._waiting(conn, jid, session)
             (text,) = conn.execute("SELECT request FROM jobs WHERE id = ?", [jid]).fetchone()
             job = json.loads(text)
+            if job.get("compare"):
+                raise StudioError(f"job {jid} compares the budgets {job['compare']}; it has no one step budget to "
+                                  "change (cancel it and queue the comparison you want)")
             job["request"] = dict(job.get("request") or {}, steps=steps)
             job["policy"] = None  # the user's budget now, not the policy's
             conn.execute("UPDATE jobs SET request = ?, policy = NULL, seq = seq + 1 WHERE id = ?",
@@ -204,6 +223,15 @@ class QueueStore:
                 waiting += 1
                 row["position"] = waiting
         return rows
+
+    def place(self, jid: str) -> tuple[int, int] | None:
+        """(position among the waiting jobs, 1 = next; how many wait) for a queued job; None once it runs."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT (SELECT count(*) FROM jobs AS o WHERE o.state = 'queued' AND (o.position < j.position OR "
+                "(o.position = j.position AND o.rowid <= j.rowid))), (SELECT count(*) FROM jobs WHERE state = "
+                "'queued') FROM jobs AS j WHERE j.id = ? AND j.state = 'queued'", [jid]).fetchone()
+        return (row[0], row[1]) if row else None
 
     def waiting(self) -> int:
         """How many jobs wait to run (the number the queue caps look at)."""

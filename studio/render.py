@@ -52,6 +52,7 @@ class _Job:
     session: str | None
     previews: bool = False
     stream_chunks: bool = True
+    plan_id: str | None = None  # a queued job's id: run again, it takes its rows back (HistoryStore.start)
 
 
 class _OutOfMemory(StudioError):
@@ -142,7 +143,7 @@ class RenderEngine:
     # ---- rendering ----------------------------------------------------------------------
     def render(self, request: RenderRequest, plan: Plan | None = None, cancel: threading.Event | None = None,
                *, policy: str | None = None, waiting: int | None = None, session: str | None = None,
-               previews: bool = False, stream_chunks: bool = True) -> Iterator[Event]:
+               previews: bool = False, stream_chunks: bool = True, plan_id: str | None = None) -> Iterator[Event]:
         """Run a plan; yield events as they happen. Invalid requests raise StudioError before anything runs.
 
         ``policy`` names a budget policy (its steps and optional size/length apply to the request; with no
@@ -150,7 +151,8 @@ class RenderEngine:
         count of active renders); above the policies' threshold every budget is capped, and the render's
         notes and history row say so. ``previews`` adds a Preview event per step (cheap: no VAE);
         ``stream_chunks`` makes causal models emit each chunk's final frames as soon as they are decoded.
-        ``session`` (Space mode) names the visitor whose folder the files go to: 32 hex digits.
+        ``session`` (Space mode) names the visitor whose folder the files go to: 32 hex digits. ``plan_id``: the
+        queued job's id (dispatcher.py), so a job run again after a crash keeps one history row per budget.
         """
         if session is not None and not space.valid_session(session):
             raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
@@ -163,7 +165,8 @@ class RenderEngine:
             ahead = self._active if waiting is None else waiting
             self._active += 1
         try:
-            job = self._plan_job(req, plan, notes, policy, ahead, session, previews, stream_chunks)
+            job = replace(self._plan_job(req, plan, notes, policy, ahead, session, previews, stream_chunks),
+                          plan_id=plan_id)
             yield from self._on_worker(job, CancelToken(cancel))
         finally:
             with self._active_lock:
@@ -195,7 +198,7 @@ class RenderEngine:
         return self.history.start(
             job.req.to_dict(), job.plan.budgets[index], plan_id, job.plan.kind, index, policy=job.policy,
             requested_steps=job.asked[index], capped=job.capped and job.asked[index] != job.plan.budgets[index],
-            session=job.session,
+            session=job.session, take_back=job.plan_id is not None,
         )
 
     def cancel_running(self, timeout: float = 10.0) -> int:
@@ -232,7 +235,7 @@ class RenderEngine:
     def _run_plan(self, job: "_Job", emit, cancel: CancelToken) -> None:
         """Rows, inputs, the model, then the GPU work's events turned into Results. Every way out of here leaves
         the current row finished: ok, failed or cancelled."""
-        req, plan_id = job.req, new_id()
+        req, plan_id = job.req, job.plan_id or new_id()
         index, rid = 0, None
         try:
             rid = self._start_row(job, plan_id, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,9 @@ from .ownership import Announcement, FolderLock, read_announcement
 from .policy import Policies
 from .registry import Registry
 from .render import RenderEngine
+
+
+_DISPATCHER_LOCK = threading.Lock()
 
 
 def quiet_libraries() -> None:
@@ -92,7 +96,28 @@ class Studio:
         return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir),
                        jobs=jobs)
 
+    def render_queue(self):
+        """The dispatcher that runs this studio's renders (every render is a queued job): the one the app started
+        for the whole queue (``start_dispatcher``), else one started here on first use that runs only the jobs
+        this process queues (a script, a standalone CLI run: `queue run` or the next studio runs the others)."""
+        with _DISPATCHER_LOCK:
+            if self.dispatcher is None:
+                self.start_dispatcher(own_only=True)
+            return self.dispatcher
+
+    def start_dispatcher(self, *, own_only: bool = False, slots: int | None = None):
+        """Start running the queue: ``slots`` jobs at once (default: one per farm worker, else 1). The folder's
+        owner calls this after ``recover_after_crash``, so the jobs a crash left wait again first."""
+        from .dispatcher import Dispatcher
+
+        self.dispatcher = Dispatcher(self, own_only=own_only, slots=slots)
+        self.dispatcher.start()
+        return self.dispatcher
+
     def close(self) -> None:
+        if self.dispatcher is not None:  # a job it runs stops within a step and waits for the next start
+            self.dispatcher.stop()
+            self.dispatcher = None
         if getattr(self.engine, "executor", None) is not None:  # a render farm (farm.py): its workers stop
             self.engine.executor.close()
             self.engine.executor = None

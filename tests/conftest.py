@@ -148,7 +148,7 @@ def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | 
     """Open a Studio under ``root`` (on the tiny test models when given), build the UI and launch it in-process
     on 127.0.0.1. Returns (demo, url, studio); the caller closes both."""
     from studio.ui import build_app, launch_options
-    from studio.ui.serving import set_concurrency
+    from studio.ui.serving import FOLLOWERS, set_concurrency
 
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
@@ -162,7 +162,8 @@ def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | 
         (data / "policies.toml").write_text(policies, encoding="utf-8")
     studio = Studio.open(Settings(**settings))
     demo = build_app(studio)
-    demo = set_concurrency(demo, concurrency) if concurrency else demo.queue()
+    demo = set_concurrency(demo, FOLLOWERS)  # as app.py: Gradio hands renders to the studio's queue
+    studio.start_dispatcher(slots=concurrency or 1)  # which runs them, ``concurrency`` at once
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
                             **launch_options(studio, max_upload_mb=max_upload_mb))
     assert url.startswith("http://127.0.0.1:")

@@ -72,34 +72,35 @@ def _integrity(studio) -> str:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
-def test_board_previews_use_both_workers_one_row_each(farm_studio):
+def test_a_six_shot_board_previews_and_finals_on_both_workers_through_the_queue(farm_studio):
+    """One batch per stage, as the Storyboard tab and `board run` start it: every shot a queued job, two at once
+    (one per worker); exactly one history row per render; every mp4 readable; each job names its worker."""
     studio, farm = farm_studio
     runner = BoardRunner(studio)
-    board = runner.boards.create("farm", model="t-far")
-    shots = [runner.boards.add_shot(board.id, f"shot {i}", seed=i) for i in range(6)]
+    board = runner.boards.create("farm", model="t-far", preview_policy="preview", final_policy="preview")
+    for i in range(6):
+        runner.boards.add_shot(board.id, f"shot {i}", seed=i)
     results: list = []
-
-    def half(ids):
-        for event in runner.run(board.id, "preview", shot_ids=ids):
-            if getattr(event, "event", None) is not None and isinstance(event.event, Result):
-                results.append(event.event)
-
-    threads = [threading.Thread(target=half, args=([s.id for s in shots[i::2]],)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert len(results) == 6
+    for stage in ("preview", "final"):
+        events = list(runner.run(board.id, stage))
+        assert events[-1].kind == "batch_done" and not events[-1].failed and len(events[-1].rendered) == 6
+        results += [e.event for e in events[:-1] if isinstance(e.event, Result)]
+    assert studio.render_queue().capacity == farm.size == 2
     rows = [studio.history.get(r.record_id) for r in results]
-    assert all(row["status"] == "ok" for row in rows)
-    assert len({r.record_id for r in results}) == 6
+    assert len({r.record_id for r in results}) == 12 and all(row["status"] == "ok" for row in rows)
     with sqlite3.connect(studio.settings.history_path) as db:
-        assert db.execute("SELECT count(*) FROM renders").fetchone()[0] == 6  # one row per render, no more
+        assert db.execute("SELECT count(*) FROM renders").fetchone()[0] == 12  # one row per render, no more
+        jobs = db.execute("SELECT worker, started_at, finished_at, source FROM jobs").fetchall()
     workers = {_worker_of(row) for row in rows}
     assert len(workers) == 2 and None not in workers  # both workers rendered, and each row names its worker
+    assert {w for w, *_ in jobs} == workers and {s for *_, s in jobs} == {"storyboard"}
+    starts = sorted((a, b) for _, a, b, _ in jobs)
+    assert any(nxt[0] < cur[1] for cur, nxt in zip(starts, starts[1:]))  # two jobs ran at the same time
     for r in results:
         frames, _ = media.read_video(r.video_path)
         assert frames.shape[0] == r.frames.shape[0]
+    shots = runner.boards.get(board.id).shots
+    assert all(s.preview_id and s.final_id for s in shots)  # the dispatcher put each render on its shot
 
 
 def test_events_in_order_and_frames_as_local(farm_studio, settings):

@@ -24,7 +24,8 @@ from conftest import launch_app  # noqa: E402
 from studio import media, space  # noqa: E402
 from studio.render import RenderRequest  # noqa: E402
 from studio.ui import guard  # noqa: E402
-from studio.ui.serving import render_concurrency  # noqa: E402
+from studio.queue_store import QueueStore  # noqa: E402
+from studio.ui.serving import FOLLOWERS, render_concurrency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 2
@@ -68,16 +69,25 @@ def file_url(base, path):
 
 # ---- many users ---------------------------------------------------------------------------------
 def test_render_queue_uses_the_configured_concurrency(app):
-    demo, _, _ = app
-    assert render_concurrency(demo) == CONCURRENCY
-    assert demo._queue.default_concurrency_limit == CONCURRENCY
+    """Gradio hands up to FOLLOWERS renders to the studio's queue; the studio's dispatcher runs CONCURRENCY."""
+    demo, _, studio = app
+    assert render_concurrency(demo) == FOLLOWERS
+    assert demo._queue.default_concurrency_limit == FOLLOWERS
+    assert studio.render_queue().capacity == CONCURRENCY
 
 
-def _waiting(jobs) -> list[tuple[int, int]]:
-    """(rank, queue size) of each job the queue says is waiting."""
-    statuses = [j.status() for j in jobs]
-    return [(st.rank, st.queue_size) for st in statuses
-            if st.code == Status.IN_QUEUE and st.rank is not None and st.queue_size]
+def _told_their_place(jobs, expected: list[str], timeout: float = 60) -> list[str]:
+    """The place each client was last told ("3rd of 6"), sorted, once it includes ``expected`` (or time is up:
+    places are told within a second of a change; a client whose render runs was last told "next")."""
+    deadline, told = time.monotonic() + timeout, []
+    while time.monotonic() < deadline and not set(expected) <= set(told):
+        time.sleep(0.05)
+        told = []
+        for job in jobs:
+            said = [m.group(1) for o in job.outputs() for m in [re.search(r"render queue: (.+?)\.", str(o))] if m]
+            told += said[-1:]
+        told.sort()
+    return told
 
 
 def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
@@ -91,12 +101,14 @@ def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
     hold = hold_step(FlowMapEulerDiscreteScheduler, at=1, timeout=240)
     jobs = [c.submit(*render_args(p, s, steps), api_name="/render") for c, (p, s, steps) in zip(clients, asks)]
     assert hold.reached.wait(240), "no render reached its first step"
-    # nothing moves until released: wait (up to a deadline) for the queue's word to reach every waiting client
-    places, deadline = list(range(n - CONCURRENCY)), time.monotonic() + 60
-    seen_waiting = _waiting(jobs)
-    while sorted(rank for rank, _ in seen_waiting) != places and time.monotonic() < deadline:
+    # nothing moves until released: every render reached the studio's queue, two run, six wait in order
+    store, places, deadline = QueueStore(studio.history), list(range(1, n - CONCURRENCY + 1)), time.monotonic() + 60
+    seen_waiting = [j["position"] for j in store.list(states=("queued",))]
+    while seen_waiting != places and time.monotonic() < deadline:
         time.sleep(0.02)
-        seen_waiting = _waiting(jobs)
+        seen_waiting = [j["position"] for j in store.list(states=("queued",))]
+    places_told = [f"{k} of {n - CONCURRENCY}" for k in ("2nd", "3rd", "4th", "5th", "6th")]
+    told = _told_their_place(jobs, places_told + [f"next ({n - CONCURRENCY} waiting)"])
     hold.release.set()
     for (prompt, seed, steps), job in zip(asks, jobs):
         job.result(timeout=60)
@@ -112,9 +124,11 @@ def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
     for prompt, _, _ in asks:
         rows = [r for r in studio.history.search(text=prompt.split()[1], limit=100) if r["prompt"] == prompt]
         assert len(rows) == 1
-    # with 2 at a time, the other 6 clients waited and were told their place in the queue
-    assert sorted(rank for rank, _ in seen_waiting) == places, seen_waiting
-    assert all(0 <= rank < size <= n for rank, size in seen_waiting)
+    # with 2 at a time, the other 6 renders waited as jobs in the studio's queue, and their clients were told
+    assert seen_waiting == places, seen_waiting
+    assert set(told) - {"next"} == set(places_told + [f"next ({n - CONCURRENCY} waiting)"]), told
+    jobs_done = store.list(states=("done",))
+    assert len(jobs_done) == n and {j["source"] for j in jobs_done} == {"create"}
 
 
 def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
@@ -295,18 +309,28 @@ def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
 
     from studio.ui import owner_api
 
-    launched = []
+    from studio.services import Studio
+
+    launched, started = [], []
+    start = Studio.start_dispatcher
 
     def launch(demo, **kw):
         launched.append((render_concurrency(demo), demo._queue.default_concurrency_limit))
         return None, "http://127.0.0.1:9/", None
+
+    def start_dispatcher(studio, **kw):
+        started.append(start(studio, **kw).capacity)
+        return studio.dispatcher
+
+    monkeypatch.setattr(Studio, "start_dispatcher", start_dispatcher)
 
     monkeypatch.setattr(gr.Blocks, "launch", launch)
     monkeypatch.setattr(gr.Blocks, "block_thread", lambda demo: None)
     monkeypatch.setattr(owner_api, "serve", lambda server, studio, url: None)
     assert app_module.main(["--data-dir", str(tmp_path / "one")]) == 0
     assert app_module.main(["--data-dir", str(tmp_path / "three"), "--concurrency", "3"]) == 0
-    assert launched == [(1, 1), (3, 3)]
+    assert started == [1, 3]  # jobs the studio runs at once
+    assert launched == [(FOLLOWERS, FOLLOWERS)] * 2  # renders Gradio hands to the studio's queue at once
 
 
 def test_sql_only_through_parameters():

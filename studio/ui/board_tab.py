@@ -702,6 +702,9 @@ class BoardTab:
                 return {c.status: f"… {batch.intro}  \n{lead} · step {e.step} of {e.total} · {fmt.seconds(elapsed)}"}
         elif e.kind == "status":
             return {c.status: f"… {batch.intro}  \n{lead} · {e.message}"}
+        elif e.kind == "waiting":
+            return {c.status: f"… {batch.intro}  \n{lead} · waiting in the render queue: "
+                              f"{fmt.place(e.position, e.waiting)}"}
         elif e.kind == "result":
             label = (f"Shot {n} · {batch.word} · {fmt.steps_word(e.steps)} · "
                      f"{fmt.seconds(fmt.render_seconds(e.timings))}")

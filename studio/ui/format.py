@@ -202,3 +202,11 @@ def strip(frames, height: int = 96, count: int = 8):
         tiles.append(np.asarray(img.resize((width, height), Image.Resampling.NEAREST)))
         tiles.append(np.full((height, 3, 3), 255, dtype=np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def place(position: int, waiting: int) -> str:
+    """A job's place in the render queue, e.g. "next (3 waiting)" or "3rd of 5"."""
+    if position == 1:
+        return f"next ({waiting} waiting)" if waiting > 1 else "next"
+    suffix = "th" if 10 <= position % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
+    return f"{position}{suffix} of {waiting}"

@@ -6,7 +6,9 @@
 
 Every render-like event (Create, Compare, load model, storyboard batches) shares the
 ``concurrency_id="render"`` queue; ``set_concurrency`` sets that queue's limit (Gradio takes the
-lowest limit any event of a concurrency id asks for, so it is set on each of them).
+lowest limit any event of a concurrency id asks for, so it is set on each of them). A render event only queues
+a job and follows it, so the app sets that limit to FOLLOWERS: the studio's own queue (dispatcher.py) decides
+what runs, and counts what waits for the queue-aware caps.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import functools
 import gradio as gr
 
 RENDER_QUEUE = "render"
+FOLLOWERS = 16  # browser renders Gradio hands to the studio's queue at once; each waits there as a queued job
 
 
 def auto_concurrency(device: str | None) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import InvalidRequest, StudioError
+from ..events import Waiting
 from ..render import Cancelled, Chunk, Failed, Plan, Preview, Progress, RenderRequest, Result, Status
 from . import format as fmt
 from . import spacemode
@@ -130,7 +131,12 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
                         "(fast preview, no VAE)")
                 yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
             continue
-        if isinstance(event, Status):
+        if isinstance(event, Waiting):  # the render is a job in the studio's queue, not running yet
+            if progress is not None:
+                progress(0.0, desc=f"queue: {event.position}/{event.waiting}")
+            yield Update("status", f"Waiting in the render queue: {fmt.place(event.position, event.waiting)}.",
+                         elapsed=elapsed)
+        elif isinstance(event, Status):
             if progress is not None:
                 progress(0.0, desc=event.message)
             yield Update("status", event.message, elapsed=elapsed)

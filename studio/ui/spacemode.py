@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .. import space
+from .. import jobs, space
 
 FAR_1_3B = "anyflow-far-1.3b"
 
@@ -86,9 +86,15 @@ def upload_cache(studio) -> tuple[int, int] | None:
 # ZeroGPU wraps only the GPU work, inside the engine (space.run_on_gpu around denoise.run): the history, the
 # files and cancellation stay in this process, whether or not the ``spaces`` package is present.
 def render_events(studio, req, plan, cancel, sid, previews, policy=None) -> Iterator:
-    """``studio.engine.render`` for a UI render: yields the engine's events, this session's files and rows."""
-    return studio.engine.render(req, plan, cancel, policy=policy, session=sid, previews=previews,
-                                stream_chunks=True)
+    """A UI render as a job in the studio's queue (Create, or Compare for a comparison): yields the engine's
+    events, this session's files and rows. Bad input raises StudioError at the first ``next``; Cancel (``cancel``)
+    stops it queued or running, and so does a consumer that goes away."""
+    steps = plan.budgets[-1] if plan.kind != "compare" else req.steps
+    job = {"request": dict(req.to_dict(), steps=steps), "policy": policy, "previews": bool(previews),
+           **jobs.plan_keys(plan)}
+    source = "compare" if plan.kind == "compare" else "create"
+    _, _, _, events = jobs.queue_job(studio, job, source=source, session=sid, cancel=cancel)
+    yield from events
 
 
 def board_events(runner, board_id, stage, cancel, shot_ids, sid) -> Iterator:
