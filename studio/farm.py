@@ -181,7 +181,10 @@ class RayFarm:
         self._synced = time.monotonic()
         nodes = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
         with self._free:
+            gone = [w for w in self._workers if w.node_id not in nodes]
             self._workers = [w for w in self._workers if w.node_id in nodes]
+            for w in gone:  # pinned to a node that left: Ray would keep trying to restart it
+                ray.kill(w.actor, no_restart=True)
             for node_id, node in nodes.items():
                 have = sum(w.node_id == node_id for w in self._workers)
                 for _ in range(have, self._wanted(node)):
@@ -250,15 +253,16 @@ class RayFarm:
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
-            except ray.exceptions.RayActorError as exc:
+            except _lost_errors(ray) as exc:
                 worker.models.clear()
+                self._synced = 0.0  # a worker lost may be a node lost: the next dispatch looks at the nodes
                 attempt += 1
-                what = f"the worker {worker.label or '(starting)'} died mid-render ({type(exc).__name__})"
+                what = f"the worker {worker.label or '(starting)'} died mid-render ({_why(exc)})"
                 if attempt > self.retries:
                     yield denoise.Stopped(done, "failed", f"Render failed: {what}, and {self.retries} retries "
                                           "after it died too.")
                     return
-                yield Status(f"{what.capitalize()}; running it again on another worker "
+                yield Status(f"{what[0].upper()}{what[1:]}; running it again on another worker "
                              f"(retry {attempt} of {self.retries}).")
             finally:
                 self._release(worker)
@@ -299,6 +303,19 @@ class RayFarm:
             if hit and not finished.is_set():
                 worker.actor.cancel.remote(job_id)
                 return
+
+
+def _lost_errors(ray) -> tuple:
+    """What the stream of a worker raises when the worker is gone: its process died (RayActorError), its node
+    left the cluster (the actor, pinned to that node, cannot be restarted: ActorUnschedulableError; NodeDiedError),
+    or an event it had sent lived in that node's object store (ObjectLostError)."""
+    e = ray.exceptions
+    return (e.RayActorError, e.ActorUnschedulableError, e.NodeDiedError, e.ObjectLostError, e.WorkerCrashedError)
+
+
+def _why(exc: Exception) -> str:
+    gone = ("ActorUnschedulableError", "NodeDiedError", "ObjectLostError")
+    return f"{type(exc).__name__}: its node left the cluster" if type(exc).__name__ in gone else type(exc).__name__
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
