@@ -4,8 +4,8 @@ The studio process stays the only writer of the database and the data folder: ``
 engine's executor (``RenderEngine.executor``), called instead of ``denoise.run`` in this process. A worker
 (``FarmWorker``) has its own ModelManager (same cache and memory rules), lends the job's model by id, runs
 ``denoise.run`` and streams its events back (Progress, Preview, Chunk, Frames with numpy frames, Stopped); the
-engine writes files and rows as today. The job travels whole (request, I2V/V2V context frames), so no shared file
-system is assumed.
+engine writes files and rows as today. The job travels whole (request, I2V/V2V context frames, and the bytes of
+its LoRA files: farm_loras.py), so no shared file system is assumed.
 
 - Routing: an idle worker that already has the model loaded, else the least recently used idle worker.
 - Cancel: the studio's CancelToken is watched here and crosses as ``worker.cancel(job_id)`` (a threaded actor),
@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
-from . import denoise
+from . import denoise, farm_loras
 from .config import Settings
 from .errors import StudioError
 from .events import Status
@@ -80,13 +80,15 @@ class FarmWorker:
         with self._lock:
             return self._cancels.setdefault(job_id, threading.Event())
 
-    def render(self, job_id: str, work: "denoise.DenoiseJob"):
-        """A streaming method: the events of ``denoise.run`` for this job, on this worker's own model."""
+    def render(self, job_id: str, work: "denoise.DenoiseJob", loras: tuple = ()):
+        """A streaming method: the events of ``denoise.run`` for this job, on this worker's own model. ``loras``:
+        the job's LoRA files as ``farm_loras.Parcel`` (their bytes), written into this worker's own cache."""
         from .cancel import CancelToken
 
         work.cancel = CancelToken(self._event(job_id))
         model_id = work.model.model_id
         try:
+            work.loras = farm_loras.unpack(loras)
             started = time.perf_counter()
             loading = not self.models.is_loaded(model_id)
             if loading:
@@ -139,6 +141,7 @@ class RayFarm:
         self._owns_ray = False
         self._synced = 0.0
         self._actor_class = None
+        self._packer = farm_loras.Packer()
 
     # ---- start, nodes, stop ------------------------------------------------------------------
     def start(self) -> "RayFarm":
@@ -246,10 +249,11 @@ class RayFarm:
         import ray
 
         job_id, done, attempt, worker = secrets.token_hex(8), 0, 0, None
+        loras, work = self._packer.pack(work.loras), replace(work, loras=())  # files travel, never their paths
         while True:
             worker = self._acquire(work.model.model_id, avoid=worker)
             try:
-                for event in self._attempt(work, job_id, done, worker):
+                for event in self._attempt(work, job_id, done, worker, loras):
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
@@ -267,12 +271,12 @@ class RayFarm:
             finally:
                 self._release(worker)
 
-    def _attempt(self, work, job_id: str, done: int, worker: _Worker) -> Iterator:
+    def _attempt(self, work, job_id: str, done: int, worker: _Worker, loras: tuple = ()) -> Iterator:
         """One run of the budgets from ``done`` on one worker, indices as the whole plan numbers them."""
         import ray
 
         rest = replace(work, budgets=work.budgets[done:])
-        stream = worker.actor.render.remote(job_id, rest)
+        stream = worker.actor.render.remote(job_id, rest, loras)
         watching = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(work.cancel, worker, job_id, watching),
                                    name="farm-cancel", daemon=True)
