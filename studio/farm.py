@@ -4,8 +4,8 @@ The studio process stays the only writer of the database and the data folder: ``
 engine's executor (``RenderEngine.executor``), called instead of ``denoise.run`` in this process. A worker
 (``FarmWorker``) has its own ModelManager (same cache and memory rules), lends the job's model by id, runs
 ``denoise.run`` and streams its events back (Progress, Preview, Chunk, Frames with numpy frames, Stopped); the
-engine writes files and rows as today. The job travels whole (request, I2V/V2V context frames), so no shared file
-system is assumed.
+engine writes files and rows as today. The job travels whole (request, I2V/V2V context frames, and the bytes of
+its LoRA files: farm_loras.py), so no shared file system is assumed.
 
 - Routing: an idle worker that already has the model loaded, else the least recently used idle worker.
 - Cancel: the studio's CancelToken is watched here and crosses as ``worker.cancel(job_id)`` (a threaded actor),
@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
-from . import denoise
+from . import denoise, farm_loras
 from .config import Settings
 from .errors import StudioError
 from .events import Status
@@ -80,13 +80,15 @@ class FarmWorker:
         with self._lock:
             return self._cancels.setdefault(job_id, threading.Event())
 
-    def render(self, job_id: str, work: "denoise.DenoiseJob"):
-        """A streaming method: the events of ``denoise.run`` for this job, on this worker's own model."""
+    def render(self, job_id: str, work: "denoise.DenoiseJob", loras: tuple = ()):
+        """A streaming method: the events of ``denoise.run`` for this job, on this worker's own model. ``loras``:
+        the job's LoRA files as ``farm_loras.Parcel`` (their bytes), written into this worker's own cache."""
         from .cancel import CancelToken
 
         work.cancel = CancelToken(self._event(job_id))
         model_id = work.model.model_id
         try:
+            work.loras = farm_loras.unpack(loras)
             started = time.perf_counter()
             loading = not self.models.is_loaded(model_id)
             if loading:
@@ -139,6 +141,7 @@ class RayFarm:
         self._owns_ray = False
         self._synced = 0.0
         self._actor_class = None
+        self._packer = farm_loras.Packer()
 
     # ---- start, nodes, stop ------------------------------------------------------------------
     def start(self) -> "RayFarm":
@@ -181,7 +184,10 @@ class RayFarm:
         self._synced = time.monotonic()
         nodes = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
         with self._free:
+            gone = [w for w in self._workers if w.node_id not in nodes]
             self._workers = [w for w in self._workers if w.node_id in nodes]
+            for w in gone:  # pinned to a node that left: Ray would keep trying to restart it
+                ray.kill(w.actor, no_restart=True)
             for node_id, node in nodes.items():
                 have = sum(w.node_id == node_id for w in self._workers)
                 for _ in range(have, self._wanted(node)):
@@ -243,32 +249,34 @@ class RayFarm:
         import ray
 
         job_id, done, attempt, worker = secrets.token_hex(8), 0, 0, None
+        loras, work = self._packer.pack(work.loras), replace(work, loras=())  # files travel, never their paths
         while True:
             worker = self._acquire(work.model.model_id, avoid=worker)
             try:
-                for event in self._attempt(work, job_id, done, worker):
+                for event in self._attempt(work, job_id, done, worker, loras):
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
-            except ray.exceptions.RayActorError as exc:
+            except _lost_errors(ray) as exc:
                 worker.models.clear()
+                self._synced = 0.0  # a worker lost may be a node lost: the next dispatch looks at the nodes
                 attempt += 1
-                what = f"the worker {worker.label or '(starting)'} died mid-render ({type(exc).__name__})"
+                what = f"the worker {worker.label or '(starting)'} died mid-render ({_why(exc)})"
                 if attempt > self.retries:
                     yield denoise.Stopped(done, "failed", f"Render failed: {what}, and {self.retries} retries "
                                           "after it died too.")
                     return
-                yield Status(f"{what.capitalize()}; running it again on another worker "
+                yield Status(f"{what[0].upper()}{what[1:]}; running it again on another worker "
                              f"(retry {attempt} of {self.retries}).")
             finally:
                 self._release(worker)
 
-    def _attempt(self, work, job_id: str, done: int, worker: _Worker) -> Iterator:
+    def _attempt(self, work, job_id: str, done: int, worker: _Worker, loras: tuple = ()) -> Iterator:
         """One run of the budgets from ``done`` on one worker, indices as the whole plan numbers them."""
         import ray
 
         rest = replace(work, budgets=work.budgets[done:])
-        stream = worker.actor.render.remote(job_id, rest)
+        stream = worker.actor.render.remote(job_id, rest, loras)
         watching = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(work.cancel, worker, job_id, watching),
                                    name="farm-cancel", daemon=True)
@@ -299,6 +307,19 @@ class RayFarm:
             if hit and not finished.is_set():
                 worker.actor.cancel.remote(job_id)
                 return
+
+
+def _lost_errors(ray) -> tuple:
+    """What the stream of a worker raises when the worker is gone: its process died (RayActorError), its node
+    left the cluster (the actor, pinned to that node, cannot be restarted: ActorUnschedulableError; NodeDiedError),
+    or an event it had sent lived in that node's object store (ObjectLostError)."""
+    e = ray.exceptions
+    return (e.RayActorError, e.ActorUnschedulableError, e.NodeDiedError, e.ObjectLostError, e.WorkerCrashedError)
+
+
+def _why(exc: Exception) -> str:
+    gone = ("ActorUnschedulableError", "NodeDiedError", "ObjectLostError")
+    return f"{type(exc).__name__}: its node left the cluster" if type(exc).__name__ in gone else type(exc).__name__
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

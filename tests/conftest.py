@@ -79,6 +79,33 @@ def studio(settings):
     s.close()
 
 
+# ---- the farm (Ray): one instance and two workers for the session; Ray is imported only by farm tests
+@pytest.fixture(scope="session")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+_GONE = ('\n[models."t-gone"]\nsource = "local:{root}/gone"\nfamily = "causal"\nmodes = ["t2v"]\nheight = 32\n'
+         'width = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\nlicense = "test"\n')  # weights no node has
+
+
+@pytest.fixture(scope="session")
+def shared_farm(ray_instance, tiny_dirs, tmp_path_factory):
+    """Two CPU workers for every farm test (test_farm*.py): they load the tiny model once, not once per test."""
+    from studio.farm import RayFarm
+
+    root = tmp_path_factory.mktemp("farm")
+    (root / "models.toml").write_text(_models_toml(tiny_dirs) + _GONE.format(root=root.as_posix()), encoding="utf-8")
+    farm_settings = Settings(data_dir=root / "data", default_model="t-far", models_file=root / "models.toml",
+                             device="cpu")
+    farm = RayFarm(farm_settings, workers=2).start()
+    yield farm
+    farm.close()
+
+
 class Hold:
     """Where a held render stands: ``reached`` is set when the held step starts waiting; it waits until
     ``release`` is set (at most ``timeout`` seconds, then it fails the render)."""

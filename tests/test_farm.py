@@ -19,37 +19,12 @@ ray = pytest.importorskip("ray")
 from studio import media  # noqa: E402
 from studio.board_runner import BoardRunner  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
-from studio.config import Settings  # noqa: E402
 from studio.farm import RETRIES, FarmError, RayFarm, check_options  # noqa: E402
 from studio.render import Cancelled, Preview, Progress, RenderRequest, Result, Status  # noqa: E402
 from studio.services import Studio  # noqa: E402
+from conftest import _GONE  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-_GONE = ('\n[models."t-gone"]\nsource = "local:{root}/gone"\nfamily = "causal"\nmodes = ["t2v"]\nheight = 32\n'
-         'width = 32\nframes = 9\nfps = 8\nmemory_gb = 0.01\nlicense = "test"\n')  # weights no node has
-
-
-@pytest.fixture(scope="module")
-def shared_farm(ray_instance, tiny_dirs, tmp_path_factory):
-    """Two CPU workers for the whole file: they load the tiny model once, not once per test."""
-    from conftest import _models_toml
-
-    root = tmp_path_factory.mktemp("farm")
-    (root / "models.toml").write_text(_models_toml(tiny_dirs) + _GONE.format(root=root.as_posix()), encoding="utf-8")
-    farm_settings = Settings(data_dir=root / "data", default_model="t-far", models_file=root / "models.toml",
-                             device="cpu")
-    farm = RayFarm(farm_settings, workers=2).start()
-    yield farm
-    farm.close()
 
 
 @pytest.fixture()
