@@ -90,7 +90,8 @@ def _list(args, _open) -> int:
     finally:
         history.close()
     if args.json:
-        keys = ("id", "state", "position", "source", "attempts", "worker", "error", "result_ids", "created_at")
+        keys = ("id", "state", "position", "source", "attempts", "worker", "progress", "error", "result_ids",
+                "created_at")
         print(json.dumps([{k: j[k] for k in keys} | {"prompt": (j["request"].get("request") or {}).get("prompt")}
                           for j in jobs], indent=2, ensure_ascii=False))
         return 0

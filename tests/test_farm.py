@@ -54,7 +54,7 @@ def test_a_six_shot_board_previews_and_finals_on_both_workers_through_the_queue(
     runner = BoardRunner(studio)
     board = runner.boards.create("farm", model="t-far", preview_policy="preview", final_policy="preview")
     for i in range(6):
-        runner.boards.add_shot(board.id, f"shot {i}", seed=i)
+        runner.boards.add_shot(board.id, f"shot {i}", seed=i, approved=True)
     results: list = []
     for stage in ("preview", "final"):
         events = list(runner.run(board.id, stage))

@@ -34,12 +34,14 @@ def rows(studio, session_v) -> list[list]:
     if not allowed:
         return []
     dispatcher = getattr(studio, "dispatcher", None)
-    progress = dispatcher.progress if dispatcher is not None else {}
+    progress = dispatcher.progress if dispatcher is not None else {}  # else the store's (another process runs it)
     out = []
     for job in QueueStore(studio.history).list(session=sid, states=("running", "queued")):
         req = job["request"].get("request") or {}
-        done = progress.get(job["id"])
-        out.append([job["id"], job["state"], job["position"] or "", job["source"], req.get("steps"),
+        done = progress.get(job["id"], job.get("progress") if job["state"] == "running" else None)
+        board = job["request"].get("board") or {}
+        source = f"{job['source']} · {board['name']}" if board.get("name") else job["source"]
+        out.append([job["id"], job["state"], job["position"] or "", source, req.get("steps"),
                     f"{100 * done:.0f}%" if done is not None else "", str(req.get("prompt") or "")[:80]])
     return out
 
@@ -65,9 +67,9 @@ def act(studio, session_v, jid: str, action: str, steps=None) -> str:
 
 
 def build(studio, session: gr.State) -> dict:
-    gr.Markdown("### Render queue\nJobs queued with `python -m studio queue add` wait here until they run, and "
-                "survive a restart (renders from Create, Compare and Storyboard run at once, not through this queue "
-                "yet). Pick a job (click its row) to cancel it, move it, or change the step budget of a waiting one.",
+    gr.Markdown("### Render queue\nEvery render waits here until a slot is free: from Create, Compare, a "
+                "storyboard's shots, and the command line (`python -m studio queue add`). Jobs survive a restart. "
+                "Pick a job (click its row) to cancel it, move it, or change the step budget of a waiting one.",
                 elem_classes=["hint"])
     table = gr.Dataframe(pd.DataFrame(rows(studio, None), columns=COLUMNS), interactive=False,
                          elem_id="queue-table", label="Running and waiting")
