@@ -4,10 +4,11 @@
 
 1. A board's preview stage (``--shots`` shots, the board's preview policy) on a local Ray farm with 1 worker,
    then 2 workers: wall time and the throughput ratio. Each worker runs torch on 1 thread (2 workers on 2 cores);
-   every worker renders once before the clock starts, so model loads are not counted. Two board runners run at
-   once, each on half the shots (the queue's dispatcher does this in the studio; this bench stands in for it).
+   every worker renders once before the clock starts, so model loads are not counted. One batch, as the
+   Storyboard tab starts it: every shot a job in the studio's queue, the dispatcher running one per worker.
 2. The per-render overhead of the Ray path over the local path for the same 1-step render: ``engine.run`` with
-   the GPU work in this process vs on one Ray worker, both on 1 torch thread, interleaved (A B A B ...), medians.
+   the GPU work in this process vs on one Ray worker, both on 1 torch thread, interleaved (A B A B ...), medians;
+   and the same render as a queued job (queue, dispatcher thread, follower) in this process.
 """
 
 from __future__ import annotations
@@ -82,12 +83,7 @@ def board_stage(root: Path, args) -> None:
             board = runner.boards.create("bench", model=studio.settings.default_model)
             shots = [runner.boards.add_shot(board.id, f"shot {i}", seed=i).id for i in range(args.shots)]
             started = time.perf_counter()
-            halves = [threading.Thread(target=lambda ids: list(runner.run(board.id, "preview", shot_ids=ids)),
-                                       args=(shots[i::2],)) for i in range(2)]
-            for t in halves:
-                t.start()
-            for t in halves:
-                t.join()
+            list(runner.run(board.id, "preview", shot_ids=shots))  # every shot a queued job, one per worker at once
             seconds[workers] = time.perf_counter() - started
             workers_used = {r["timings"].get("worker") for r in _rows(studio)}
             print(f"board preview stage, {args.shots} shots, {workers} worker(s): {seconds[workers]:.2f} s "
@@ -105,6 +101,18 @@ def _rows(studio) -> list[dict]:
         return [{"timings": json.loads(t or "{}")} for (t,) in db.execute("SELECT timings FROM renders")]
 
 
+def _queued(studio):
+    """``engine.run`` as a job: queued, claimed by the dispatcher's thread, followed here."""
+    from studio import jobs
+    from studio.events import Result
+
+    def run(req):
+        _, _, _, events = jobs.queue_job(studio, {"request": req.to_dict()}, source="cli")
+        return [e for e in events if isinstance(e, Result)]
+
+    return run
+
+
 def overhead(root: Path, args) -> None:
     from studio.request import RenderRequest
 
@@ -113,19 +121,21 @@ def overhead(root: Path, args) -> None:
         req = RenderRequest(prompt="overhead", seed=1, steps=1)
         for studio in (local, farm):
             studio.engine.run(req)  # loads the model (here, and on the worker)
-        times: dict[str, list[float]] = {"local": [], "ray": []}
-        parts: dict[str, list[dict]] = {"local": [], "ray": []}
+        times: dict[str, list[float]] = {"local": [], "ray": [], "queued": []}
+        parts: dict[str, list[dict]] = {"local": [], "ray": [], "queued": []}
         for _ in range(args.repeats):
-            for name, studio in (("local", local), ("ray", farm)):
+            for name, run in (("local", local.engine.run), ("ray", farm.engine.run), ("queued", _queued(local))):
                 started = time.perf_counter()
-                result = studio.engine.run(req)[0]
+                result = run(req)[0]
                 times[name].append(time.perf_counter() - started)
                 parts[name].append(result.timings)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"1-step render of {req.model or local.settings.default_model}, engine.run wall time (median of "
               f"{args.repeats}): local {med['local'] * 1000:.0f} ms, ray {med['ray'] * 1000:.0f} ms, "
               f"ratio {med['ray'] / med['local']:.2f}")
-        for name in ("local", "ray"):
+        print(f"  the same render as a queued job in this process: {med['queued'] * 1000:.0f} ms, ratio to local "
+              f"{med['queued'] / med['local']:.2f}")
+        for name in ("local", "ray", "queued"):
             keys = ("encode", "denoise", "decode", "write", "total")
             print(f"  {name:5s} parts (median ms): " + ", ".join(
                 f"{k} {statistics.median(p.get(k, 0) for p in parts[name]) * 1000:.0f}" for k in keys))

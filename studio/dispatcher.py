@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import socket
+import sqlite3
 import threading
 import time
 from typing import Iterator
@@ -86,6 +87,9 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self._fill()
+            except sqlite3.ProgrammingError:  # the studio closed its database without stopping the queue first
+                log.info("the history database was closed: the dispatcher stops")
+                return
             except Exception:  # a bug: keep the queue alive, say what happened
                 log.exception("dispatcher failed to start a job")
             self._wake.wait(POLL_S)

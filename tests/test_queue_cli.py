@@ -155,3 +155,21 @@ def test_a_running_studio_takes_queue_add_and_refuses_queue_run(tmp_path, tiny_d
             studio.dispatcher.stop()
         demo.close()
         studio.close()
+
+
+def test_queue_run_on_a_ray_farm_runs_one_job_per_worker(tmp_path, models_file):
+    """`queue run --farm ray --workers 2` starts a local Ray instance and runs the queue on both workers, two jobs
+    at once; each job records the worker that rendered it (its own Ray: a separate process)."""
+    pytest.importorskip("ray")
+    ids = _queue(tmp_path, *(dict(prompt=f"farm job {i}", steps=2) for i in range(4)))
+    out = subprocess.run([sys.executable, "-m", "studio", "queue", "run", "--data-dir", str(tmp_path),
+                          "--models-file", str(models_file), "--device", "cpu", "--farm", "ray", "--workers", "2"],
+                         cwd=ROOT, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = _jobs(tmp_path)
+    assert {jobs[i]["state"] for i in ids} == {"done"}
+    workers = {jobs[i]["worker"] for i in ids}
+    assert len(workers) == 2 and all(" cpu pid " in w for w in workers), workers  # node and process, not "local:"
+    starts = sorted((jobs[i]["started_at"], jobs[i]["finished_at"]) for i in ids)
+    assert any(nxt[0] < cur[1] for cur, nxt in zip(starts, starts[1:]))  # two ran at the same time

@@ -18,7 +18,6 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
 from gradio_client import Client  # noqa: E402
-from gradio_client.utils import Status  # noqa: E402
 
 from conftest import launch_app  # noqa: E402
 from studio import media, space  # noqa: E402
@@ -137,7 +136,7 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
     if not Path("/usr/bin/chromium").is_file():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    _, url, _ = app
+    _, url, studio = app
     blockers = [Client(url, verbose=False) for _ in range(CONCURRENCY + 2)]
     jobs = []
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -152,8 +151,8 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
             # fill every render slot and more, and press Render only once someone is already waiting
             jobs += [c.submit(*render_args(f"a long blocker {i}", i, 64, model="t-far"), api_name="/render")
                      for i, c in enumerate(blockers)]
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not any(j.status().code == Status.IN_QUEUE for j in jobs):
+            store, deadline = QueueStore(studio.history), time.monotonic() + 60
+            while time.monotonic() < deadline and store.waiting() < 2:  # every slot busy, two blockers wait
                 time.sleep(0.02)
             page.click("#render-btn")
             marker = page.locator("#render-progress").get_by_text(re.compile(r"queue: \d+/\d+")).first
