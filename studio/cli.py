@@ -231,7 +231,7 @@ def _extend(studio, args) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"extending {source.path.name}: {plan.source_frames} frames + {plan.new_frames} new "
           f"({plan.context} as context) on {req.model}", file=sys.stderr)
-    for event in extend._raising(extend.extend(studio.engine, source, req, plan)):
+    for event in extend._raising(extend.queued(studio, source, req, plan, source_name="cli")):
         if isinstance(event, Result):
             print(event.video_path, flush=True)
     return 0

@@ -8,8 +8,8 @@
         ...
     dispatcher.run_pending()                 # or, with no thread (`queue run`): every queued job, then return
 
-Slots: ``slots`` if given (the app's --concurrency), else one per farm worker (``engine.executor.size``, which
-grows when a node joins), else 1. Every render the studio runs is a job: Create and Compare (ui/session.py), a
+Slots: ``slots`` if given (the app's --concurrency), else one per farm worker (``engine.executor.slots()``,
+which grows when a node joins), else 1. Every render the studio runs is a job: Create and Compare (ui/session.py), a
 storyboard's shots (board_runner.py), the CLI (jobs.py). A job runs through ``engine.render`` with ``waiting=`` the
 number of jobs still queued, so the queue-aware caps count the real queue, and with ``plan_id=`` its own id, so a
 job run again after a crash or a stop takes its history rows back instead of adding new ones.
@@ -64,7 +64,8 @@ class Dispatcher:
         """Jobs run at once: the slots given, else one per farm worker, else 1."""
         if self.slots:
             return self.slots
-        return max(1, getattr(self.studio.engine.executor, "size", 1) or 1)
+        executor = self.studio.engine.executor
+        return max(1, executor.slots() if hasattr(executor, "slots") else 1)
 
     # ---- the thread -------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,8 +100,9 @@ class Dispatcher:
         """Claim jobs while a slot is free, each on its own thread; the ids started."""
         started = []
         while not self._stop.is_set():
+            capacity = self.capacity  # a farm may look at its cluster's nodes: not under the lock
             with self._lock:
-                if len(self._running) >= self.capacity:
+                if len(self._running) >= capacity:
                     break
                 among = set(self._own) if self.own_only else None
             row = self.store.claim(self.worker, among) if among is None or among else None

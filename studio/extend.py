@@ -15,7 +15,7 @@ original, its file is replaced by the joined clip and its frame count is the joi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -161,20 +161,47 @@ def _rewrite(engine, result: Result, source: Source, plan: ExtensionPlan) -> Res
     return replace(result, frames=joined, timings=timings)
 
 
+def finish(engine, result: Result, source: Source, plan: ExtensionPlan) -> Result:
+    """The continuation's Result with the joined clip's files and frames; its row is marked failed (and
+    StudioError raised) if joining fails."""
+    try:
+        return _rewrite(engine, result, source, plan)
+    except StudioError as exc:
+        engine.history.finish(result.record_id, "failed", error=f"Joining the extension failed: {exc}")
+        raise
+    except Exception as exc:  # the disk, a codec: the row must not stay "ok" with the un-joined file
+        why = f"Joining the extension failed: {type(exc).__name__}: {exc}"
+        engine.history.finish(result.record_id, "failed", error=why)
+        raise StudioError(why) from exc
+
+
 def extend(engine, source: Source, req: RenderRequest, plan: ExtensionPlan, cancel=None, **render_kwargs) -> Iterator:
-    """Render the continuation; yield the engine's events, with the Result's files and frames the joined clip's."""
+    """Render the continuation here, outside the queue; yield the engine's events, with the Result's files and
+    frames the joined clip's."""
     for event in engine.render(req, cancel=cancel, **render_kwargs):
-        if isinstance(event, Result):
-            try:
-                event = _rewrite(engine, event, source, plan)
-            except StudioError as exc:
-                engine.history.finish(event.record_id, "failed", error=f"Joining the extension failed: {exc}")
-                raise
-            except Exception as exc:  # the disk, a codec: the row must not stay "ok" with the un-joined file
-                why = f"Joining the extension failed: {type(exc).__name__}: {exc}"
-                engine.history.finish(event.record_id, "failed", error=why)
-                raise StudioError(why) from exc
-        yield event
+        yield finish(engine, event, source, plan) if isinstance(event, Result) else event
+
+
+def job(source: Source, req: RenderRequest, plan: ExtensionPlan) -> dict:
+    """The extension as a render job for the studio's queue; the dispatcher joins the clip when it finishes
+    (``jobs.on_result``), so an extension queued before a restart still ends as one joined clip."""
+    ref = source.row["id"] if source.row else str(source.path)
+    return {"request": req.to_dict(), "extend": {"source": ref, "plan": asdict(plan)}}
+
+
+def queued(studio, source: Source, req: RenderRequest, plan: ExtensionPlan, *, source_name: str = "extend",
+           cancel=None, session: str | None = None) -> Iterator:
+    """Queue the extension on the studio's dispatcher and yield its events (the Result is the joined clip)."""
+    from . import jobs
+
+    _, _, _, events = jobs.queue_job(studio, job(source, req, plan), source=source_name, session=session,
+                                     cancel=cancel)
+    return events
+
+
+def finish_queued(studio, info: dict, result: Result) -> Result:
+    """``finish`` for a queued extension job's Result (``info``: the job's "extend" entry)."""
+    return finish(studio.engine, result, load_source(studio.history, info["source"]), ExtensionPlan(**info["plan"]))
 
 
 def extend_once(engine, ref: str, new_frames: int, **fields) -> tuple[Result, ExtensionPlan]:

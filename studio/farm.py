@@ -213,6 +213,12 @@ class RayFarm:
         with self._free:
             return len(self._workers)
 
+    def slots(self) -> int:
+        """Renders the farm can run at once now: its workers, after a look for nodes that joined or left (at most
+        every SYNC_S). The dispatcher asks before it claims jobs, so a new node gets work without a restart."""
+        self._sync_workers()
+        return self.size
+
     def close(self) -> None:
         import ray
 
@@ -225,10 +231,11 @@ class RayFarm:
 
     # ---- routing -------------------------------------------------------------------------------
     def _acquire(self, model_id: str, avoid: "_Worker | None" = None) -> _Worker:
-        """An idle worker with the model loaded, else the least recently used idle one; waits for one."""
-        self._sync_workers()
-        with self._free:
-            while True:
+        """An idle worker with the model loaded, else the least recently used idle one; waits for one, looking at
+        the cluster's nodes again as it waits (a node that joins meanwhile brings a worker)."""
+        while True:
+            self._sync_workers()
+            with self._free:
                 idle = [w for w in self._workers if not w.busy]
                 others = [w for w in idle if w is not avoid] or idle
                 if others:

@@ -144,12 +144,16 @@ def plan_for_row(studio, row: dict, store):
 
 
 def on_result(studio, store, row: dict, event):
-    """What a finished budget of a queued job brings besides its row: the CLI's GIF, a storyboard shot's render,
-    the farm worker that rendered it. Done by the dispatcher, so it happens with nobody following the job."""
+    """What a finished budget of a queued job brings besides its row: an extension's joined clip, the CLI's GIF,
+    a storyboard shot's render, the farm worker that rendered it. Done by the dispatcher, so it happens with nobody following the job."""
     from . import media
     from .board_store import BoardStore
 
     job = row["request"]
+    if job.get("extend"):  # the continuation becomes the joined clip (StudioError: its row failed, and the job)
+        from . import extend
+
+        event = extend.finish_queued(studio, job["extend"], event)
     if job.get("gif"):
         media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), event.request.get("fps") or 16)
     if job.get("board"):

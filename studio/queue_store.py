@@ -1,7 +1,7 @@
 """QueueStore: the render queue, one row per job in ``history.db`` (table ``jobs``, migration 6).
 
 A job is a render job as studio/jobs.py builds it (``{"request", "preview", "compare", "policy", "gif"}``), with
-where it came from (``source``: create, compare, storyboard, cli), its Space ``session``, and its state:
+where it came from (``source``: create, compare, storyboard, extend, cli), its Space ``session``, and its state:
 
     queued -> running -> done | failed | cancelled        (queued -> cancelled directly)
     running -> queued                                      (only crash recovery: ``requeue_running``)
@@ -22,7 +22,7 @@ from .history import HistoryStore, _now, new_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-SOURCES = ("create", "compare", "storyboard", "cli")
+SOURCES = ("create", "compare", "storyboard", "extend", "cli")
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 

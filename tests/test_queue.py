@@ -209,3 +209,55 @@ def test_a_studio_that_stops_puts_its_running_job_back_in_the_queue(studio, hold
     assert again["state"] == "done" and again["attempts"] == 2
     (row,) = studio.history.search(text="stopped")  # the stopped run's row, taken back by the re-run: no duplicate
     assert (row["status"], row["id"]) == ("ok", again["result_ids"][0]) and row["plan_id"] == jid
+
+
+def test_storyboard_shots_queued_before_a_crash_land_on_their_board(studio):
+    """A studio that dies with a batch's shots queued: the next one runs them and puts each render on its shot. The
+    continuing shot waits for the shot it continues (even with two slots) and takes that render as context."""
+    from studio.board_runner import BoardRunner
+    from studio.dispatcher import JobStream
+
+    runner = BoardRunner(studio)
+    board = runner.boards.create("crash", model="t-far")
+    first = runner.boards.add_shot(board.id, "first shot", seed=1)
+    second = runner.boards.add_shot(board.id, "second shot", seed=2, continues=True)
+    dead = Dispatcher(studio)  # never started: its jobs stay queued, as a killed studio leaves them
+    runner._queue_shots(JobStream(dead), runner.boards.get(board.id), "preview", [first, second], "preview", None)
+    assert runner.boards.get(board.id).shots[0].preview_id is None
+    finished = Dispatcher(studio, slots=2).run_pending()  # the next studio, two jobs at once if it could
+    assert [j["state"] for j in finished] == ["done", "done"]
+    assert finished[1]["started_at"] >= finished[0]["finished_at"]  # the continuing shot waited
+    shots = runner.boards.get(board.id).shots
+    assert [s.preview_id for s in shots] == [j["result_ids"][0] for j in finished]
+    assert studio.history.get(shots[1].preview_id)["parent_id"] == shots[0].preview_id
+
+
+def test_a_continuing_shot_whose_shot_failed_fails_saying_why(studio):
+    from studio.board_runner import BoardRunner
+
+    runner = BoardRunner(studio)
+    board = runner.boards.create("broken", model="t-far")
+    runner.boards.add_shot(board.id, "first shot", seed=1, mode="i2v", image="/nonexistent/first.png")
+    runner.boards.add_shot(board.id, "second shot", seed=2, continues=True)
+    *_, done = list(runner.run(board.id, "preview"))
+    assert len(done.failed) == 2 and not done.rendered
+    message = done.failed[runner.boards.get(board.id).shots[1].id]
+    assert message.startswith("Shot 2 continues shot 1, but it failed")
+
+
+def test_an_extension_is_a_queued_job_and_survives_a_restart(studio):
+    """Extend (Create, History, `render --extend`) queues a job; one queued before a crash still ends as one
+    joined clip, its row the original's child with the joined length."""
+    from studio import extend, media
+    from studio.dispatcher import JobStream
+    from studio.render import RenderRequest
+
+    original = studio.engine.run(RenderRequest(prompt="a ball rolls", model="t-far", seed=3, steps=2))[-1]
+    source = extend.load_source(studio.history, original.record_id)
+    req, plan = extend.extension_request(studio.engine, source, 8)
+    jid = JobStream(Dispatcher(studio)).submit(extend.job(source, req, plan), source="extend")  # never run there
+    (job,) = Dispatcher(studio).run_pending()  # the next studio
+    assert (job["id"], job["state"], job["source"]) == (jid, "done", "extend")
+    child = studio.history.get(job["result_ids"][0])
+    assert child["parent_id"] == original.record_id and child["frames"] == plan.joined_frames
+    assert len(media.read_video(child["video_path"])[0]) == plan.joined_frames

@@ -78,8 +78,9 @@ def run(studio, rid, frames, prompt, session, progress=None) -> Iterator[tuple[s
                      f"({plan.context} as context) on {req.model}" + (f"  \n{note}" if note else ""))
     with cancel_scope(session) as cancel_event:
         sid = spacemode.session_id(studio, session)
-        events = extend.extend(studio.engine, source, req, plan, cancel=cancel_event, session=sid)
+        events = None
         try:
+            events = extend.queued(studio, source, req, plan, cancel=cancel_event, session=sid)
             for up in updates(events, Plan.single(req.steps), progress, started):
                 if up.kind == "result":
                     yield "done", (up.result, plan)
@@ -88,7 +89,8 @@ def run(studio, rid, frames, prompt, session, progress=None) -> Iterator[tuple[s
         except StudioError as exc:
             yield "failed", friendly_error(exc)
         finally:
-            events.close()
+            if events is not None:
+                events.close()
 
 
 def done_text(rid, result: Result, plan) -> str:
