@@ -17,12 +17,15 @@ Cancel: a queued job is cancelled in the store at once; a running one through it
 given at submit, or one made here), set here or, from another process, through the store's ``cancel_requested``
 flag, read at the first progress event and then at most every CANCEL_CHECK_S (with the progress ``queue list``
 shows).
+A job runs in a copy of its submitter's context variables (in the app: Gradio's request), so on a ZeroGPU Space
+``spaces.GPU`` charges the visitor who pressed Render, as if the render ran in their event handler.
 ``own_only``: a dispatcher that claims only the jobs submitted to it (a script or a standalone CLI run owns the
 folder but does not run the jobs other commands queued there: `queue run` or the next studio does).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import queue
@@ -55,6 +58,7 @@ class Dispatcher:
         self._own: set[str] = set()  # jobs submitted here (own_only claims only these)
         self._listeners: dict[str, list] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self._contexts: dict[str, contextvars.Context] = {}  # the submitter's context vars (Gradio's request)
         self._running: dict[str, threading.Thread] = {}
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,6 +140,7 @@ class Dispatcher:
         ``listener``: called with each of the job's events from the first (registered before it can start)."""
         with self._lock:
             jid = self.store.add(job, source=source, session=session, plan=plan, after=after)
+            self._contexts[jid] = contextvars.copy_context()
             self._own.add(jid)
             if cancel is not None:
                 self._cancels[jid] = cancel
@@ -163,7 +168,8 @@ class Dispatcher:
         try:
             with self._lock:
                 cancel = self._cancels.setdefault(jid, threading.Event())
-            state, error, ids = self._run(row, cancel)
+                context = self._contexts.pop(jid, None) or contextvars.copy_context()
+            state, error, ids = context.run(self._run, row, cancel)
             if state == "cancelled" and self._stop.is_set() and not self.store.cancel_requested(jid):
                 self.store.requeue(jid)  # stopped with the studio, not by the user: it runs after a restart
             else:
@@ -250,6 +256,7 @@ class Dispatcher:
         with self._lock:
             listeners = self._listeners.pop(jid, [])
             self._cancels.pop(jid, None)
+            self._contexts.pop(jid, None)
             self._own.discard(jid)
         self.progress.pop(jid, None)
         for listener in listeners:

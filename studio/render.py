@@ -14,6 +14,7 @@ One schema for a request: the UI, the CLI, the history and the file metadata all
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -216,7 +217,9 @@ class RenderEngine:
     def _on_worker(self, job: "_Job", cancel: CancelToken) -> Iterator[Event]:
         """Run the plan on a worker thread and yield its events; a consumer that stops listening cancels it."""
         events: queue.Queue = queue.Queue()
-        worker = threading.Thread(target=self._run_plan, args=(job, events.put, cancel), name="render", daemon=True)
+        # The caller's context variables go with it (Gradio's request: spaces.GPU charges that visitor's quota).
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(self._run_plan, job, events.put, cancel),
+                                  name="render", daemon=True)
         with self._active_lock:
             self._workers[worker] = cancel
         worker.start()

@@ -127,3 +127,25 @@ def test_cancel_in_the_studio_process_stops_the_forked_worker(zero_gpu, monkeypa
     rows = studio.history.search(text="cancelled fox")
     assert [r["status"] for r in rows] == ["cancelled"]
     assert not any(flags.glob(f"{os.getpid()}-*"))  # the flag file is cleaned up
+
+
+def test_a_queued_render_runs_in_its_submitters_context(studio, monkeypatch):
+    """The dispatcher's thread runs a job in the submitter's context variables, where Gradio keeps the request
+    that ``spaces.GPU`` reads to charge the visitor's quota (a job with no such context would run as nobody)."""
+    import contextvars
+
+    from studio import jobs, space
+
+    visitor = contextvars.ContextVar("visitor", default=None)
+    seen, original = [], space.run_on_gpu
+
+    def spy(fn, work, *args, **kwargs):
+        seen.append(visitor.get())
+        return original(fn, work, *args, **kwargs)
+
+    monkeypatch.setattr(space, "run_on_gpu", spy)
+    visitor.set("the visitor who pressed Render")
+    _, _, _, events = jobs.queue_job(studio, {"request": {"prompt": "whose quota", "steps": 1, "seed": 0}},
+                                     source="create")
+    assert [e.kind for e in events][-1] == "result"
+    assert seen == ["the visitor who pressed Render"]
