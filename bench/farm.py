@@ -107,8 +107,8 @@ def _queued(studio):
     from studio.events import Result
 
     def run(req):
-        _, _, _, events = jobs.queue_job(studio, {"request": req.to_dict()}, source="cli")
-        return [e for e in events if isinstance(e, Result)]
+        _, _, _, stream = jobs.queue_job(studio, {"request": req.to_dict()}, source="cli")
+        return [e for e in stream.events() if isinstance(e, Result)]
 
     return run
 

@@ -92,30 +92,35 @@ class BoardRunner:
         rendered, failed, status = [], {}, "running"
         try:
             stream = JobStream(self.studio.render_queue(), cancel, cancel_on_close=True)
-            shots = self._queue_shots(stream, board, stage, todo, policy, session)
+            try:
+                shots = self._queue_shots(stream, board, stage, todo, policy, session, batch)
+            except BaseException:
+                stream.abandon()  # the shots queued before the error leave the queue
+                raise
             for jid, event in stream:
                 i, shot = shots[jid]
                 if isinstance(event, Result):
                     rendered.append(shot.id)
                 elif isinstance(event, Failed):
                     failed[shot.id] = event.message
-                elif isinstance(event, Cancelled):
-                    status = "cancelled"
+                elif isinstance(event, Cancelled) and not cancel.is_set():  # that shot alone, from the Queue tab
+                    failed[shot.id] = "Cancelled in the render queue."
                 yield ShotEvent(shot.id, i, len(todo), event)
-            status = "cancelled" if cancel.is_set() else "done" if status == "running" else status
+            status = "cancelled" if cancel.is_set() else "done"
         finally:
             # A consumer that stops early (closed generator) leaves the batch "interrupted": resumable.
             self.boards.finish_batch(batch, "interrupted" if status == "running" else status)
         yield BatchDone(batch, stage, rendered, [s.id for s in done], failed, cancelled=status == "cancelled")
 
     def _queue_shots(self, stream, board: Board, stage: str, todo: list[Shot], policy: str,
-                     session: str | None) -> dict[str, tuple[int, Shot]]:
+                     session: str | None, batch: str | None = None) -> dict[str, tuple[int, Shot]]:
         """Queue one job per shot, in board order; job id -> (index in the batch, shot)."""
         shots, job_of = {}, {}
         for i, shot in enumerate(todo):
             prev = continuity.previous(board, shot)
             job = {"request": self.shot_request(board, shot).to_dict(), "policy": policy,
-                   "board": {"board": board.id, "name": board.name, "shot": shot.id, "stage": stage}}
+                   "board": {"board": board.id, "name": board.name, "shot": shot.id, "stage": stage,
+                             "batch": batch}}
             after = job_of.get(prev.id) if shot.continues and prev is not None else None
             jid = stream.submit(job, source="storyboard", session=session, after=after)
             shots[jid], job_of[shot.id] = (i, shot), jid

@@ -13,10 +13,9 @@ which grows when a node joins), else 1. Every render the studio runs is a job: C
 storyboard's shots (board_runner.py), the CLI (jobs.py). A job runs through ``engine.render`` with ``waiting=`` the
 number of jobs still queued, so the queue-aware caps count the real queue, and with ``plan_id=`` its own id, so a
 job run again after a crash or a stop takes its history rows back instead of adding new ones.
-Cancel: a queued job is cancelled in the store at once; a running one through its cancel event (the follower's,
-given at submit, or one made here), set here or, from another process, through the store's ``cancel_requested``
-flag, read at the first progress event and then at most every CANCEL_CHECK_S (with the progress ``queue list``
-shows).
+Cancel: a queued job is cancelled in the store at once; a running one through its own cancel event, set here
+(``cancel``, which a follower's Cancel calls, or ``stop``) or, from another process, through the store's
+``cancel_requested`` flag, which a watcher reads every CANCEL_CHECK_S while the job runs.
 A job runs in a copy of its submitter's context variables (in the app: Gradio's request), so on a ZeroGPU Space
 ``spaces.GPU`` charges the visitor who pressed Render, as if the render ran in their event handler.
 ``own_only``: a dispatcher that claims only the jobs submitted to it (a script or a standalone CLI run owns the
@@ -41,7 +40,7 @@ from .queue_store import FINISHED, QueueStore
 log = logging.getLogger(__name__)
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
 CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
-FOLLOW_POLL_S = 0.2  # a follower whose cancel was set while its jobs wait notices within this
+FOLLOW_POLL_S = 0.05  # a follower's Cancel reaches its jobs within this
 PLACE_S = 1.0  # a follower looks up the place of its waiting jobs at most this often (Waiting events)
 _END = object()
 
@@ -87,6 +86,22 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         for thread in ([self._thread] if self._thread else []) + running:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._release_followers()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _release_followers(self) -> None:
+        """The studio stops: whoever follows a job is told it waits for the next start, and stops following."""
+        from .events import Status
+
+        with self._lock:
+            followed = list(self._listeners)
+        for jid in followed:
+            self._emit(jid, Status("The studio stopped: this render waits in the queue and runs when it starts "
+                                   "again."))
+            self._done(jid)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -135,15 +150,13 @@ class Dispatcher:
 
     # ---- jobs ---------------------------------------------------------------------------------
     def submit(self, job: dict, *, source: str, session: str | None = None, plan: dict | None = None,
-               after: str | None = None, cancel: threading.Event | None = None, listener=None) -> str:
-        """Queue a job; its id. ``cancel``: the follower's event, which the render watches once it runs.
-        ``listener``: called with each of the job's events from the first (registered before it can start)."""
+               after: str | None = None, listener=None) -> str:
+        """Queue a job; its id. ``listener``: called with each of the job's events from the first (registered
+        before it can start). A follower's Cancel reaches the job through ``cancel`` (JobStream does that)."""
         with self._lock:
             jid = self.store.add(job, source=source, session=session, plan=plan, after=after)
             self._contexts[jid] = contextvars.copy_context()
             self._own.add(jid)
-            if cancel is not None:
-                self._cancels[jid] = cancel
             if listener is not None:
                 self._listeners.setdefault(jid, []).append(listener)
         self._wake.set()
@@ -169,7 +182,13 @@ class Dispatcher:
             with self._lock:
                 cancel = self._cancels.setdefault(jid, threading.Event())
                 context = self._contexts.pop(jid, None) or contextvars.copy_context()
-            state, error, ids = context.run(self._run, row, cancel)
+            ended = threading.Event()
+            threading.Thread(target=self._watch_flag, args=(jid, cancel, ended), daemon=True,
+                             name=f"flag-{jid[:8]}").start()
+            try:
+                state, error, ids = context.run(self._run, row, cancel)
+            finally:
+                ended.set()
             if state == "cancelled" and self._stop.is_set() and not self.store.cancel_requested(jid):
                 self.store.requeue(jid)  # stopped with the studio, not by the user: it runs after a restart
             else:
@@ -183,6 +202,17 @@ class Dispatcher:
                 self._running.pop(jid, None)
             self._wake.set()
 
+    def _watch_flag(self, jid: str, cancel: threading.Event, ended: threading.Event) -> None:
+        """While a job runs: a cancel asked for in the store (`queue cancel` in another process) sets its event,
+        within CANCEL_CHECK_S, even while its model loads or it waits for a farm worker."""
+        while not ended.wait(CANCEL_CHECK_S):
+            try:
+                if self.store.cancel_requested(jid):
+                    cancel.set()
+                    return
+            except sqlite3.ProgrammingError:  # the database closed under a job the studio is abandoning
+                return
+
     def _run(self, row: dict, cancel: threading.Event) -> tuple[str, str | None, list[str]]:
         """Render the job; (state, error, history ids of its results). Followers see a Failed event when it
         cannot start (bad or vanished input)."""
@@ -193,8 +223,10 @@ class Dispatcher:
         try:
             req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
             self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
+            batch = (job.get("board") or {}).get("batch")  # a batch's own shots are not a queue to cap for
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
-                                               waiting=self.store.waiting(), session=row.get("session"),
+                                               waiting=self.store.waiting(except_batch=batch),
+                                               session=row.get("session"),
                                                previews=bool(job.get("previews")), plan_id=jid)
             for event in events:
                 if isinstance(event, Result):
@@ -205,9 +237,7 @@ class Dispatcher:
                     self.progress[jid] = event.fraction
                     if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
                         checked = time.monotonic()
-                        self.store.set_progress(jid, event.fraction)
-                        if self.store.cancel_requested(jid):
-                            cancel.set()
+                        self.store.set_progress(jid, event.fraction)  # for `queue list` in another process
                 elif isinstance(event, Failed):
                     return "failed", event.message, ids
                 elif isinstance(event, Cancelled):
@@ -229,6 +259,11 @@ class Dispatcher:
         stream = JobStream(self)
         stream.add(jid)
         return (event for _, event in stream)
+
+    def _handles(self, jid: str) -> bool:
+        """True while this dispatcher runs the job (its followers hear its end from it)."""
+        with self._lock:
+            return jid in self._running
 
     def _listen(self, jid: str, listener) -> bool:
         """Add a listener to a job; False (nothing added) when the job already finished."""
@@ -266,9 +301,12 @@ class Dispatcher:
 class JobStream:
     """The events of some jobs, as (job id, event) pairs in the order they happen, until every job finished.
 
-    ``cancel``: a follower's event (a Cancel button): running jobs watch it at every step, and a job still waiting
-    is cancelled in the store within FOLLOW_POLL_S of it being set. ``cancel_on_close``: a consumer that stops
-    iterating (a closed browser tab, a CLI that went away) cancels the jobs it still follows."""
+    ``cancel``: a follower's event (a Cancel button): within FOLLOW_POLL_S of it being set, the jobs it follows
+    are cancelled through the dispatcher (a waiting one leaves the queue; a running one stops at its next step).
+    The follower's event is never the job's own: a studio that stops sets its jobs' events, and those jobs wait
+    for the next start instead of being cancelled. ``cancel_on_close``: a consumer that stops iterating (a closed
+    browser tab, a CLI that went away), or ``abandon``, cancels the jobs it still follows. A job finished by
+    another process (`queue cancel`) ends here within PLACE_S."""
 
     def __init__(self, dispatcher: Dispatcher, cancel: threading.Event | None = None, cancel_on_close: bool = False):
         self.dispatcher, self.cancel, self.cancel_on_close = dispatcher, cancel, cancel_on_close
@@ -282,7 +320,7 @@ class JobStream:
 
     def submit(self, job: dict, **how) -> str:
         """Queue a job (Dispatcher.submit's arguments) and follow it from its first event."""
-        jid = self.dispatcher.submit(job, cancel=self.cancel, listener=self._put, **how)
+        jid = self.dispatcher.submit(job, listener=self._put, **how)
         self._open.add(jid)
         return jid
 
@@ -291,6 +329,16 @@ class JobStream:
         if self.dispatcher._listen(jid, self._put):
             self._open.add(jid)
 
+    def events(self) -> Iterator:
+        """The events alone, without their job ids."""
+        return (event for _, event in self)
+
+    def abandon(self) -> None:
+        """The consumer is gone before (or instead of) iterating: cancel what is still followed (not when the
+        studio is stopping: its jobs wait for the next start)."""
+        if self.cancel_on_close and not self.dispatcher.stopping:
+            self._cancel(set(self._open))
+
     def __iter__(self) -> Iterator[tuple[str, object]]:
         finished, asked = False, False
         try:
@@ -298,10 +346,10 @@ class JobStream:
                 if not asked and self.cancel is not None and self.cancel.is_set():
                     asked = True
                     self._cancel(set(self._open))
-                yield from self._places()
                 try:
                     jid, event = self._events.get(timeout=FOLLOW_POLL_S)
                 except queue.Empty:
+                    yield from self._look()
                     continue
                 if event is _END:
                     self._open.discard(jid)
@@ -311,19 +359,26 @@ class JobStream:
         finally:
             for jid in list(self._open):
                 self.dispatcher._unlisten(jid, self._put)
-            if not finished and self.cancel_on_close:
-                self._cancel(self._open)
+            if not finished:
+                self.abandon()
 
-    def _places(self) -> Iterator[tuple[str, object]]:
-        """A Waiting event for each followed job still queued whose place changed (looked up every PLACE_S)."""
-        from .events import Waiting
+    def _look(self) -> Iterator[tuple[str, object]]:
+        """At most every PLACE_S, with no event pending: a Waiting event for each followed job whose place in the
+        queue changed, and the end of each that another process finished (cancelled with `queue cancel`)."""
+        from .events import Cancelled, Failed, Waiting
 
-        if time.monotonic() - self._looked < PLACE_S:
+        if time.monotonic() - self._looked < PLACE_S or self.dispatcher.stopping:
             return
         self._looked = time.monotonic()
         for jid in sorted(self._open):
-            place = self.dispatcher.store.place(jid)
-            if place is not None and self._place.get(jid) != place:
+            row = self.dispatcher.store.get(jid)
+            if row is None or (row["state"] in FINISHED and not self.dispatcher._handles(jid)):
+                self._open.discard(jid)
+                self.dispatcher._unlisten(jid, self._put)
+                state = row["state"] if row else "cancelled"
+                if state != "done":
+                    yield jid, (Cancelled(0, None) if state == "cancelled" else Failed(row["error"] or state, 0, None))
+            elif (place := self.dispatcher.store.place(jid)) is not None and self._place.get(jid) != place:
                 self._place[jid] = place
                 yield jid, Waiting(*place)
 

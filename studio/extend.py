@@ -194,9 +194,12 @@ def queued(studio, source: Source, req: RenderRequest, plan: ExtensionPlan, *, s
     """Queue the extension on the studio's dispatcher and yield its events (the Result is the joined clip)."""
     from . import jobs
 
-    _, _, _, events = jobs.queue_job(studio, job(source, req, plan), source=source_name, session=session,
+    _, _, _, stream = jobs.queue_job(studio, job(source, req, plan), source=source_name, session=session,
                                      cancel=cancel)
-    return events
+    try:
+        yield from stream.events()
+    finally:
+        stream.abandon()
 
 
 def finish_queued(studio, info: dict, result: Result) -> Result:

@@ -37,6 +37,7 @@ from .events import Status
 log = logging.getLogger(__name__)
 SYNC_S = 2.0  # how often a dispatch looks for nodes added to the cluster
 RETRIES = 2  # runs of a job after its worker died, before it fails
+NO_WORKER_S = 120.0  # a job waiting for a worker fails after the cluster has had none for this long
 _CANCEL_POLL_S = 0.05
 
 
@@ -230,12 +231,20 @@ class RayFarm:
             ray.shutdown()
 
     # ---- routing -------------------------------------------------------------------------------
-    def _acquire(self, model_id: str, avoid: "_Worker | None" = None) -> _Worker:
+    def _acquire(self, model_id: str, avoid: "_Worker | None" = None, cancel=None) -> "_Worker | None":
         """An idle worker with the model loaded, else the least recently used idle one; waits for one, looking at
-        the cluster's nodes again as it waits (a node that joins meanwhile brings a worker)."""
+        the cluster's nodes again as it waits (a node that joins meanwhile brings a worker). None when ``cancel``
+        is set meanwhile, or when the cluster has had no worker at all for NO_WORKER_S."""
+        alone_since = None
         while True:
             self._sync_workers()
+            if cancel is not None and cancel.is_set():
+                return None
             with self._free:
+                if self._workers:
+                    alone_since = None
+                elif (alone_since := alone_since or time.monotonic()) < time.monotonic() - NO_WORKER_S:
+                    return None
                 idle = [w for w in self._workers if not w.busy]
                 others = [w for w in idle if w is not avoid] or idle
                 if others:
@@ -243,7 +252,7 @@ class RayFarm:
                     chosen = min(warm or others, key=lambda w: w.last_used)
                     chosen.busy = True
                     return chosen
-                self._free.wait(SYNC_S)
+                self._free.wait(_CANCEL_POLL_S if cancel is not None else SYNC_S)
 
     def _release(self, worker: _Worker) -> None:
         with self._free:
@@ -258,7 +267,13 @@ class RayFarm:
         job_id, done, attempt, worker = secrets.token_hex(8), 0, 0, None
         loras, work = self._packer.pack(work.loras), replace(work, loras=())  # files travel, never their paths
         while True:
-            worker = self._acquire(work.model.model_id, avoid=worker)
+            worker = self._acquire(work.model.model_id, avoid=worker, cancel=work.cancel)
+            if worker is None:  # cancelled while it waited, or no worker is left in the cluster
+                yield (denoise.Stopped(done, "cancelled", "Cancelled by the user.") if work.cancel.is_set() else
+                       denoise.Stopped(done, "failed", f"No farm worker is left: every node left the cluster "
+                                                        f"for {NO_WORKER_S:g} s. Start one (`ray start`) and queue "
+                                                        "the render again."))
+                return
             try:
                 for event in self._attempt(work, job_id, done, worker, loras):
                     done += isinstance(event, denoise.Frames)

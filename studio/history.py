@@ -146,6 +146,7 @@ def _m8_job_order(db: sqlite_utils.Database) -> None:
     of a running job, readable from another process (`queue list`)."""
     db["jobs"].add_column("after", str)
     db["jobs"].add_column("progress", float)
+    db["jobs"].add_column("claimed_by", str)  # the dispatcher (process) that claimed it; ``worker`` may be a node
     db["renders"].create_index(["plan_id", "budget_index"], if_not_exists=True)  # a job's rows (HistoryStore.start)
 
 
@@ -268,8 +269,9 @@ class HistoryStore:
             "session": session,
             "parent_id": request.get("extends"),
         }
-        if again:
+        if again:  # a fresh run of that budget; what the user said of it (accepted) stays
             row.update(error=None, finished_at=None, video_path=None, thumb_path=None, total_seconds=None)
+            row.pop("accepted")
         with self._lock, self.db.conn:
             self.table.update(rid, row) if again else self.table.insert(row)
         if again:

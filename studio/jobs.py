@@ -115,8 +115,9 @@ def plan_keys(plan) -> dict:
 
 
 def queue_job(studio, job: dict, *, source: str, session: str | None = None, cancel=None):
-    """Check a render job, queue it on the studio's dispatcher and follow it: (request, plan, notes, its engine
-    events). StudioError at once for bad input (nothing is queued); a consumer that stops listening cancels it."""
+    """Check a render job, queue it on the studio's dispatcher and follow it: (request, plan, notes, the
+    JobStream of its events). StudioError at once for bad input (nothing is queued); a consumer that stops
+    listening cancels it (``stream.abandon()`` if it never starts to)."""
     from .dispatcher import JobStream
 
     from . import space
@@ -128,7 +129,7 @@ def queue_job(studio, job: dict, *, source: str, session: str | None = None, can
     job = dict(job, request=dict(job["request"], seed=req.seed))  # a random seed is picked once, as reported
     stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
     stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
-    return req, plan, notes, (event for _, event in stream)
+    return req, plan, notes, stream
 
 
 def plan_for_row(studio, row: dict, store):
@@ -165,16 +166,20 @@ def on_result(studio, store, row: dict, event):
 
 def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
     """Queue a render job on ``studio`` and yield its events as dicts. Bad input is one ``error`` event."""
+    stream = None
     try:
-        req, plan, notes, events = queue_job(studio, job, source="cli", cancel=cancel)
+        req, plan, notes, stream = queue_job(studio, job, source="cli", cancel=cancel)
         yield {"type": "start", "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
                "frames": req.frames, "fps": req.fps, "budgets": list(plan.budgets), "plan": plan.kind,
                "notes": notes}
-        for event in events:
+        for event in stream.events():
             if (out := event_dict(event)) is not None:
                 yield out
     except (StudioError, TypeError) as exc:  # TypeError: a request field of the wrong type
         yield {"type": "error", "message": str(exc)}
+    finally:
+        if stream is not None:
+            stream.abandon()  # a client gone after "start": its job leaves the queue
 
 
 # ---- board jobs ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ Standard library and sqlite only: ``queue list`` imports no torch.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from contextlib import contextmanager
 
 from .errors import StudioError
@@ -26,6 +28,21 @@ SOURCES = ("create", "compare", "storyboard", "extend", "cli")
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 
+def _alive_here(claimed_by: str | None) -> bool:
+    """True if ``claimed_by`` ("local:HOST:PID", a dispatcher's name) is a live process on this machine."""
+    kind, _, rest = (claimed_by or "").partition(":")
+    host, _, pid = rest.rpartition(":")
+    if kind != "local" or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process with that pid: not ours, so ours is gone
+        return False
+    return True
+
+
 class UnknownJob(StudioError):
     """No such job (or not this session's)."""
 
@@ -34,9 +51,11 @@ class JobFinished(StudioError):
     """The job already finished: it cannot be cancelled, moved or changed."""
 
 
-_NEIGHBOUR = {  # the waiting job just before / after a position
-    "up": "SELECT id, position FROM jobs WHERE state = 'queued' AND position < ? ORDER BY position DESC LIMIT 1",
-    "down": "SELECT id, position FROM jobs WHERE state = 'queued' AND position > ? ORDER BY position ASC LIMIT 1",
+_NEIGHBOUR = {  # the waiting job just before / after a position (of the same session when one is given)
+    "up": "SELECT id, position FROM jobs WHERE state = 'queued' AND position < ? AND (? IS NULL OR session = ?) "
+          "ORDER BY position DESC LIMIT 1",
+    "down": "SELECT id, position FROM jobs WHERE state = 'queued' AND position > ? AND (? IS NULL OR session = ?) "
+            "ORDER BY position ASC LIMIT 1",
 }
 
 
@@ -81,11 +100,11 @@ class QueueStore:
         only = f" AND id IN ({', '.join('?' for _ in among)})" if among is not None else ""
         with self._write() as conn:
             row = conn.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, started_at = ?, "
-                "progress = 0, seq = seq + 1 WHERE id = (SELECT id FROM jobs AS j WHERE state = 'queued'" + only +
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, claimed_by = ?, "
+                "started_at = ?, progress = 0, seq = seq + 1 WHERE id = (SELECT id FROM jobs AS j WHERE state = 'queued'" + only +
                 " AND (after IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS a WHERE a.id = j.after AND a.state IN "
                 "('queued', 'running'))) ORDER BY position, rowid LIMIT 1) AND state = 'queued' RETURNING id",
-                [worker, _now(), *(among or ())]).fetchone()
+                [worker, worker, _now(), *(among or ())]).fetchone()
         return self.get(row[0]) if row else None
 
     def set_progress(self, jid: str, fraction: float) -> None:
@@ -111,7 +130,7 @@ class QueueStore:
         return changed.rowcount == 1
 
     def set_plan(self, jid: str, plan: dict) -> None:
-        """The plan a job runs (kind, budgets after any cap), recorded when it starts."""
+        """The plan a job runs (kind, budgets as asked; a cap shows on its history rows), recorded when it starts."""
         with self._write() as conn:
             conn.execute("UPDATE jobs SET plan = ?, seq = seq + 1 WHERE id = ?", [json.dumps(plan), jid])
 
@@ -122,10 +141,15 @@ class QueueStore:
                                 "WHERE id = ? AND state = 'running'", [jid]).rowcount == 1
 
     def requeue_running(self) -> int:
-        """Crash recovery (the folder's owner, at start-up): jobs a dead process left running wait again."""
+        """Crash recovery (the folder's owner, at start-up): jobs a dead process left running wait again. A job
+        that a live process on this machine runs (a command-line render beside the owner) is left to it."""
         with self._write() as conn:
-            return conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 "
-                                "WHERE state = 'running'").rowcount
+            rows = conn.execute("SELECT id, claimed_by FROM jobs WHERE state = 'running'").fetchall()
+            dead = [jid for jid, by in rows if not _alive_here(by)]
+            for jid in dead:
+                conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 WHERE id = ? AND "
+                             "state = 'running'", [jid])
+        return len(dead)
 
     # ---- what the user does to a waiting job ------------------------------------------------
     def cancel(self, jid: str, session: str | None = None) -> str:
@@ -147,21 +171,35 @@ class QueueStore:
         return bool(row and row[0])
 
     def move(self, jid: str, where: str, session: str | None = None) -> None:
-        """Move a waiting job "up", "down" (past its neighbour among the waiting jobs) or to the "top"."""
+        """Move a waiting job "up", "down" (past its neighbour among the waiting jobs) or to the "top". With a
+        ``session`` (Space mode) only among that session's jobs: a visitor never jumps others' jobs."""
         if where not in ("up", "down", "top"):
             raise StudioError(f"move a job up, down or top, not {where!r}")
         with self._write() as conn:
             self._waiting(conn, jid, session)
             (pos,) = conn.execute("SELECT position FROM jobs WHERE id = ?", [jid]).fetchone()
             if where == "top":
-                (first,) = conn.execute("SELECT min(position) FROM jobs WHERE state = 'queued'").fetchone()
-                if first < pos:
-                    conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [first - 1, jid])
+                self._to_top(conn, jid, pos, session)
                 return
-            other = conn.execute(_NEIGHBOUR[where], [pos]).fetchone()
-            if other:
+            other = conn.execute(_NEIGHBOUR[where], [pos, session, session]).fetchone()
+            if other:  # swap places (within the session: other sessions' jobs keep theirs)
                 conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [other[1], jid])
                 conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [pos, other[0]])
+
+    @staticmethod
+    def _to_top(conn, jid: str, pos: int, session: str | None) -> None:
+        """Before every waiting job; with a session, before that session's own (each of them moves one place down
+        among its own places, so other sessions' jobs keep theirs)."""
+        if session is None:
+            (first,) = conn.execute("SELECT min(position) FROM jobs WHERE state = 'queued'").fetchone()
+            if first < pos:
+                conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [first - 1, jid])
+            return
+        ahead = conn.execute("SELECT id, position FROM jobs WHERE state = 'queued' AND session = ? AND position <= ? "
+                             "ORDER BY position", [session, pos]).fetchall()
+        places = [p for _, p in ahead]
+        for (other, _), place in zip([(jid, pos)] + [r for r in ahead if r[0] != jid], places):
+            conn.execute("UPDATE jobs SET position = ?, seq = seq + 1 WHERE id = ?", [place, other])
 
     def set_steps(self, jid: str, steps: int, session: str | None = None) -> None:
         """Change the step budget of a waiting job (checked again, with the rest of the request, when it runs)."""
@@ -233,10 +271,13 @@ class QueueStore:
                 "'queued') FROM jobs AS j WHERE j.id = ? AND j.state = 'queued'", [jid]).fetchone()
         return (row[0], row[1]) if row else None
 
-    def waiting(self) -> int:
-        """How many jobs wait to run (the number the queue caps look at)."""
+    def waiting(self, except_batch: str | None = None) -> int:
+        """How many jobs wait to run (the number the queue caps look at); ``except_batch``: leave out a storyboard
+        batch's own shots (a board of 12 shots is one user's batch, not a crowd to cap for)."""
         with self._lock:
-            return self.db.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+            return self.db.execute(
+                "SELECT count(*) FROM jobs WHERE state = 'queued' AND "
+                "coalesce(json_extract(request, '$.board.batch'), '') != coalesce(?, '-')", [except_batch]).fetchone()[0]
 
     def prune(self, keep: int = KEEP_FINISHED) -> int:
         """Delete the finished jobs older than the newest ``keep``."""

@@ -261,3 +261,103 @@ def test_an_extension_is_a_queued_job_and_survives_a_restart(studio):
     child = studio.history.get(job["result_ids"][0])
     assert child["parent_id"] == original.record_id and child["frames"] == plan.joined_frames
     assert len(media.read_video(child["video_path"])[0]) == plan.joined_frames
+
+
+def test_a_studio_that_stops_keeps_a_followed_job_for_the_next_start(studio, hold_step):
+    """A browser follows a running render and another waits: stopping the studio leaves both queued, and the
+    follower's own Cancel event untouched (the review found stop() cancelled followed jobs)."""
+    from studio.dispatcher import JobStream
+
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
+    dispatcher = Dispatcher(studio)
+    follower_cancel = threading.Event()
+    stream = JobStream(dispatcher, follower_cancel, cancel_on_close=True)
+    running, waiting = (stream.submit(_job(f"followed {i}", steps=8), source="create") for i in range(2))
+    dispatcher.start()
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(e.kind for _, e in stream))
+    reader.start()
+    assert hold.reached.wait(30)
+    stopper = threading.Thread(target=dispatcher.stop)
+    stopper.start()
+    hold.release.set()
+    stopper.join()
+    reader.join(10)
+    assert not reader.is_alive() and seen[-1] == "status"  # told the render waits for the next start
+    assert not follower_cancel.is_set()
+    assert [dispatcher.store.get(j)["state"] for j in (running, waiting)] == ["queued", "queued"]
+
+
+def test_cancelling_one_shot_in_the_queue_leaves_the_rest_of_the_batch(studio, hold_step):
+    from studio.board_runner import BoardRunner
+
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=1)
+    runner = BoardRunner(studio)
+    board = runner.boards.create("one out", model="t-far")
+    for i in range(3):
+        runner.boards.add_shot(board.id, f"shot {i}", seed=i)
+    events = runner.run(board.id, "preview")
+    first = next(events)  # the batch is queued; the first shot runs and holds at its first step
+    assert hold.reached.wait(30)
+    jid = QueueStore(studio.history).list(states=("running",))[0]["id"]
+    assert studio.render_queue().cancel(jid) == "cancelling"  # the Queue tab's Cancel on that one shot
+    hold.release.set()
+    *_, done = [first, *events]
+    assert not done.cancelled and len(done.rendered) == 2
+    assert list(done.failed.values()) == ["Cancelled in the render queue."]
+
+
+def test_a_boards_own_shots_do_not_trip_the_queue_cap(studio, tmp_path):
+    """Threshold 1: six shots of one batch wait behind each other, yet none is capped (they are one user's batch);
+    a job from elsewhere waiting would count."""
+    from studio.board_runner import BoardRunner
+
+    (tmp_path / "policies.toml").write_text("[queue]\nthreshold = 1\nmax_steps = 1\n")
+    studio.policies = studio.engine.policies = Policies.load(tmp_path / "policies.toml")
+    runner = BoardRunner(studio)
+    board = runner.boards.create("no cap", model="t-far", preview_policy="draft")
+    for i in range(4):
+        runner.boards.add_shot(board.id, f"uncapped {i}", seed=i)
+    *_, done = runner.run(board.id, "preview")
+    rows = [studio.history.get(rid) for rid in (s.preview_id for s in runner.boards.get(board.id).shots)]
+    assert len(done.rendered) == 4 and {r["capped"] for r in rows} == {0}
+    store = QueueStore(studio.history)
+    assert store.waiting(except_batch="x") == store.waiting() == 0
+
+
+def test_a_follower_hears_of_a_cancel_made_by_another_process(studio, hold_step):
+    from studio.dispatcher import JobStream
+    from studio.events import Cancelled
+
+    hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=1)
+    dispatcher = Dispatcher(studio)
+    blocker = dispatcher.submit(_job("blocks the queue", steps=4), source="cli")
+    stream = JobStream(dispatcher)
+    jid = stream.submit(_job("cancelled elsewhere"), source="create")
+    dispatcher.start()
+    other = HistoryStore(studio.settings.history_path)  # `queue cancel ID` in another process
+    try:
+        assert hold.reached.wait(30)
+        assert QueueStore(other).cancel(jid) == "cancelled"
+        events = [e for _, e in stream]  # ends (within a second) though this dispatcher never saw the cancel
+    finally:
+        hold.release.set()
+        dispatcher.stop()
+        other.close()
+    assert isinstance(events[-1], Cancelled) and dispatcher.store.get(blocker)["state"] in ("done", "queued")
+
+
+def test_a_space_visitor_moves_jobs_only_among_their_own(store):
+    mine, theirs = "a" * 32, "b" * 32
+    a1 = store.add(_job("a1"), session=mine)
+    b1 = store.add(_job("b1"), session=theirs)
+    a2 = store.add(_job("a2"), session=mine)
+    b2 = store.add(_job("b2"), session=theirs)
+    a3 = store.add(_job("a3"), session=mine)
+    order = lambda: [j["id"] for j in store.list(states=("queued",))]  # noqa: E731
+    store.move(a3, "top", session=mine)
+    assert order() == [a3, b1, a1, b2, a2]  # a3 first among a's; b1 and b2 kept their places
+    store.move(a1, "up", session=mine)
+    assert order() == [a1, b1, a3, b2, a2]
+    store.move(b2, "down", session=theirs)  # no job of theirs after it: stays
+    assert order() == [a1, b1, a3, b2, a2]

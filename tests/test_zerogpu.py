@@ -145,7 +145,7 @@ def test_a_queued_render_runs_in_its_submitters_context(studio, monkeypatch):
 
     monkeypatch.setattr(space, "run_on_gpu", spy)
     visitor.set("the visitor who pressed Render")
-    _, _, _, events = jobs.queue_job(studio, {"request": {"prompt": "whose quota", "steps": 1, "seed": 0}},
+    _, _, _, stream = jobs.queue_job(studio, {"request": {"prompt": "whose quota", "steps": 1, "seed": 0}},
                                      source="create")
-    assert [e.kind for e in events][-1] == "result"
+    assert [e.kind for e in stream.events()][-1] == "result"
     assert seen == ["the visitor who pressed Render"]

@@ -42,7 +42,7 @@ def build_app(studio) -> gr.Blocks:
             yield from header.load_model(studio, model_id)
 
         load_btn.click(load_now, model, [model, model_info, load_status], api_name="load_model",
-                       concurrency_id="render")
+                       concurrency_id="load", concurrency_limit=1)  # one load at a time, beside the renders
         hist["paged"](history_tab.select(hist["search"], hist["filters"], hist["listing"], api_visibility="private"))
         hist["paged"](demo.load(hist["search"], hist["filters"], hist["listing"], api_visibility="private"))
         # Space mode: the session id is made on the first event that needs it (spacemode.session_id).
