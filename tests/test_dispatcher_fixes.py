@@ -1,5 +1,5 @@
-"""Review fixes in studio/dispatcher.py: an unexpected error finishes the job as failed, and the store's cancel flag
-(a SQLite query) is read at the first progress event and then at most every CANCEL_CHECK_S."""
+"""Review fixes in studio/dispatcher.py: an unexpected error finishes the job as failed, progress is written at
+most every CANCEL_CHECK_S, and the store's cancel flag is watched while a job runs, progress or not."""
 
 from studio import dispatcher as dispatcher_mod
 from studio.dispatcher import Dispatcher
@@ -27,7 +27,8 @@ def test_an_unexpected_error_finishes_the_job_as_failed(studio, monkeypatch):
     assert "RuntimeError: the executor went away" in job["error"]
 
 
-def test_the_cancel_flag_is_read_first_then_at_most_every_half_second(studio, monkeypatch):
+def test_progress_is_written_first_then_at_most_every_half_second(studio, monkeypatch):
+    """The progress `queue list` shows is a write per CANCEL_CHECK_S at most, not one per step."""
     clock = {"now": 100.0}
     monkeypatch.setattr(dispatcher_mod.time, "monotonic", lambda: clock["now"])
 
@@ -38,10 +39,40 @@ def test_the_cancel_flag_is_read_first_then_at_most_every_half_second(studio, mo
 
     monkeypatch.setattr(studio.engine, "render", render)
     dispatcher = Dispatcher(studio)
-    reads = []
-    real = dispatcher.store.cancel_requested
-    monkeypatch.setattr(dispatcher.store, "cancel_requested", lambda jid: reads.append(clock["now"]) or real(jid))
+    writes = []
+    real = dispatcher.store.set_progress
+    monkeypatch.setattr(dispatcher.store, "set_progress", lambda jid, f: writes.append(clock["now"]) or real(jid, f))
     dispatcher.submit(_job(), source="cli")
     (job,) = dispatcher.run_pending()
     assert job["state"] == "done"
-    assert reads == [100.0, 100.6, 101.2]
+    assert writes == [100.0, 100.6, 101.2]
+
+
+def test_a_cancel_from_another_process_stops_a_job_before_its_first_step(studio, monkeypatch):
+    """`queue cancel ID` while the job's model loads (no progress yet): the flag watcher sets its event."""
+    import threading
+
+    from studio.events import Cancelled
+    from studio.history import HistoryStore
+    from studio.queue_store import QueueStore
+
+    loading = threading.Event()
+
+    def render(req, plan, cancel, **k):  # "loads" until cancelled
+        loading.set()
+        assert cancel.wait(10), "the cancel never reached the loading job"
+        yield Cancelled(0, None)
+
+    monkeypatch.setattr(studio.engine, "render", render)
+    dispatcher = Dispatcher(studio)
+    jid = dispatcher.submit(_job(), source="cli")
+    runner = threading.Thread(target=dispatcher.run_pending)
+    runner.start()
+    assert loading.wait(10)
+    other = HistoryStore(studio.settings.history_path)
+    try:
+        assert QueueStore(other).cancel(jid) == "cancelling"
+    finally:
+        other.close()
+    runner.join(10)
+    assert dispatcher.store.get(jid)["state"] == "cancelled"
