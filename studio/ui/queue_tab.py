@@ -41,9 +41,17 @@ def rows(studio, session_v) -> list[list]:
         done = progress.get(job["id"], job.get("progress") if job["state"] == "running" else None)
         board = job["request"].get("board") or {}
         source = f"{job['source']} · {board['name']}" if board.get("name") else job["source"]
-        out.append([job["id"], job["state"], job["position"] or "", source, req.get("steps"),
+        out.append([job["id"], job["state"], job["position"] or "", source, _steps(studio, job),
                     f"{100 * done:.0f}%" if done is not None else "", str(req.get("prompt") or "")[:80]])
     return out
+
+
+def _steps(studio, job: dict):
+    """The step budget a job renders: its plan once it runs ("2 → 8"), else its policy's, else the request's."""
+    if job.get("plan") and job["state"] == "running":
+        return " → ".join(str(b) for b in job["plan"]["budgets"])
+    policy = studio.policies.policies.get(job["request"].get("policy") or "")
+    return policy.steps if policy and policy.steps else (job["request"].get("request") or {}).get("steps")
 
 
 def act(studio, session_v, jid: str, action: str, steps=None) -> str:
