@@ -32,6 +32,7 @@ import socket
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 from .errors import StudioError
@@ -298,6 +299,13 @@ class Dispatcher:
             listener(jid, _END)
 
 
+@dataclass
+class _Gone:
+    """A followed job another process finished; ``event``: what to tell the follower (None when it is done)."""
+
+    event: object
+
+
 class JobStream:
     """The events of some jobs, as (job id, event) pairs in the order they happen, until every job finished.
 
@@ -353,6 +361,12 @@ class JobStream:
                     continue
                 if event is _END:
                     self._open.discard(jid)
+                elif isinstance(event, _Gone):  # finished by another process: after any event it had queued here
+                    if jid in self._open:
+                        self._open.discard(jid)
+                        self.dispatcher._unlisten(jid, self._put)
+                        if event.event is not None:
+                            yield jid, event.event
                 else:
                     yield jid, event
             finished = True
@@ -373,11 +387,10 @@ class JobStream:
         for jid in sorted(self._open):
             row = self.dispatcher.store.get(jid)
             if row is None or (row["state"] in FINISHED and not self.dispatcher._handles(jid)):
-                self._open.discard(jid)
-                self.dispatcher._unlisten(jid, self._put)
                 state = row["state"] if row else "cancelled"
-                if state != "done":
-                    yield jid, (Cancelled(0, None) if state == "cancelled" else Failed(row["error"] or state, 0, None))
+                end = None if state == "done" else Cancelled(0, None) if state == "cancelled" else \
+                    Failed(row["error"] or state, 0, None)
+                self._events.put((jid, _Gone(end)))  # queued behind what the job sent here, if anything
             elif (place := self.dispatcher.store.place(jid)) is not None and self._place.get(jid) != place:
                 self._place[jid] = place
                 yield jid, Waiting(*place)
