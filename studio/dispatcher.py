@@ -320,7 +320,6 @@ class JobStream:
         self.dispatcher, self.cancel, self.cancel_on_close = dispatcher, cancel, cancel_on_close
         self._events: queue.Queue = queue.Queue()
         self._open: set[str] = set()
-        self._place: dict[str, tuple[int, int]] = {}  # the last place told for each waiting job
         self._looked = -PLACE_S
 
     def _put(self, jid: str, event) -> None:
@@ -377,8 +376,8 @@ class JobStream:
                 self.abandon()
 
     def _look(self) -> Iterator[tuple[str, object]]:
-        """At most every PLACE_S, with no event pending: a Waiting event for each followed job whose place in the
-        queue changed, and the end of each that another process finished (cancelled with `queue cancel`)."""
+        """At most every PLACE_S, with no event pending: a Waiting event for each followed job still in the queue
+        (its place), and the end of each that another process finished (cancelled with `queue cancel`)."""
         from .events import Cancelled, Failed, Waiting
 
         if time.monotonic() - self._looked < PLACE_S or self.dispatcher.stopping:
@@ -391,9 +390,8 @@ class JobStream:
                 end = None if state == "done" else Cancelled(0, None) if state == "cancelled" else \
                     Failed(row["error"] or state, 0, None)
                 self._events.put((jid, _Gone(end)))  # queued behind what the job sent here, if anything
-            elif (place := self.dispatcher.store.place(jid)) is not None and self._place.get(jid) != place:
-                self._place[jid] = place
-                yield jid, Waiting(*place)
+            elif (place := self.dispatcher.store.place(jid)) is not None:  # told again each time (a progress bar
+                yield jid, Waiting(*place)                                    # may miss the first telling)
 
     def _cancel(self, jids: set[str]) -> None:
         for jid in jids:

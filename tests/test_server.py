@@ -130,7 +130,7 @@ def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
     assert len(jobs_done) == n and {j["source"] for j in jobs_done} == {"create"}
 
 
-def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
+def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path, hold_step):
     """Gradio's tracker draws "queue: k/n" over the render's progress anchor; it must be on screen, not clipped.
     The same page then tries an upload over the limit: the browser refuses it with a message."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
@@ -139,6 +139,8 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
     _, url, studio = app
     blockers = [Client(url, verbose=False) for _ in range(CONCURRENCY + 2)]
     jobs = []
+    # the first blocker holds at its first step until the page has been measured: the page's render waits
+    hold = hold_step(FlowMapEulerDiscreteScheduler, at=1, timeout=240)
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage"]
@@ -167,6 +169,7 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path):
             refused.wait_for(state="visible", timeout=15_000)
             browser.close()
     finally:
+        hold.release.set()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not all(j.done() for j in jobs):
             for client, job in zip(blockers, jobs):  # each blocker stops within a step of starting

@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -411,6 +411,7 @@ class Batch:
     budget: str  # the policy, as markdown
     intro: str = ""
     last_status: float = 0.0  # when a step-progress status was last shown
+    rendering: set = field(default_factory=set)  # shots of this batch rendering now (their jobs have started)
 
 
 class BoardTab:
@@ -694,6 +695,10 @@ class BoardTab:
         c, e = self.c, ev.event
         n = batch.board.shot(ev.shot_id).position + 1
         lead = f"{batch.word.title()} {ev.index + 1} of {ev.total} (shot {n})"
+        if e.kind in ("progress", "status"):
+            batch.rendering.add(ev.shot_id)
+        elif e.kind in ("result", "failed", "cancelled"):
+            batch.rendering.discard(ev.shot_id)
         if e.kind == "progress":
             progress((ev.index + e.step / max(e.total, 1)) / ev.total, desc=f"{lead} · step {e.step}")
             now = time.perf_counter()
@@ -702,7 +707,7 @@ class BoardTab:
                 return {c.status: f"… {batch.intro}  \n{lead} · step {e.step} of {e.total} · {fmt.seconds(elapsed)}"}
         elif e.kind == "status":
             return {c.status: f"… {batch.intro}  \n{lead} · {e.message}"}
-        elif e.kind == "waiting":
+        elif e.kind == "waiting" and not batch.rendering:  # nothing of this batch runs yet: say where it stands
             return {c.status: f"… {batch.intro}  \n{lead} · waiting in the render queue: "
                               f"{fmt.place(e.position, e.waiting)}"}
         elif e.kind == "result":

@@ -115,6 +115,7 @@ def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress
 def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
     """Engine events as UI Updates: step progress and live frames throttled, ``progress`` fed as it goes."""
     last_status = last_live = 0.0
+    last_place = ""
     for event in events:
         elapsed = time.perf_counter() - started
         if isinstance(event, Chunk):  # real frames of the final video, as soon as their chunk is decoded
@@ -131,11 +132,13 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
                         "(fast preview, no VAE)")
                 yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
             continue
-        if isinstance(event, Waiting):  # the render is a job in the studio's queue, not running yet
+        if isinstance(event, Waiting):  # the render is a job in the studio's queue, not running yet (told each s)
             if progress is not None:
                 progress(0.0, desc=f"queue: {event.position}/{event.waiting}")
-            yield Update("status", f"Waiting in the render queue: {fmt.place(event.position, event.waiting)}.",
-                         elapsed=elapsed)
+            text = f"Waiting in the render queue: {fmt.place(event.position, event.waiting)}."
+            if text != last_place:
+                last_place = text
+                yield Update("status", text, elapsed=elapsed)
         elif isinstance(event, Status):
             if progress is not None:
                 progress(0.0, desc=event.message)
