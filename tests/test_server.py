@@ -159,8 +159,13 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path, hold_step):
             page.click("#render-btn")
             marker = page.locator("#render-progress").get_by_text(re.compile(r"queue: \d+/\d+")).first
             marker.wait_for(state="visible", timeout=30_000)
-            text_box = marker.bounding_box()
-            overlay = page.locator("#render-progress > .wrap").first.bounding_box()
+            text_box = overlay = None  # the tracker is redrawn as the place is told again: measure a steady one
+            for _ in range(50):
+                text_box = marker.bounding_box(timeout=5_000)
+                overlay = page.locator("#render-progress > .wrap").first.bounding_box(timeout=5_000)
+                if text_box and overlay:
+                    break
+                time.sleep(0.05)
             big = tmp_path / "big.png"
             big.write_bytes(b"\0" * (UPLOAD_LIMIT_MB * 1024 * 1024 + 4096))
             page.get_by_role("tab", name="Image → Video").click()
