@@ -4,7 +4,8 @@
                                takes it (owner API: it checks it and its dispatcher runs it); else it waits in the
                                folder's database for `queue run` (or the next studio to start)
     queue list [--json]        each job's id, state, position (1 = next to run; 0 running or finished): no torch
-    queue cancel ID            a waiting job at once; a running one within a step (wherever it runs)
+    queue cancel ID            a waiting job at once; a running one within a step (wherever it runs); sent to the
+                               owning studio when one runs
     queue run [--farm ray ...] every queued job in this process (one per farm worker at once with --farm ray), then
                                exit 0, or 2 with a summary of the failed ones; refused while a studio owns the
                                folder (its dispatcher runs the queue)
@@ -106,6 +107,16 @@ def _list(args, _open) -> int:
 
 
 def _cancel(args, _open) -> int:
+    """A running studio that owns the folder cancels the job itself; with none, the flag goes into the database."""
+    from . import owner_client
+
+    owner = owner_client.find_studio(_data_dir(args))
+    if owner is not None:
+        for event in owner_client.send(owner, "queue-cancel", {"id": args.id}):
+            if event.get("type") == "error":
+                raise StudioError(event["message"])
+            print(f"{args.id}: {event['outcome']}")
+        return 0
     history, store = _store(args)
     try:
         outcome = store.cancel(args.id)

@@ -137,9 +137,7 @@ def test_a_running_studio_takes_queue_add_and_refuses_queue_run(tmp_path, tiny_d
     try:
         assert studio.claim_data_folder()
         studio.recover_after_crash()
-        studio.dispatcher = Dispatcher(studio)
-        studio.dispatcher.start()
-        owner_api.serve(demo.app, studio, url)
+        owner_api.serve(demo.app, studio, url)  # launch_app started the studio's dispatcher, as app.py does
         data = ["--data-dir", str(studio.settings.data_dir)]
         assert main(["queue", "add", *data, "--prompt", "sent to the studio", "--steps", "1", "--model", "t-bidi"]) == 0
         jid = capsys.readouterr().out.strip()
@@ -151,8 +149,38 @@ def test_a_running_studio_takes_queue_add_and_refuses_queue_run(tmp_path, tiny_d
         assert main(["queue", "run", *data]) == 2
         assert "runs its queue itself" in capsys.readouterr().err
     finally:
-        if studio.dispatcher is not None:
-            studio.dispatcher.stop()
+        demo.close()
+        studio.close()
+
+
+def test_queue_cancel_beside_a_running_studio_goes_to_it(tmp_path, tiny_dirs, capsys, hold_step):
+    """`queue cancel ID` sends the cancel to the studio that owns the folder: its dispatcher takes the waiting job
+    out at once, and whoever follows it hears so; a finished job's cancel says so."""
+    from diffusers import FlowMapEulerDiscreteScheduler
+
+    from conftest import launch_app
+    from studio.ui import owner_api
+
+    demo, url, studio = launch_app(tmp_path / "owner", tiny_dirs)
+    hold = hold_step(FlowMapEulerDiscreteScheduler, at=1)
+    try:
+        assert studio.claim_data_folder()
+        owner_api.serve(demo.app, studio, url)
+        data = ["--data-dir", str(studio.settings.data_dir)]
+        for prompt in ("runs first", "cancelled from the CLI"):
+            assert main(["queue", "add", *data, "--prompt", prompt, "--steps", "2", "--model", "t-bidi"]) == 0
+        first, second = capsys.readouterr().out.split()
+        assert hold.reached.wait(60)
+        events = studio.dispatcher.follow(second)
+        assert main(["queue", "cancel", *data, second]) == 0
+        assert capsys.readouterr().out.strip() == f"{second}: cancelled"
+        assert [e.kind for e in events] == ["cancelled"]  # the follower heard it from the dispatcher itself
+        hold.release.set()
+        list(studio.dispatcher.follow(first))
+        assert main(["queue", "cancel", *data, first]) == 2
+        assert "already finished" in capsys.readouterr().err
+    finally:
+        hold.release.set()
         demo.close()
         studio.close()
 

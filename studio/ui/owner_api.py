@@ -108,6 +108,19 @@ def _queue_add(studio, job: dict):
         yield {"type": "error", "message": str(exc)}
 
 
+def _queue_cancel(studio, job: dict):
+    """Cancel a job for `queue cancel ID`: through the dispatcher, so a running one stops at its next step and whoever
+    follows it hears so at once."""
+    from ..queue_store import QueueStore
+
+    try:
+        dispatcher = getattr(studio, "dispatcher", None)
+        outcome = (dispatcher or QueueStore(studio.history)).cancel(str(job.get("id") or ""))
+        yield {"type": "cancel", "id": job.get("id"), "outcome": outcome}
+    except StudioError as exc:
+        yield {"type": "error", "message": str(exc)}
+
+
 def router(studio, token: str) -> APIRouter:
     def check(request: Request) -> None:
         sent = request.headers.get(TOKEN_HEADER, "")  # bytes: compare_digest refuses non-ASCII str (a 500)
@@ -139,5 +152,9 @@ def router(studio, token: str) -> APIRouter:
     @api.post("/queue-add")
     async def queue_add(request: Request):
         return await stream(request, lambda job, cancel: _queue_add(studio, job))
+
+    @api.post("/queue-cancel")
+    async def queue_cancel(request: Request):
+        return await stream(request, lambda job, cancel: _queue_cancel(studio, job))
 
     return api
