@@ -256,9 +256,9 @@ def queued_shot_request(studio, job: dict, session: str | None, after: dict | No
     info = job["board"]
     board = BoardStore(studio.history).get(info["board"])
     shot = board.shot(info["shot"])  # StudioError if it was deleted since
-    if not shot.continues or continuity.previous(board, shot) is None:
-        return job["request"]
     prev = continuity.previous(board, shot)
+    if not shot.continues or prev is None:
+        return job["request"]
     failed = {prev.id: after.get("error") or after["state"]} if after and after["state"] != "done" else {}
     req = RenderRequest.from_dict(job["request"])
     frames_dir = studio.settings.renders_dir / (session or "") / "inputs"

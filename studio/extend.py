@@ -194,12 +194,7 @@ def queued(studio, source: Source, req: RenderRequest, plan: ExtensionPlan, *, s
     """Queue the extension on the studio's dispatcher and yield its events (the Result is the joined clip)."""
     from . import jobs
 
-    _, _, _, stream = jobs.queue_job(studio, job(source, req, plan), source=source_name, session=session,
-                                     cancel=cancel)
-    try:
-        yield from stream.events()
-    finally:
-        stream.abandon()
+    return jobs.follow_job(studio, job(source, req, plan), source=source_name, session=session, cancel=cancel)
 
 
 def finish_queued(studio, info: dict, result: Result) -> Result:

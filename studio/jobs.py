@@ -118,9 +118,8 @@ def queue_job(studio, job: dict, *, source: str, session: str | None = None, can
     """Check a render job, queue it on the studio's dispatcher and follow it: (request, plan, notes, the
     JobStream of its events). StudioError at once for bad input (nothing is queued); a consumer that stops
     listening cancels it (``stream.abandon()`` if it never starts to)."""
-    from .dispatcher import JobStream
-
     from . import space
+    from .dispatcher import JobStream
     from .errors import InvalidRequest
 
     if session is not None and not space.valid_session(session):
@@ -130,6 +129,16 @@ def queue_job(studio, job: dict, *, source: str, session: str | None = None, can
     stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
     stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
     return req, plan, notes, stream
+
+
+def follow_job(studio, job: dict, *, source: str, session: str | None = None, cancel=None) -> Iterator:
+    """``queue_job``, then the job's engine events as they happen: StudioError at the first ``next`` for bad input,
+    and a consumer that goes away takes its job out of the queue (a no-op once it finished)."""
+    _, _, _, stream = queue_job(studio, job, source=source, session=session, cancel=cancel)
+    try:
+        yield from stream.events()
+    finally:
+        stream.abandon()
 
 
 def plan_for_row(studio, row: dict, store):
@@ -146,7 +155,8 @@ def plan_for_row(studio, row: dict, store):
 
 def on_result(studio, store, row: dict, event):
     """What a finished budget of a queued job brings besides its row: an extension's joined clip, the CLI's GIF,
-    a storyboard shot's render, the farm worker that rendered it. Done by the dispatcher, so it happens with nobody following the job."""
+    a storyboard shot's render, the farm worker that rendered it. Done by the dispatcher, so it happens with
+    nobody following the job."""
     from . import media
     from .board_store import BoardStore
 

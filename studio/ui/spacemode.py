@@ -93,11 +93,7 @@ def render_events(studio, req, plan, cancel, sid, previews, policy=None) -> Iter
     job = {"request": dict(req.to_dict(), steps=steps), "policy": policy, "previews": bool(previews),
            **jobs.plan_keys(plan)}
     source = "compare" if plan.kind == "compare" else "create"
-    _, _, _, stream = jobs.queue_job(studio, job, source=source, session=sid, cancel=cancel)
-    try:
-        yield from stream.events()
-    finally:
-        stream.abandon()  # a consumer gone: its job leaves the queue (a no-op once it finished)
+    return jobs.follow_job(studio, job, source=source, session=sid, cancel=cancel)
 
 
 def board_events(runner, board_id, stage, cancel, shot_ids, sid) -> Iterator:
