@@ -53,7 +53,6 @@ class Dispatcher:
         self.store = store or QueueStore(studio.history)
         self.worker = f"local:{socket.gethostname()}:{os.getpid()}"
         self.slots, self.own_only = slots, own_only
-        self.progress: dict[str, float] = {}  # running job -> fraction done
         self._lock = threading.Lock()
         self._own: set[str] = set()  # jobs submitted here (own_only claims only these)
         self._listeners: dict[str, list] = {}
@@ -235,7 +234,6 @@ class Dispatcher:
                     ids.append(event.record_id)
                 self._emit(jid, event)
                 if isinstance(event, Progress):
-                    self.progress[jid] = event.fraction
                     if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
                         checked = time.monotonic()
                         self.store.set_progress(jid, event.fraction)  # for `queue list` in another process
@@ -294,7 +292,6 @@ class Dispatcher:
             self._cancels.pop(jid, None)
             self._contexts.pop(jid, None)
             self._own.discard(jid)
-        self.progress.pop(jid, None)
         for listener in listeners:
             listener(jid, _END)
 

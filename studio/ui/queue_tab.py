@@ -33,12 +33,10 @@ def rows(studio, session_v) -> list[list]:
     allowed, sid = _scope(studio, session_v)
     if not allowed:
         return []
-    dispatcher = getattr(studio, "dispatcher", None)
-    progress = dispatcher.progress if dispatcher is not None else {}  # else the store's (another process runs it)
     out = []
     for job in QueueStore(studio.history).list(session=sid, states=("running", "queued")):
         req = job["request"].get("request") or {}
-        done = progress.get(job["id"], job.get("progress") if job["state"] == "running" else None)
+        done = job.get("progress") if job["state"] == "running" else None  # written every CANCEL_CHECK_S
         board = job["request"].get("board") or {}
         source = f"{job['source']} · {board['name']}" if board.get("name") else job["source"]
         out.append([job["id"], job["state"], job["position"] or "", source, _steps(studio, job),
