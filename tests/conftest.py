@@ -170,6 +170,24 @@ def sample_media(tmp_path_factory):
     return {"image": image, "video": video}
 
 
+def wait_for_query(query: str, db_path: Path, timeout: float = 120) -> None:
+    """Poll another process's database until ``query`` gives a true first column (a deadline, not a sleep)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            try:
+                with sqlite3.connect(db_path, timeout=5) as conn:
+                    if conn.execute(query).fetchone()[0]:
+                        return
+            except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {query}")
+
+
 def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | None = None,
                max_upload_mb: float = 200, policies: str | None = None, space: bool = False):
     """Open a Studio under ``root`` (on the tiny test models when given), build the UI and launch it in-process

@@ -21,6 +21,7 @@ from studio.board_runner import BoardRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile  # noqa: E402
+from conftest import wait_for_query  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,20 +148,6 @@ def _spawn(tmp_path, models_file, what):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for(query, db_path, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db_path.exists():
-            try:
-                with sqlite3.connect(db_path, timeout=5) as conn:
-                    if conn.execute(query).fetchone()[0]:
-                        return
-            except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {query}")
-
-
 def _kill(proc):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -184,7 +171,7 @@ def test_kill_during_render(tmp_path, models_file):
     proc = _spawn(tmp_path, models_file, "render")
     db = tmp_path / "history.db"
     try:
-        _wait_for("SELECT count(*) FROM renders WHERE status = 'running'", db)
+        wait_for_query("SELECT count(*) FROM renders WHERE status = 'running'", db)
         time.sleep(0.3)
     finally:
         _kill(proc)
@@ -203,7 +190,7 @@ def test_kill_during_history_writes(tmp_path, models_file):
     proc = _spawn(tmp_path, models_file, "history")
     db = tmp_path / "history.db"
     try:
-        _wait_for("SELECT count(*) > 50 FROM renders", db)
+        wait_for_query("SELECT count(*) > 50 FROM renders", db)
     finally:
         _kill(proc)
     assert _integrity(db) == "ok"
@@ -219,7 +206,7 @@ def test_kill_during_finals_then_resume(tmp_path, models_file):
     proc = _spawn(tmp_path, models_file, "finals")
     db = tmp_path / "history.db"
     try:
-        _wait_for("SELECT count(*) FROM shots WHERE final_id IS NOT NULL", db, timeout=180)
+        wait_for_query("SELECT count(*) FROM shots WHERE final_id IS NOT NULL", db, timeout=180)
     finally:
         _kill(proc)
     assert _integrity(db) == "ok"

@@ -7,10 +7,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_query
 
 from studio.cli import main
 from studio.dispatcher import Dispatcher
@@ -82,20 +82,6 @@ def test_queue_run_exits_2_with_a_summary_when_a_job_fails(tmp_path, models_file
     assert main(["queue", "run", *common]) == 0  # nothing left to run
 
 
-def _wait_for(query, db_path, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db_path.exists():
-            try:
-                with sqlite3.connect(db_path, timeout=5) as conn:
-                    if conn.execute(query).fetchone()[0]:
-                        return
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {query}")
-
-
 def test_kill_with_jobs_queued_then_restart(tmp_path, models_file):
     ids = _queue(tmp_path, dict(prompt="long job", steps=128), dict(prompt="second job", steps=1),
                  dict(prompt="third job", steps=1))
@@ -104,7 +90,7 @@ def test_kill_with_jobs_queued_then_restart(tmp_path, models_file):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     db = tmp_path / "history.db"
     try:
-        _wait_for("SELECT count(*) FROM renders WHERE status = 'running'", db)
+        wait_for_query("SELECT count(*) FROM renders WHERE status = 'running'", db)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
