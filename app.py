@@ -132,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Renders at once: {studio.dispatcher.capacity}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
-        options = launch_options(studio, max_upload_mb=args.max_upload_mb)
+        options = launch_options(studio, max_upload_mb=args.max_upload_mb, host=args.host, share=args.share)
         server, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                                      prevent_thread_lock=True, **options)
-        owner_api.serve(server, studio, url)  # `python -m studio render` on this data folder now renders here
+        owner_api.serve(server, studio, url, args.max_upload_mb)  # `python -m studio render` on this data folder now renders here
         if args.window:
             desktop.open_window(url, studio.settings.data_dir)  # until the window is closed, or SIGTERM / SIGINT
         else:

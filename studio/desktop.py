@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import StudioError
+from .owner_client import open_direct
 
 TITLE = "AnyFlow Studio"
 ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
@@ -174,7 +175,7 @@ def _watch_raise_requests(path: Path, window, stop: threading.Event) -> None:
 def answers(url: str, timeout: float = 2.0) -> bool:
     """True if an HTTP server answers at ``url`` (any status)."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+        with open_direct(urllib.request.Request(url, method="HEAD"), timeout):  # never through http_proxy
             return True
     except urllib.error.HTTPError:
         return True

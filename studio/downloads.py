@@ -3,10 +3,14 @@ and resume after a cancel, a broken connection or a restart.
 
 huggingface_hub 2.4 writes each file to a process-unique temporary file and deletes it when a download stops, so
 it resumes only inside one call (a dropped connection), never after a cancel or a restart. This module therefore
-fetches each file itself into ``blobs/<etag>.incomplete`` of the normal hub cache and continues it with a Range
-request, moves it to ``blobs/<etag>`` when complete, and then lets ``snapshot_download`` lay out the snapshot
-(links, tree listing) from the blobs already there: no byte twice, and the model manager's offline-first resolve
-(``snapshot_download(local_files_only=True)``) finds the model afterwards.
+fetches each file itself into ``blobs/<id>.incomplete`` of the normal hub cache and continues it with a Range
+request, moves it to ``blobs/<id>`` when complete (its checksum checked), and then lays out the snapshot as
+huggingface_hub does (links, ``refs/main``) from the blobs already there: no byte twice, and the model manager's
+offline-first resolve (``snapshot_download(local_files_only=True)``) finds the model afterwards.
+
+The hub is not trusted (``HF_ENDPOINT`` can name any server): every name, id and size in its listing is checked
+before anything is written (``check_listing``), no file is taken longer than listed, and each file's bytes must
+match the sha256 (LFS) or git blob id the listing gave, or it is deleted and the download fails naming it.
 
 Downloads are an explicit user action (the Download button, ``python -m studio models download``): they are
 allowed unless the user said offline (``--offline`` or ``HF_HUB_OFFLINE=1``) or the studio is a public Space (a
@@ -17,8 +21,10 @@ Nothing here holds a lock the renders use: renders on other models go on meanwhi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -36,6 +42,10 @@ SPEED_WINDOW_S = 5.0
 SPACE_HINT = "Downloads are off on a shared Space"
 OFFLINE_HINT = ("Downloads are off: the studio was started offline (--offline or HF_HUB_OFFLINE=1). Restart it "
                 "without --offline and with HF_HUB_OFFLINE unset to download models.")
+
+
+class _BadFile(DownloadFailed):
+    """The hub sent a file that is not what it listed (too long, wrong checksum): deleted, never retried."""
 
 
 class _Cancelled(Exception):
@@ -160,7 +170,55 @@ def make_plan(repo: str, revision: str = "main") -> DownloadPlan:
     files = tuple(RemoteFile(f.path, f.size, f.lfs.sha256 if f.lfs else f.blob_id) for f in tree)
     cache = hub_cache_dir()
     plan = DownloadPlan(repo, commit, files, 0, disk_free(cache), cache)
+    check_listing(plan)
     return replace(plan, have_bytes=sum(min(_on_disk(plan.storage(), f.blob), f.size) for f in files))
+
+
+# ---- what the hub says is data, not a promise (HF_ENDPOINT can name any server) ------------------------------
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+BLOB_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a git blob id (sha1) or an LFS sha256
+
+
+def safe_repo_path(path) -> bool:
+    """A file name from a hub listing that stays inside its snapshot folder: relative, '/'-separated, no '..'."""
+    if not isinstance(path, str) or not path or len(path) > 1000 or any(c in path for c in "\\\x00:"):
+        return False
+    return not path.startswith("/") and all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def _hostile(plan: DownloadPlan, what: str) -> DownloadFailed:
+    return DownloadFailed(f"The hub at {hub_endpoint()} answered for {plan.repo} with {what}; refused, nothing was "
+                          f"written. Check HF_ENDPOINT (it should be the Hugging Face hub or a mirror you trust).")
+
+
+def check_listing(plan: DownloadPlan) -> None:
+    """Refuse a listing whose commit, file names, blob ids or sizes could write outside the repo's cache folder
+    (each name is checked, then its resolved place)."""
+    if not isinstance(plan.commit, str) or not COMMIT_ID.fullmatch(plan.commit):
+        raise _hostile(plan, f"a commit id that is not one ({str(plan.commit)[:80]!r})")
+    storage = plan.storage().resolve()
+    for f in plan.files:
+        if not safe_repo_path(f.path):
+            raise _hostile(plan, f"a file name that leaves the model's folder ({str(f.path)[:200]!r})")
+        if not isinstance(f.blob, str) or not BLOB_ID.fullmatch(f.blob):
+            raise _hostile(plan, f"a file id that is not a sha1 or sha256 for {f.path} ({str(f.blob)[:80]!r})")
+        if not isinstance(f.size, int) or isinstance(f.size, bool) or f.size < 0:
+            raise _hostile(plan, f"a size that is not one for {f.path} ({f.size!r})")
+        placed = (storage / "snapshots" / plan.commit / f.path).resolve()
+        if not placed.is_relative_to(storage / "snapshots" / plan.commit):
+            raise _hostile(plan, f"a file name that leaves the model's folder ({f.path[:200]!r})")
+
+
+def file_digest(path: Path, blob: str) -> str:
+    """What ``blob`` should equal for the file at ``path``: its sha256 (an LFS file's id), else its git blob id."""
+    if len(blob) == 64:
+        digest = hashlib.sha256()
+    else:
+        digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as src:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _reason(exc: BaseException) -> str:
@@ -289,7 +347,20 @@ class DownloadJob:
                 self._fetch_locked(f, part)
         except Timeout:
             raise DownloadFailed(self._failed(f"another process is downloading {f.path} right now")) from None
+        self._verify(f, part)
         part.replace(blobs / f.blob)
+
+    def _verify(self, f: RemoteFile, part: Path) -> None:
+        """The file's bytes against the checksum the hub listed (an LFS file's sha256, else its git blob id); a
+        mismatch deletes the file and fails the download, naming it."""
+        got = file_digest(part, f.blob)
+        if got != f.blob:
+            part.unlink(missing_ok=True)
+            kind = "sha256" if len(f.blob) == 64 else "git blob id"
+            raise _BadFile(f"Download of '{self.spec.id}' ({self.plan.repo}) failed: {f.path} does not match the "
+                                 f"{kind} the hub listed ({f.blob[:16]}…, the file gives {got[:16]}…); the file was "
+                                 f"deleted. The hub at {hub_endpoint()} sent a damaged or different file: try again, "
+                                 f"or check HF_ENDPOINT.")
 
     def _fetch_locked(self, f: RemoteFile, part: Path) -> None:
         import httpx2
@@ -301,8 +372,10 @@ class DownloadJob:
         failures = 0
         while (have := part.stat().st_size if part.exists() else 0) < f.size:
             try:
-                self._stream(url, headers, part, have, f.path)
+                self._stream(url, headers, part, have, f)
                 failures = 0
+            except _BadFile:
+                raise
             except (httpx2.TransportError, DownloadFailed) as exc:
                 got_more = part.exists() and part.stat().st_size > have
                 failures = 0 if got_more else failures + 1
@@ -332,7 +405,9 @@ class DownloadJob:
             headers.pop("authorization", None)
         return meta.location or url, headers
 
-    def _stream(self, url: str, headers: dict, part: Path, have: int, name: str) -> None:
+    def _stream(self, url: str, headers: dict, part: Path, have: int, f: RemoteFile) -> None:
+        """GET the file from ``have`` on into ``part``; never more bytes than the listing's size (a server that
+        sends more is cut off: it cannot fill the disk)."""
         from huggingface_hub import constants
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
@@ -344,36 +419,43 @@ class DownloadJob:
                 hf_raise_for_status(response)
             except Exception as exc:
                 raise DownloadFailed(_reason(exc)) from None
-            mode = "ab"
+            mode, name = "ab", f.path
             if have and response.status_code == 200:  # the server ignored the Range: start the file again
-                mode = "wb"
-                self._count(-have, name)
+                mode, have = "wb", 0
+                self._count(-part.stat().st_size, name)
             with part.open(mode) as out:
                 for chunk in response.iter_bytes():  # as the bytes arrive: a broken connection loses none
+                    have += len(chunk)
+                    if have > f.size:
+                        break
                     out.write(chunk)
                     self._count(len(chunk), name)
                     if self._cancel.is_set():
                         raise _Cancelled
+        if have > f.size:
+            part.unlink(missing_ok=True)
+            raise _BadFile(f"Download of '{self.spec.id}' ({self.plan.repo}) failed: the hub sent more of {f.path} than "
+                           f"the {f.size} bytes it listed; the file was deleted. Try again, or check HF_ENDPOINT.")
 
     def _lay_out(self) -> Path:
-        """Let huggingface_hub link the snapshot from the blobs now in the cache (no bytes fetched), and point the
-        default branch at it, so ``snapshot_download(local_files_only=True)`` finds it."""
-        from huggingface_hub import snapshot_download
-        from tqdm.auto import tqdm
-
-        class Quiet(tqdm):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **{**kwargs, "disable": True})
-
-        try:
-            folder = snapshot_download(self.plan.repo, revision=self.plan.commit, endpoint=hub_endpoint(),
-                                       cache_dir=self.plan.cache_dir, tqdm_class=Quiet)
-        except Exception as exc:
-            raise DownloadFailed(self._failed(_reason(exc))) from None
-        refs = self.plan.storage() / "refs"
+        """Lay the snapshot out as huggingface_hub does (``snapshots/<commit>/<path>`` linking to ``blobs/<id>``,
+        ``refs/main``) from the checked listing, so ``snapshot_download(local_files_only=True)`` finds it. Done
+        here rather than by ``snapshot_download``, which would list the repo again and name blobs after each
+        file's ETag: a second, unchecked answer from the hub."""
+        storage = self.plan.storage()
+        snapshot = storage / "snapshots" / self.plan.commit
+        for f in self.plan.files:
+            pointer, blob = snapshot / f.path, storage / "blobs" / f.blob
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            pointer.unlink(missing_ok=True)
+            try:
+                pointer.symlink_to(os.path.relpath(blob, pointer.parent))
+            except OSError:  # no symlinks here (Windows without developer mode): a copy, as huggingface_hub does
+                shutil.copyfile(blob, pointer)
+        refs = storage / "refs"
         refs.mkdir(parents=True, exist_ok=True)
         (refs / "main").write_text(self.plan.commit, encoding="utf-8")
-        return Path(folder)
+        return snapshot
 
 
 # ---- the studio's downloads ----------------------------------------------------------------------------------

@@ -69,3 +69,8 @@ class BadLora(StudioError):
 
 class NoStudioMetadata(StudioError):
     """A file given to restore from that the studio did not write (no settings in its metadata)."""
+
+
+class OutsideFolders(StudioError):
+    """A file named from outside (a browser, an API client, a database row) that is not a regular file inside the
+    studio's folders, or does not exist: the message is the same (studio/confine.py)."""

@@ -21,8 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
-from . import chunks, media, restore
-from .errors import InvalidRequest, StudioError
+from . import chunks, confine, media, restore
+from .errors import InvalidRequest, OutsideFolders, StudioError
 from .events import Result
 from .request import MAX_FRAMES, RenderRequest
 
@@ -95,25 +95,41 @@ class Source:
         return recorded or {k: self.meta[k] for k in INHERITED if self.meta.get(k) not in (None, "")}
 
 
-def load_source(history, ref: str) -> Source:
-    """``ref``: a history id of a finished render, or an mp4 path (linked to its row when its metadata names one)."""
+def load_source(history, ref: str, allowed: list[Path] | None = None) -> Source:
+    """``ref``: a history id of a finished render, or an mp4 path (linked to its row when its metadata names one).
+    ``allowed``: the folders a file may come from when ``ref`` comes from outside (the UI, the owner API:
+    ``confine.input_roots``); a refusal then says nothing about whether the file exists. None: the CLI's own user."""
     ref = str(ref).strip()
     row = history.get(ref) if ref else None
     meta: dict = {}
     if row is not None:
-        if row["status"] != "ok" or not row.get("video_path") or not Path(row["video_path"]).is_file():
-            raise StudioError(f"Render {ref} has no finished video to extend.")
-        path = Path(row["video_path"])
+        path = _row_video(row, ref, allowed)
+    elif allowed is not None:
+        path = confine.inside(ref, allowed)
+        if path is None:
+            raise OutsideFolders(f"Nothing to extend: {ref[:200]!r} is not a finished render in History or a video "
+                                 f"in the studio's folders.")
     elif ref and Path(ref).is_file():
         path = Path(ref)
+    else:
+        raise StudioError(f"Nothing to extend: {ref!r} is neither a history id nor a video file.")
+    if row is None:
         meta = media.read_metadata(path)
         rid = meta.get("id")
         row = history.get(rid) if isinstance(rid, str) else None
-    else:
-        raise StudioError(f"Nothing to extend: {ref!r} is neither a history id nor a video file.")
     frames, fps = media.read_video(path)
     meta = meta if row is None and meta.get("studio") == restore.MARK else {}
     return Source(path, frames, int((row or {}).get("fps") or round(fps)), row, meta)
+
+
+def _row_video(row: dict, ref: str, allowed: list[Path] | None) -> Path:
+    """A finished row's video (inside ``allowed`` when given: a row's path is data, not a promise)."""
+    video = row.get("video_path")
+    path = (confine.inside(video, allowed) if allowed is not None else
+            (Path(video) if video and Path(video).is_file() else None))
+    if row["status"] != "ok" or path is None:
+        raise StudioError(f"Render {ref} has no finished video to extend.")
+    return path
 
 
 def extension_request(engine, source: Source, new_frames: int, *, prompt: str | None = None,

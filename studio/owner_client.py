@@ -28,6 +28,16 @@ READ_TIMEOUT = 120.0  # a running job sends a line at least every few seconds (k
 STARTUP_WAIT = 30.0  # a studio that owns the folder but has not announced its address yet is starting
 
 
+# The studio is local: never through a proxy. urllib's default opener honours http_proxy / HTTP_PROXY even for
+# 127.0.0.1, which would hand the owner token and the job (input files included) to whatever listens there.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_direct(req: urllib.request.Request | str, timeout: float):
+    """``urlopen`` for the local studio, ignoring any proxy settings."""
+    return _DIRECT.open(req, timeout=timeout)
+
+
 def _url(owner: Announcement, route: str) -> str:
     return f"{owner.url.rstrip('/')}/{API}/{route}"
 
@@ -36,7 +46,7 @@ def _open(owner: Announcement, route: str, body: dict | None, timeout: float):
     data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(_url(owner, route), data=data, method="GET" if data is None else "POST",
                                  headers={TOKEN_HEADER: owner.token or "", "Content-Type": "application/json"})
-    return urllib.request.urlopen(req, timeout=timeout)
+    return open_direct(req, timeout)
 
 
 def ping(owner: Announcement, timeout: float = PING_TIMEOUT) -> dict:

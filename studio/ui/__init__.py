@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, queue_tab, serving,
-               spacemode, theme)
+from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, host_check, queue_tab,
+               serving, spacemode, theme)
 
 
 def build_app(studio) -> gr.Blocks:
@@ -57,10 +57,13 @@ def build_app(studio) -> gr.Blocks:
     return demo
 
 
-def launch_options(studio, max_upload_mb: float = guard.MAX_UPLOAD_MB) -> dict:
+def launch_options(studio, max_upload_mb: float = guard.MAX_UPLOAD_MB, host: str | None = "127.0.0.1",
+                   share: bool = False) -> dict:
     """Keyword arguments for ``launch``: Gradio 6 takes theme/css/head there, the files it may serve
-    (renders, placeholders, examples: never the history database or settings) and the upload limit."""
+    (renders, placeholders, examples: never the history database or settings), the upload limit, and the Host
+    check (``host``: the address it binds, as given to ``launch``; only the names it serves get answers)."""
     return {
+        "app_kwargs": {"lifespan": host_check.lifespan(host_check.allowed_hosts(host, share))},
         "theme": theme.THEME,
         "css": theme.CSS,
         "head": theme.HEAD,

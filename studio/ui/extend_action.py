@@ -13,7 +13,7 @@ from typing import Iterator
 
 import gradio as gr
 
-from .. import extend
+from .. import confine, extend
 from ..errors import StudioError
 from ..render import Plan, Result
 from . import spacemode
@@ -54,7 +54,10 @@ def defaults(studio, rid) -> tuple:
 
 
 def _own(studio, rid, session) -> bool:
-    """Space mode: only this session's renders can be extended (and never a file path)."""
+    """Space mode: only this session's renders can be extended (and never a file path). Elsewhere a file path
+    must lie in the studio's folders (``extend.load_source`` checks it)."""
+    if not isinstance(rid, str):
+        return False
     if not studio.settings.space:
         return True
     row = studio.history.get(rid) if rid else None
@@ -68,7 +71,7 @@ def run(studio, rid, frames, prompt, session, progress=None) -> Iterator[tuple[s
     try:
         if not rid or not _own(studio, rid, session):
             raise StudioError("Pick a finished render to extend.")
-        source = extend.load_source(studio.history, str(rid))
+        source = extend.load_source(studio.history, rid, allowed=confine.input_roots(studio.settings))
         req, plan = extend.extension_request(studio.engine, source, int(frames or 0), prompt=prompt)
         note = plan.note(studio.engine.spec_for(req).temporal_factor)
     except (StudioError, ValueError, TypeError) as exc:
@@ -101,7 +104,8 @@ def done_text(rid, result: Result, plan) -> str:
 # ---- Create: the result column ------------------------------------------------------------------
 def on_create(studio, c, ext: ExtendControls, info, frames, prompt, session, progress=gr.Progress()):
     """Extend the render Create shows; the joined clip replaces it (so Extend again continues the extension)."""
-    rid = (info or {}).get("record_id")
+    info = info if isinstance(info, dict) else {}  # a hidden input: anything may come through the API
+    rid = info.get("record_id")
     busy = {ext.button: gr.Button(interactive=False), c.cancel_btn: gr.Button(interactive=True)}
     idle = {ext.button: gr.Button(interactive=True), c.cancel_btn: gr.Button(interactive=False)}
     for kind, value in run(studio, rid, frames, prompt, session, progress):

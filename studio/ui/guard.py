@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..config import ASSETS_DIR
+from .. import confine
 from ..desktop import PLACEMENT_NAME
 from ..ownership import ANNOUNCEMENT_NAME, LOCK_NAME
 
@@ -27,21 +27,13 @@ MAX_UPLOAD_MB = 200  # default upload limit (app.py --max-upload-mb)
 
 def roots(studio) -> list[Path]:
     """Folders whose files the UI may show: renders, the UI's own placeholders, the bundled examples."""
-    data = Path(studio.settings.data_dir)
-    return [Path(studio.settings.renders_dir), data / "ui", ASSETS_DIR / "examples"]
+    return confine.show_roots(studio.settings)
 
 
 def input_roots(studio) -> list[Path]:
     """Folders an input (first frame, clip) recorded in History may be re-used from: the renders and
     examples above plus Gradio's upload folder (where the browser's uploads land)."""
-    out = roots(studio)
-    try:
-        from gradio.utils import get_upload_folder
-
-        out.append(Path(get_upload_folder()))
-    except Exception:  # pragma: no cover - an older gradio without the helper
-        pass
-    return out
+    return confine.input_roots(studio.settings)
 
 
 def blocked(studio) -> list[str]:
@@ -56,23 +48,8 @@ def blocked(studio) -> list[str]:
 
 def servable(path, allowed: Iterable[Path]) -> Path | None:
     """``path`` resolved (symlinks and ``..`` followed) if it is an existing regular file inside one of
-    ``allowed`` and not a dotfile; else None. Never raises."""
-    if not path or not isinstance(path, (str, Path)) or "\x00" in str(path):
-        return None
-    try:
-        real = Path(path).expanduser().resolve(strict=True)
-        if not real.is_file() or real.name.startswith("."):
-            return None
-        for root in allowed:
-            try:
-                base = Path(root).expanduser().resolve()
-            except OSError:
-                continue
-            if real.is_relative_to(base):
-                return real
-    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a bad name
-        return None
-    return None
+    ``allowed`` and not a dotfile; else None. Never raises (``confine.inside``)."""
+    return confine.inside(path, allowed)
 
 
 def within(path, folder: Path) -> bool:

@@ -28,20 +28,21 @@ import time
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .. import jobs
+from .. import confine, job_shape, jobs
 from ..errors import StudioError
 from ..owner_client import API, TOKEN_HEADER
+from .guard import MAX_UPLOAD_MB
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 2.0
 _END = object()
 
 
-def serve(app, studio, url: str) -> str:
+def serve(app, studio, url: str, max_upload_mb: float = MAX_UPLOAD_MB) -> str:
     """Mount the API on the running Gradio app and announce it (the studio must own its data folder). Returns
-    the token clients must send."""
+    the token clients must send. Bodies are limited to ``body_limit(max_upload_mb)``."""
     token = secrets.token_urlsafe(32)
-    app.include_router(router(studio, token))
+    app.include_router(router(studio, token, body_limit(max_upload_mb)))
     studio.lock.announce(url, token)
     return token
 
@@ -80,15 +81,43 @@ async def _lines(run):
         cancel.set()
 
 
-async def _job(request: Request, studio) -> dict:
+def body_limit(max_upload_mb: float = MAX_UPLOAD_MB) -> int:
+    """The largest request body taken: an upload of ``max_upload_mb`` as base64 (4/3 of it), plus 1 MB of JSON."""
+    return int(max_upload_mb * 1024 * 1024 * 4 / 3) + 1024 * 1024
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 past ``limit`` bytes: by its Content-Length, and while reading (a
+    body sent without one, or longer than it said, is never held whole)."""
+    too_big = HTTPException(413, f"the job is larger than {limit // (1024 * 1024)} MB; the studio takes input files "
+                                 f"up to its --max-upload-mb")
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _job(request: Request, studio, route: str, limit: int) -> dict:
+    """The job in the body: JSON of the route's shape (job_shape.py), its files stored under renders/inputs, and no
+    path outside the studio's folders. 400 (413 for a body too large) with a message otherwise."""
+    body = await _body(request, limit)
     try:
-        job = json.loads(await request.body())
+        job = json.loads(body)
+    except RecursionError:
+        raise HTTPException(400, f"the job nests more than {job_shape.MAX_DEPTH} levels deep") from None
     except ValueError:
         raise HTTPException(400, "the job is not JSON") from None
-    if not isinstance(job, dict):
-        raise HTTPException(400, "the job is a JSON object")
     try:
-        return await asyncio.to_thread(jobs.store_files, job, studio.settings.renders_dir / "inputs")
+        job_shape.check(route, job)
+        job = await asyncio.to_thread(jobs.store_files, job, studio.settings.renders_dir / "inputs")
+        job_shape.check_inputs(route, job, confine.input_roots(studio.settings))
+        return job
     except StudioError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -121,7 +150,9 @@ def _queue_cancel(studio, job: dict):
         yield {"type": "error", "message": str(exc)}
 
 
-def router(studio, token: str) -> APIRouter:
+def router(studio, token: str, limit: int | None = None) -> APIRouter:
+    limit = body_limit() if limit is None else limit
+
     def check(request: Request) -> None:
         sent = request.headers.get(TOKEN_HEADER, "")  # bytes: compare_digest refuses non-ASCII str (a 500)
         if not secrets.compare_digest(sent.encode(), token.encode()):
@@ -138,7 +169,7 @@ def router(studio, token: str) -> APIRouter:
     async def stream(request: Request, events) -> StreamingResponse:
         """Check the token, read the job, stream ``events(job, cancel)`` as NDJSON lines."""
         check(request)
-        job = await _job(request, studio)
+        job = await _job(request, studio, request.url.path.rsplit("/", 1)[-1], limit)
         return StreamingResponse(_lines(lambda cancel: events(job, cancel)), media_type="application/x-ndjson")
 
     @api.post("/render")
