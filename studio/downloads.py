@@ -160,15 +160,17 @@ def make_plan(repo: str, revision: str = "main") -> DownloadPlan:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
-    api = HfApi(endpoint=hub_endpoint())
+    api, cache = HfApi(endpoint=hub_endpoint()), hub_cache_dir()
     try:
         commit = api.model_info(repo, revision=revision).sha
+        check_listing(DownloadPlan(repo, commit, (), 0, 0, cache))  # before the commit goes into a URL or a path
         tree = [f for f in api.list_repo_tree(repo, recursive=True, revision=commit) if isinstance(f, RepoFile)]
+    except StudioError:
+        raise
     except Exception as exc:  # network, unknown repo, gated, hub down
         raise DownloadFailed(f"Could not reach the hub for {repo}: {_reason(exc)}. Check the network (and "
                              f"HF_ENDPOINT / HF_TOKEN if you use them) and try again.") from None
     files = tuple(RemoteFile(f.path, f.size, f.lfs.sha256 if f.lfs else f.blob_id) for f in tree)
-    cache = hub_cache_dir()
     plan = DownloadPlan(repo, commit, files, 0, disk_free(cache), cache)
     check_listing(plan)
     return replace(plan, have_bytes=sum(min(_on_disk(plan.storage(), f.blob), f.size) for f in files))

@@ -5,6 +5,10 @@ It answers what huggingface_hub 2.4 calls for a download (read in its code): ``/
 with ETag (git blob id, or X-Linked-Etag = sha256 for LFS files), X-Repo-Commit, Content-Length and Range. No xet
 headers, so huggingface_hub never switches to xet. For the tests it counts the body bytes it sends per file,
 can drop the connection once after N bytes of a file, and can hold a file at a byte offset until told to go on.
+
+A hostile hub, for the security tests: ``listing`` changes tree entries (a traversal ``path`` or ``oid``, a size
+that is not the file's), ``extra`` adds entries (served with ``extra_data``), ``tamper`` serves a file with its
+bytes changed (the listed sha256 is then wrong) and ``commit`` can be set to any string.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class FakeHub:
         self.cut_at: dict[str, int] = {}  # file -> every GET stops at this offset and drops the connection
         self.hold: tuple[str, int] | None = None  # (file, offset): stop there until `go` is set
         self.held, self.go = threading.Event(), threading.Event()
+        self.listing: dict[str, dict] = {}  # file -> fields of its tree entry to replace ("path", "oid", "size", "lfs")
+        self.extra: list[dict] = []  # tree entries added as they are
+        self.extra_data: dict[str, bytes] = {}  # what a GET of an extra entry's path returns
+        self.tamper: set[str] = set()  # files served with their first bytes changed (same length)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -63,8 +71,12 @@ class FakeHub:
             entry = {"type": "file", "path": path, "size": len(data), "oid": _git_oid(data)}
             if self.is_lfs(path):
                 entry["lfs"] = {"oid": self.etag(path), "size": len(data), "pointerSize": 134}
-            entries.append(entry)
-        return entries
+            entries.append({**entry, **self.listing.get(path, {})})
+        return entries + list(self.extra)
+
+    def body(self, path: str) -> bytes:
+        data = self.files[path] if path in self.files else self.extra_data[path]
+        return bytes(b ^ 0xFF for b in data[:16]) + data[16:] if path in self.tamper else data
 
     # ---- serving --------------------------------------------------------------------------------------------
     def start(self) -> str:
@@ -133,26 +145,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         hub, path = self.hub, self.path.split("?", 1)[0]
         repo = re.escape(hub.repo)
-        revs = f"(?:main|{hub.commit})"
+        revs = f"(?:main|{re.escape(hub.commit)})"
         if re.fullmatch(f"/api/models/{repo}(?:/revision/{revs})?", path):
             return self._json({"id": hub.repo, "sha": hub.commit, "private": False,
                                "siblings": [{"rfilename": p} for p in hub.files]})
         if re.fullmatch(f"/api/models/{repo}/tree/{revs}", path):
             return self._json(hub.tree())
         match = re.fullmatch(f"/{repo}/resolve/{revs}/(.+)", path)
-        if not match or match.group(1) not in hub.files:
+        if not match or (match.group(1) not in hub.files and match.group(1) not in hub.extra_data):
             return self._missing()
         self._file(match.group(1), head)
 
     def _file(self, name: str, head: bool) -> None:
-        hub, data = self.hub, self.hub.files[name]
+        hub, data = self.hub, self.hub.body(name)
         start = 0
         ranged = self.headers.get("Range")
         if ranged and (m := re.fullmatch(r"bytes=(\d+)-", ranged.strip())):
             start = int(m.group(1))
         self.send_response(206 if start else 200)
         self.send_header("ETag", f'"{_git_oid(data)}"')
-        if hub.is_lfs(name):
+        if hub.is_lfs(name) and name in hub.files:
             self.send_header("X-Linked-Etag", f'"{hub.etag(name)}"')
             self.send_header("X-Linked-Size", str(len(data)))
         self.send_header("X-Repo-Commit", hub.commit)
