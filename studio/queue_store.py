@@ -24,7 +24,7 @@ from .history import HistoryStore, _now, new_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-SOURCES = ("create", "compare", "storyboard", "extend", "cli")
+SOURCES = ("create", "compare", "storyboard", "extend", "cli", "api")  # api: the public API (ui/public_api.py)
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 

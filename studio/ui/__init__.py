@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, queue_tab, serving,
-               spacemode, theme)
+from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, public_api, queue_tab,
+               serving, spacemode, theme)
 
 
 def build_app(studio) -> gr.Blocks:
@@ -51,6 +51,8 @@ def build_app(studio) -> gr.Blocks:
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
         queue_view.select(jobs["refresh"], jobs["inputs"], jobs["outputs"], api_visibility="private")
+        public_api.register(studio)  # /generate, /compare, /extend, /history, /models: see docs/api.md
+    public_api.hide_ui_handlers(demo)  # the page's own handlers stay off the API page (view_api)
     if studio.settings.space:  # renders past their time to live are deleted on a schedule
         demo.studio_janitor = spacemode.start_janitor(studio, boards=boards["ui"].boards)
     serving.harden_inputs(demo)  # damaged uploads and out-of-range numbers get a message, not a traceback
