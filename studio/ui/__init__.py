@@ -21,6 +21,7 @@ def build_app(studio) -> gr.Blocks:
     with gr.Blocks(title="AnyFlow Studio", fill_width=True, delete_cache=spacemode.upload_cache(studio)) as demo:
         session = gr.State({})  # per browser session: the running render's cancel event
         model, model_info, load_btn, load_status = header.build(studio)
+        header.wire(studio, demo, model, model_info)  # the card follows the model manager (page load, timer)
         downloads.build(studio, demo, model, model_info)  # a model not on this machine: size, Download, progress
         if studio.settings.space:  # a shared Space: say what is private, kept and capped
             gr.Markdown(spacemode.banner(studio), elem_id="space-banner")

@@ -47,9 +47,18 @@ def modes_text(modes) -> str:
     return " · ".join(MODE_SHORT.get(m, m) for m in modes)
 
 
+TEST_MODEL_MARK = "noise: for tests"
+
+
+def is_test_model(row: dict) -> bool:
+    """The random-weight models made for tests (they render noise): their title says "random weights"."""
+    return "random weights" in str(row.get("title") or "").lower()
+
+
 def model_choice_label(row: dict) -> str:
     state = "loaded" if row["loaded"] else ("on disk" if row["available"] else "not downloaded")
-    return f"{row['id']} — {modes_text(row['modes'])} — {state}"
+    mark = f" — {TEST_MODEL_MARK}" if is_test_model(row) else ""
+    return f"{row['id']} — {modes_text(row['modes'])} — {state}{mark}"
 
 
 def memory_text(row: dict) -> str:

@@ -35,6 +35,7 @@ from ..render import Plan, RenderRequest, Result
 from .. import extend as extension
 from . import format as fmt
 from . import guard, spacemode
+from .generate import off_world
 from .serving import RENDER_QUEUE
 from .session import friendly_error, updates
 
@@ -165,6 +166,7 @@ def steps_why(row: dict, notes: list) -> str:
 def rendered(studio, r: Result, elapsed: float) -> Rendered:
     row = studio.history.get(r.record_id) or {}
     req = r.request or {}
+    world = off_world(studio, req, r.frames) if r.role != "preview" else None  # the embedded model's limits
     return {
         "history_id": r.record_id, "role": r.role, "model": req.get("model") or "", "mode": req.get("mode") or "",
         "prompt": req.get("prompt") or "", "seed": int(req.get("seed") or 0), "steps": int(r.steps),
@@ -172,7 +174,7 @@ def rendered(studio, r: Result, elapsed: float) -> Rendered:
         "width": int(req.get("width") or 0), "height": int(req.get("height") or 0),
         "frames": int(row.get("frames") or req.get("frames") or 0), "fps": int(req.get("fps") or 0),
         "seconds": fmt.render_seconds(r.timings) or 0.0, "elapsed": round(elapsed, 3),
-        "timings": dict(r.timings), "loras": [list(x) for x in req.get("loras") or ()], "notes": list(r.notes),
+        "timings": dict(r.timings), "loras": [list(x) for x in req.get("loras") or ()], "notes": list(r.notes) + ([world] if world else []),
         "extends": req.get("extends"),
     }
 

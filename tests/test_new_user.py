@@ -1,0 +1,95 @@
+"""What a new user tripped over (issue 25, items 3-10), each checked where it could come back."""
+
+import gradio as gr
+import pytest
+
+from studio import judge
+from studio.errors import StudioError
+from studio.events import Progress
+from studio.render import Plan, RenderRequest
+from studio.ui import format as fmt
+from studio.ui import generate, header
+from studio.ui import session as ui_session
+
+PROMPT = "a red circle moving left on a black background"
+
+
+# ---- 3: the model card follows the manager ------------------------------------------------------------
+def test_the_header_follows_loads_and_unloads(studio):
+    picker, card, seen = header.follow(studio, "t-far", None)  # a page opening: always filled in
+    assert "on disk, loads on the first render" in card and seen == []
+    studio.models.get("t-far")  # a render (or the CLI) loaded it
+    picker, card, seen = header.follow(studio, "t-far", seen)
+    assert "loaded on" in card and seen == ["t-far"]
+    assert any("t-far" in label and "loaded" in label for label, _ in picker.choices)
+    assert header.follow(studio, "t-far", seen) == (gr.skip(),) * 3  # nothing changed: the page is left alone
+    studio.models.unload("t-far")
+    assert "on disk" in header.follow(studio, "t-far", seen)[1]
+
+
+def test_a_page_opened_after_a_render_asks_the_manager(studio):
+    from studio.ui import build_app
+
+    demo = build_app(studio)
+    loads = [fn for fn in demo.fns.values() if any(t[1] == "load" for t in fn.targets)]
+    card_ids = {b._id for fn in loads for b in fn.outputs}
+    model_card = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-card")
+    assert model_card._id in card_ids, "no page-load event refreshes the model card"
+
+
+# ---- 4: one reading of progress -----------------------------------------------------------------------
+def test_progress_reads_budget_k_of_n_step_s_of_s_in_the_bar_and_the_status():
+    plan = Plan.refine(2, 8)
+    events = [Progress(budget_index=1, steps=8, step=3, total=8, fraction=0.5)]
+    calls = []
+
+    def bar(value, desc="", unit=""):
+        calls.append((value, desc))
+
+    ups = list(ui_session.updates(iter(events), plan, bar, 0.0))
+    assert ups[0].text == "Rendering final (8 steps) · budget 2 of 2 · step 3 of 8"
+    assert calls == [((3, 8), "final (8 steps) · budget 2 of 2")]  # the bar: 3/8 of this budget, not of the plan
+
+
+# ---- 7: models ----------------------------------------------------------------------------------------
+def test_random_weight_models_are_marked_for_tests(studio):
+    labels = dict((mid, label) for label, mid in header.model_choices(studio))
+    assert fmt.TEST_MODEL_MARK in labels["anyflow-tiny"] and fmt.TEST_MODEL_MARK in labels["anyflow-tiny-far"]
+    assert fmt.TEST_MODEL_MARK not in labels["anyflow-shapes"] and fmt.TEST_MODEL_MARK not in labels["t-far"]
+    order = [mid for _, mid in header.model_choices(studio)]
+    assert order.index("anyflow-tiny") > order.index("t-far"), "test models come last"
+
+
+def test_shapes_hints_only_with_a_model_that_draws_shapes(studio):
+    hint, *columns = generate.hint_updates(studio, "anyflow-shapes")
+    assert hint == generate.SHAPES_HINT and all(c.visible for c in columns)
+    hint, *columns = generate.hint_updates(studio, "anyflow-far-1.3b")
+    assert hint == generate.MODEL_HINT and not any(c.visible for c in columns)
+
+
+def test_the_download_panel_speaks_plainly():
+    from studio.ui import downloads as panel
+
+    offline = panel.start_error(StudioError("Could not reach the hub for a/b: ConnectError: [Errno -2] Name or "
+                                            "service not known. Check the network."))
+    assert "Errno" not in offline and "unknown until the hub answers" in offline
+    licence = panel.start_error(StudioError("'m' is under a non-commercial licence (L). Read it and accept it "
+                                            "first: tick the licence box, or pass --accept-license."))
+    assert "--accept-license" not in licence and "licence box" in licence
+    assert "free in" in panel.free_disk()
+
+
+# ---- 8: the embedded model and prompts outside its world ----------------------------------------------------
+def test_an_unknown_prompt_on_the_embedded_model_says_what_it_drew(studio):
+    (result,) = studio.engine.run(RenderRequest(prompt="a purple hexagon dancing", model="anyflow-shapes", steps=1,
+                                                seed=3))
+    note = generate.off_world(studio, result.request, result.frames)
+    assert note and "“purple”, “hexagon”, “dancing”" in note and "It drew a" in note
+    assert generate.off_world(studio, dict(result.request, prompt=PROMPT), result.frames) is None
+    assert generate.off_world(studio, {"model": "t-far", "prompt": "a purple hexagon"}, result.frames) is None
+
+
+@pytest.mark.parametrize("prompt,unknown", [(PROMPT, []), ("A Purple hexagon, dancing!", ["purple", "hexagon",
+                                                                                          "dancing"])])
+def test_unknown_words(prompt, unknown):
+    assert judge.unknown_words(prompt) == unknown
