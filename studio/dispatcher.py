@@ -217,11 +217,15 @@ class Dispatcher:
         """Render the job; (state, error, history ids of its results). Followers see a Failed event when it
         cannot start (bad or vanished input)."""
         from . import jobs
-        from .events import Cancelled, Failed, Progress, Result
+        from .events import Cancelled, Failed, Progress, Result, Status
 
         jid, job, ids, checked = row["id"], row["request"], [], None
         try:
             req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
+            asked = (row.get("plan") or {}).get("budgets")  # as planned when queued
+            if asked and list(asked) != list(plan.budgets):  # the Queue tab changed its steps: tell the follower
+                self._emit(jid, Status(f"This job's steps were changed in the queue while it waited: "
+                                       f"{' then '.join(map(str, asked))} -> {' then '.join(map(str, plan.budgets))}."))
             self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
             batch = (job.get("board") or {}).get("batch")  # a batch's own shots are not a queue to cap for
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),

@@ -124,8 +124,9 @@ class QueueStore:
             raise ValueError(f"not a finished state: {state}")
         with self._write() as conn:
             changed = conn.execute(
-                "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1 "
-                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), jid])
+                "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1, "
+                "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END "  # done is all of it, not the last write
+                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), state, jid])
         self.prune()
         return changed.rowcount == 1
 

@@ -93,3 +93,30 @@ def test_an_unknown_prompt_on_the_embedded_model_says_what_it_drew(studio):
                                                                                           "dancing"])])
 def test_unknown_words(prompt, unknown):
     assert judge.unknown_words(prompt) == unknown
+
+
+# ---- 6: the queue -----------------------------------------------------------------------------------------
+def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(studio):
+    from studio.dispatcher import Dispatcher
+    from studio.events import Result, Status
+    from studio.queue_store import QueueStore
+
+    store = QueueStore(studio.history)
+    job = {"request": {"prompt": PROMPT, "steps": 3, "seed": 1}}
+    jid = store.add(job, source="cli", plan={"kind": "single", "budgets": [3]})
+    store.set_steps(jid, 1)  # the Queue tab, while it waits
+    studio.dispatcher = dispatcher = Dispatcher(studio, slots=1)
+    events = dispatcher.follow(jid)  # listening before it can start
+    dispatcher.start()
+    seen = list(events)
+    told = [e.message for e in seen if isinstance(e, Status)]
+    assert any("changed in the queue" in m and "3 -> 1" in m for m in told), told
+    assert [e.steps for e in seen if isinstance(e, Result)] == [1]
+    assert store.get(jid)["state"] == "done" and store.get(jid)["progress"] == 1.0
+
+
+def test_picking_a_queued_job_fills_the_steps_box():
+    from studio.ui import queue_tab
+
+    assert queue_tab.steps_of(8) == 8 and queue_tab.steps_of("2 → 8") == 8
+    assert queue_tab.steps_of("") == gr.skip()
