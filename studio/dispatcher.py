@@ -39,6 +39,7 @@ from .errors import StudioError
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
+finished_log = logging.getLogger("studio.renders")  # one line per finished render; app.py prints it on the console
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
 CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
 FOLLOW_POLL_S = 0.05  # a follower's Cancel reaches its jobs within this
@@ -236,6 +237,7 @@ class Dispatcher:
                 if isinstance(event, Result):
                     event = jobs.on_result(self.studio, self.store, row, event)
                     ids.append(event.record_id)
+                    finished_log.info(finished_line(event, row.get("source")))
                 self._emit(jid, event)
                 if isinstance(event, Progress):
                     if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
@@ -298,6 +300,15 @@ class Dispatcher:
             self._own.discard(jid)
         for listener in listeners:
             listener(jid, _END)
+
+
+def finished_line(result, source: str | None = None) -> str:
+    """The console's line for a finished render: its history id, steps and seconds (and who asked)."""
+    seconds = (result.timings or {}).get("total")
+    took = f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "? s"
+    role = f" ({result.role})" if result.role in ("preview", "final") else ""
+    steps = f"{result.steps} step{'' if result.steps == 1 else 's'}"
+    return f"render {result.record_id}: {steps}{role}, {took}" + (f", from {source}" if source else "")
 
 
 @dataclass

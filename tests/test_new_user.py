@@ -96,7 +96,10 @@ def test_unknown_words(prompt, unknown):
 
 
 # ---- 6: the queue -----------------------------------------------------------------------------------------
-def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(studio):
+def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(studio, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="studio.renders")
     from studio.dispatcher import Dispatcher
     from studio.events import Result, Status
     from studio.queue_store import QueueStore
@@ -113,6 +116,9 @@ def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(
     assert any("changed in the queue" in m and "3 -> 1" in m for m in told), told
     assert [e.steps for e in seen if isinstance(e, Result)] == [1]
     assert store.get(jid)["state"] == "done" and store.get(jid)["progress"] == 1.0
+    (rid,) = store.get(jid)["result_ids"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "studio.renders"]  # item 9: the console's line
+    assert len(lines) == 1 and lines[0].startswith(f"render {rid}: 1 step, ") and lines[0].endswith("s, from cli")
 
 
 def test_picking_a_queued_job_fills_the_steps_box():
@@ -120,3 +126,28 @@ def test_picking_a_queued_job_fills_the_steps_box():
 
     assert queue_tab.steps_of(8) == 8 and queue_tab.steps_of("2 → 8") == 8
     assert queue_tab.steps_of("") == gr.skip()
+
+
+# ---- 9: the console -----------------------------------------------------------------------------------------
+def test_native_noise_goes_to_the_log_and_the_studios_lines_to_the_console(tmp_path, capfd):
+    import os
+    import sys
+
+    from studio.desktop import native_noise_to
+
+    log = tmp_path / "desktop.log"
+    with native_noise_to(log):
+        os.write(2, b"Release of profile requested but WebEnginePage still not deleted\n")
+        print("Stopped the renders that were running.", file=sys.stderr)
+    print("after the window", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "WebEnginePage" in log.read_text() and "WebEnginePage" not in err
+    assert "Stopped the renders" in err and "after the window" in err
+
+
+def test_the_console_names_the_studios_share_switch():
+    import app
+
+    lines = app.startup_lines("http://127.0.0.1:7860/", None, False)
+    assert lines[0].endswith("http://127.0.0.1:7860/") and "--share" in lines[1] and "share=True" not in "".join(lines)
+    assert "https://x.gradio.live" in app.startup_lines("u", "https://x.gradio.live", True)[1]
