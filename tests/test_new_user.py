@@ -151,3 +151,27 @@ def test_the_console_names_the_studios_share_switch():
     lines = app.startup_lines("http://127.0.0.1:7860/", None, False)
     assert lines[0].endswith("http://127.0.0.1:7860/") and "--share" in lines[1] and "share=True" not in "".join(lines)
     assert "https://x.gradio.live" in app.startup_lines("u", "https://x.gradio.live", True)[1]
+
+
+# ---- 5: storyboard ------------------------------------------------------------------------------------------
+def test_a_continuation_shot_shows_the_mode_it_renders_in(studio):
+    from studio import continuity
+    from studio.board_store import BoardStore
+
+    boards = BoardStore(studio.history)
+    board = boards.create("b")
+    boards.add_shot(board.id, prompt=PROMPT)
+    boards.add_shot(board.id, prompt=PROMPT, continues=True)
+    boards.add_shot(board.id, prompt=PROMPT, mode="i2v", image="x.png", continues=True)
+    board = boards.get(board.id)
+    cells = [continuity.mode_text(board, shot, fmt.MODE_SHORT) for shot in board.shots]
+    assert cells == ["T2V", "V2V ↪ 1", "I2V ↪ 2"]
+
+
+def test_exported_paths_are_relative_or_names(tmp_path):
+    from studio.board_runner import portable
+
+    render = tmp_path / "data" / "renders" / "a.mp4"
+    assert portable(str(render), tmp_path / "exports" / "b") == "../../data/renders/a.mp4"
+    assert portable(str(render), None) == "a.mp4" and portable(None, tmp_path) is None
+    assert portable("inputs/x.png", tmp_path) == "inputs/x.png"
