@@ -175,3 +175,43 @@ def test_exported_paths_are_relative_or_names(tmp_path):
     assert portable(str(render), tmp_path / "exports" / "b") == "../../data/renders/a.mp4"
     assert portable(str(render), None) == "a.mp4" and portable(None, tmp_path) is None
     assert portable("inputs/x.png", tmp_path) == "inputs/x.png"
+
+
+# ---- 10: the small ones -------------------------------------------------------------------------------------
+def test_history_details_say_loras_and_extends_once():
+    row = {"id": "r1", "status": "ok", "prompt": "p", "steps": 4, "parent_id": "r0",
+           "request": {"mode": "v2v", "model": "m", "seed": 1, "loras": [], "extends": "r0"}}
+    text = fmt.details_markdown(row)
+    assert "Loras" not in text and "LoRAs" not in text and "Extends" not in text  # lineage() says Extends, once
+    row["request"]["loras"] = [["/data/loras/style.safetensors", 0.8]]
+    assert "**LoRAs** style.safetensors ×0.8" in fmt.details_markdown(row)
+
+
+def test_stats_columns_line_up():
+    from studio.cli import stats_table
+
+    rows = [{"model": "anyflow-shapes-teacher", "steps": 4, "renders": 12, "accepted_rate": 0.5, "median_seconds": 1.5},
+            {"model": "t-far", "steps": 16, "renders": 3, "accepted_rate": None, "median_seconds": None}]
+    lines = stats_table(rows)
+    assert len({len(line) for line in lines}) == 1, lines  # every line as wide: the columns line up
+    assert "starred" in lines[0] and "50%" in lines[1]
+
+
+def test_light_commands_list_no_gpu_flags(capsys):
+    from studio.cli import build_parser
+
+    for command in ("history", "stats", "policies"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        out = capsys.readouterr().out
+        assert "--data-dir" in out and not any(f in out for f in ("--device", "--offload", "--farm", "--compile"))
+
+
+def test_one_word_for_starred_and_labels_that_fit():
+    from studio.ui import analytics, extend_action
+
+    assert "Starred" in analytics.TABLE_COLUMNS and "Accepted" not in analytics.TABLE_COLUMNS
+    with gr.Blocks():
+        ext = extend_action.build("t")
+        restore = __import__("studio.ui.restore_file", fromlist=["build"]).build()
+    assert ext.frames.step == 4 and len(restore.label) <= 24

@@ -172,8 +172,11 @@ def details_markdown(row: dict) -> str:
         ("Input video", Path(str(req["video"])).name if req.get("video") else None),
         ("Context frames", req.get("context_frames")),
     ]
+    if req.get("loras"):  # a render with none says nothing about them (not "Loras []")
+        params.append(("LoRAs", ", ".join(f"{Path(str(f)).name} ×{float(w):g}" for f, w in req["loras"])))
+    # extends: History's lineage line says it (once); loras: above
     known = {"mode", "model", "steps", "seed", "width", "height", "frames", "fps", "guidance_scale", "negative_prompt",
-             "image", "video", "context_frames", "prompt"}
+             "image", "video", "context_frames", "prompt", "loras", "extends"}
     params += [(k.replace("_", " ").capitalize(), v) for k, v in sorted(req.items()) if k not in known]
     lines.append("")
     lines.append(" · ".join(f"**{name}** {html.escape(str(value))}" for name, value in params if value not in (None, "")))
