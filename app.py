@@ -54,6 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def startup_lines(url: str, share_url: str | None, share: bool) -> list[str]:
+    """What the console says once the server listens: where, and how to share (the studio's switch, --share)."""
+    lines = [f"AnyFlow Studio is running on {url}"]
+    if share_url:
+        lines.append(f"Public link (temporary): {share_url}")
+    elif share:
+        lines.append("No public link: Gradio could not make one (see above).")
+    else:
+        lines.append("To share a public link, restart with --share.")
+    return lines
+
+
+def print_finished_renders() -> None:
+    """One console line per finished render (its id, steps and seconds), as a local server's log."""
+    import logging
+
+    renders = logging.getLogger("studio.renders")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    renders.addHandler(handler)
+    renders.setLevel(logging.INFO)
+    renders.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.allow_download is False:
@@ -133,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     try:
         options = launch_options(studio, max_upload_mb=args.max_upload_mb, host=args.host, share=args.share)
-        server, url, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                                     prevent_thread_lock=True, **options)
+        server, url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                                             prevent_thread_lock=True, quiet=True, **options)
+        for line in startup_lines(url, share_url, args.share):  # in place of Gradio's `share=True` hint
+            print(line, file=sys.stderr)
+        print_finished_renders()
         owner_api.serve(server, studio, url, args.max_upload_mb)  # `python -m studio render` on this data folder now renders here
         if args.window:
             desktop.open_window(url, studio.settings.data_dir)  # until the window is closed, or SIGTERM / SIGINT

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,19 @@ class BatchDone:
     failed: dict[str, str]
     cancelled: bool = False
     kind: str = "batch_done"
+
+
+def portable(value, base: Path | None):
+    """A file path as an export writes it: relative to ``base`` (the exported file's folder), else its name."""
+    if not value:
+        return value
+    path = Path(str(value))
+    if base is not None and path.is_absolute():
+        try:
+            return os.path.relpath(path.resolve(), base).replace(os.sep, "/")
+        except ValueError:  # another drive (Windows): no relative path exists
+            return path.name
+    return path.as_posix() if not path.is_absolute() else path.name
 
 
 class BoardRunner:
@@ -164,13 +178,16 @@ class BoardRunner:
         return media.join_videos(videos, path, fps, {"board": board.name, "shots": len(videos)}, skip)
 
     def export_json(self, board_id: str, path: str | Path | None = None) -> dict:
-        """The board with every parameter and the budgets actually used (policy, requested, capped)."""
+        """The board with every parameter and the budgets actually used (policy, requested, capped). Files are named
+        relative to the exported file's folder (with no ``path``: by name), never by this machine's absolute paths."""
         board = self.boards.get(board_id)
+        base = Path(path).resolve().parent if path is not None else None
         data = {"name": board.name, "model": board.model, "preview_policy": board.preview_policy,
                 "final_policy": board.final_policy, "shots": []}
         for shot in board.shots:
             entry = {k: getattr(shot, k) for k in ("mode", "prompt", "negative_prompt", "seed", "image", "video",
                                                   "frames", "approved", "continues", "loras")}
+            entry.update({k: portable(entry[k], base) for k in ("image", "video")})
             for stage in STAGES:
                 rid = getattr(shot, f"{stage}_id")
                 row = self.studio.history.get(rid) if rid else None
@@ -178,6 +195,7 @@ class BoardRunner:
                     entry[stage] = {k: row.get(k) for k in ("id", "status", "model", "steps", "requested_steps",
                                                             "policy", "capped", "seed", "height", "width", "frames",
                                                             "fps", "video_path", "timings")}
+                    entry[stage]["video_path"] = portable(row.get("video_path"), base)
             data["shots"].append(entry)
         if path is not None:
             Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -30,10 +30,15 @@ def _budgets(text: str) -> list[int]:
     return values
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _folder_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the commands that only read the data folder (history, stats, policies): no GPU, no models."""
     p.add_argument("--data-dir", help="where history and renders live (default: $STUDIO_DATA_DIR or a per-user folder)")
-    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name")
     p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _folder_flags(p)
+    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"],
                    help="GPU memory mode (default auto: chosen from free memory and the model's needs)")
@@ -88,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--standalone", action="store_true", help=STANDALONE_HELP)
 
     h = sub.add_parser("history", help="list or search past renders")
-    _common(h)
+    _folder_flags(h)
+    h.add_argument("--model", help="only renders of this model id")
     h.add_argument("--search", default="", help="full-text search over prompts")
     h.add_argument("--mode", choices=["t2v", "i2v", "v2v"])
     h.add_argument("--steps", type=int)
@@ -105,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("id", help="a model id from the catalogue, or a hub repo (org/name)")
     md.add_argument("--accept-license", action="store_true", help="accept a non-commercial licence (remembered)")
 
-    st = sub.add_parser("stats", help="what each step budget bought: renders, accepted rate, median seconds")
-    _common(st)
+    st = sub.add_parser("stats", help="what each step budget bought: renders, starred rate, median seconds")
+    _folder_flags(st)
     st.add_argument("--json", action="store_true")
 
     pol = sub.add_parser("policies", help="the budget policies and the queue cap")
-    _common(pol)
+    _folder_flags(pol)
 
     b = sub.add_parser("board", help="storyboards from a JSON file (headless, resumable)")
     bsub = b.add_subparsers(dest="board_command", required=True)
@@ -320,6 +326,18 @@ def cmd_models_download(args) -> int:
     return 0
 
 
+def stats_table(rows: list[dict]) -> list[str]:
+    """``stats`` as aligned columns: the model column as wide as its longest id, numbers right-aligned."""
+    width = max([len("model")] + [len(str(r["model"])) for r in rows])
+    head = f"{'model':<{width}}  {'steps':>5}  {'renders':>7}  {'starred':>7}  {'median s':>8}"
+    lines = [head]
+    for r in rows:
+        med = f"{r['median_seconds']:.2f}" if r["median_seconds"] is not None else "-"
+        starred = f"{100 * (r['accepted_rate'] or 0):.0f}%"
+        lines.append(f"{str(r['model']):<{width}}  {int(r['steps'] or 0):>5}  {r['renders']:>7}  {starred:>7}  {med:>8}")
+    return lines
+
+
 def cmd_stats(args) -> int:
     rows, printed = _rows(args, lambda history: history.stats())
     if printed:
@@ -327,10 +345,8 @@ def cmd_stats(args) -> int:
     if not rows:
         print("no finished renders yet", file=sys.stderr)
         return 0
-    print(f"{'model':<20} {'steps':>5} {'renders':>7} {'accepted':>8} {'median s':>9}")
-    for r in rows:
-        med = f"{r['median_seconds']:.2f}" if r["median_seconds"] is not None else "-"
-        print(f"{str(r['model']):<20} {r['steps']:>5} {r['renders']:>7} {r['accepted_rate']:>8.0%} {med:>9}")
+    for line in stats_table(rows):
+        print(line)
     return 0
 
 

@@ -25,6 +25,18 @@ def previous(board: Board, shot: Shot) -> Shot | None:
     return board.shots[index - 1] if shot.continues and index > 0 else None
 
 
+def rendered_mode(board: Board, shot: Shot) -> str:
+    """The mode the shot renders in: a T2V shot that continues the one before is a V2V render."""
+    return "v2v" if shot.mode == "t2v" and previous(board, shot) is not None else shot.mode
+
+
+def mode_text(board: Board, shot: Shot, names: dict) -> str:
+    """The board table's mode cell: the mode it renders in, and the shot it continues ("V2V ↪ 2")."""
+    prev = previous(board, shot)
+    mode = names.get(rendered_mode(board, shot), shot.mode)
+    return f"{mode} ↪ {prev.position + 1}" if prev is not None else mode
+
+
 def render_row(history, shot: Shot, stage: str) -> dict | None:
     """The shot's finished render at ``stage`` (its history row), or None."""
     rid = getattr(shot, f"{stage}_id")

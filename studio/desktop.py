@@ -14,6 +14,7 @@ URL; stopping the server is the caller's job once ``open_window`` returns.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import html
 import json
@@ -265,6 +266,32 @@ def _close_on_signals(window) -> Callable[[], None]:
 
 
 # ---- the window -----------------------------------------------------------------------------------------------
+NOISE_LOG = "desktop.log"
+
+
+@contextlib.contextmanager
+def native_noise_to(log_path: Path):
+    """While the window runs: what native code writes to the process's stderr (Qt WebEngine's Vulkan, dbus and
+    "WebEnginePage still not deleted" lines) goes to ``log_path``; the studio's own messages (Python's
+    ``sys.stderr``) still reach the console."""
+    os.environ.setdefault("QT_LOGGING_RULES", "*.debug=false;qt.webenginecontext.info=false")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    console = os.dup(2)
+    previous = sys.stderr
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        sys.stderr = os.fdopen(os.dup(console), "w", buffering=1, encoding=getattr(previous, "encoding", None))
+        try:
+            yield log_path
+        finally:
+            sys.stderr.flush()
+            sys.stderr.close()
+            os.dup2(console, 2)
+            os.close(console)
+            sys.stderr = previous
+
+
 def open_window(url: str, data_dir: Path, title: str = TITLE) -> None:
     """Show ``url`` in a native window and block (main thread) until it is closed, by the user or a signal."""
     import webview
@@ -284,8 +311,9 @@ def open_window(url: str, data_dir: Path, title: str = TITLE) -> None:
     stop = threading.Event()
     restore_signals = _close_on_signals(window)
     try:
-        webview.start(_started, (window, url, data_dir, stop), gui="qt" if qt else None,
-                      icon=str(ICON), private_mode=False, storage_path=str(data_dir / "webview"))
+        with native_noise_to(data_dir / NOISE_LOG):  # Qt's and Chromium's own lines (Vulkan, dbus, ...)
+            webview.start(_started, (window, url, data_dir, stop), gui="qt" if qt else None,
+                          icon=str(ICON), private_mode=False, storage_path=str(data_dir / "webview"))
     finally:
         stop.set()
         restore_signals()

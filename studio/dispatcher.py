@@ -39,6 +39,7 @@ from .errors import StudioError
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
+finished_log = logging.getLogger("studio.renders")  # one line per finished render; app.py prints it on the console
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
 CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
 FOLLOW_POLL_S = 0.05  # a follower's Cancel reaches its jobs within this
@@ -217,11 +218,15 @@ class Dispatcher:
         """Render the job; (state, error, history ids of its results). Followers see a Failed event when it
         cannot start (bad or vanished input)."""
         from . import jobs
-        from .events import Cancelled, Failed, Progress, Result
+        from .events import Cancelled, Failed, Progress, Result, Status
 
         jid, job, ids, checked = row["id"], row["request"], [], None
         try:
             req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
+            asked = (row.get("plan") or {}).get("budgets")  # as planned when queued
+            if asked and list(asked) != list(plan.budgets):  # the Queue tab changed its steps: tell the follower
+                self._emit(jid, Status(f"This job's steps were changed in the queue while it waited: "
+                                       f"{' then '.join(map(str, asked))} -> {' then '.join(map(str, plan.budgets))}."))
             self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
             batch = (job.get("board") or {}).get("batch")  # a batch's own shots are not a queue to cap for
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
@@ -232,6 +237,7 @@ class Dispatcher:
                 if isinstance(event, Result):
                     event = jobs.on_result(self.studio, self.store, row, event)
                     ids.append(event.record_id)
+                    finished_log.info(finished_line(event, row.get("source")))
                 self._emit(jid, event)
                 if isinstance(event, Progress):
                     if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
@@ -294,6 +300,15 @@ class Dispatcher:
             self._own.discard(jid)
         for listener in listeners:
             listener(jid, _END)
+
+
+def finished_line(result, source: str | None = None) -> str:
+    """The console's line for a finished render: its history id, steps and seconds (and who asked)."""
+    seconds = (result.timings or {}).get("total")
+    took = f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "? s"
+    role = f" ({result.role})" if result.role in ("preview", "final") else ""
+    steps = f"{result.steps} step{'' if result.steps == 1 else 's'}"
+    return f"render {result.record_id}: {steps}{role}, {took}" + (f", from {source}" if source else "")
 
 
 @dataclass

@@ -146,3 +146,43 @@ def score_batch(videos: Iterable[np.ndarray], params: Iterable[Any]) -> dict[str
     out["all"] = sum(all(r.values()) for r in rows) / n if n else 0.0
     out["n"] = n
     return out
+
+
+# ---- prompts outside the world (what the UI says beside a render of an unknown prompt) ---------------------
+GLUE = {"a", "an", "the", "moving", "moves", "on", "background", "to", "going", "of"}
+VOCABULARY = set(COLOURS) | set(BACKGROUNDS) | set(SHAPES) | set(DIRECTIONS) | {"grey"} | GLUE
+
+
+def speaks_shapes(spec) -> bool:
+    """Whether a model draws this world: the embedded models trained in this repo (not the random-weight ones)."""
+    return spec.source_kind == "embedded" and "random weights" not in (spec.title or "").lower()
+
+
+def unknown_words(prompt: str) -> list[str]:
+    """The prompt's words this world has no meaning for, in order, once each."""
+    words = [w.strip(".,;:!?\"'()").lower() for w in str(prompt or "").split()]
+    out: list[str] = []
+    for word in words:
+        if word and word not in VOCABULARY and word not in out:
+            out.append(word)
+    return out
+
+
+def described(verdict: Verdict) -> str:
+    """The verdict as a caption: "a red circle moving left on a black background" (parts it could not see left out)."""
+    thing = " ".join(p for p in (verdict.colour, verdict.shape or ("shape" if verdict.colour else None)) if p)
+    text = f"a {thing}" if thing else "no clear shape"
+    if verdict.direction:
+        text += f" moving {verdict.direction}"
+    return f"{text} on a {verdict.background} background"
+
+
+def off_world_note(prompt: str, frames: np.ndarray) -> str | None:
+    """For a prompt with words outside the shapes world: which words, and what the model drew instead. None for a
+    prompt inside the world."""
+    unknown = unknown_words(prompt)
+    if not unknown:
+        return None
+    shown = ", ".join(f"“{w}”" for w in unknown[:6])
+    return (f"The embedded model knows only its shapes world (colours, circle/square/triangle, left/right/up/down, "
+            f"black/white/gray backgrounds): {shown} mean nothing to it. It drew {described(judge_clip(frames))}.")

@@ -24,7 +24,7 @@ from .history import HistoryStore, _now, new_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-SOURCES = ("create", "compare", "storyboard", "extend", "cli")
+SOURCES = ("create", "compare", "storyboard", "extend", "cli", "api")  # api: the public API (ui/public_api.py)
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 
@@ -124,8 +124,9 @@ class QueueStore:
             raise ValueError(f"not a finished state: {state}")
         with self._write() as conn:
             changed = conn.execute(
-                "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1 "
-                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), jid])
+                "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1, "
+                "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END "  # done is all of it, not the last write
+                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), state, jid])
         self.prune()
         return changed.rowcount == 1
 

@@ -70,7 +70,9 @@ def test_the_panel_asks_the_hub_once_per_two_minutes_even_when_it_fails(online, 
     monkeypatch.setattr(downloads, "make_plan", unreachable)
     first = panel_ui.panel(studio, "hub-far")[1]
     again = panel_ui.panel(studio, "hub-far")[1]
-    assert calls == [REPO] and "Could not reach the hub" in first and first == again
+    assert calls == [REPO] and first == again
+    # offline said plainly, no raw network error, and the free disk shown anyway
+    assert "size is unknown until the hub answers" in first and "free in" in first and "timed out" not in first
 
 
 def test_the_panel_never_asks_the_hub_when_downloads_are_off(studio, monkeypatch):  # conftest's HF_HUB_OFFLINE=1

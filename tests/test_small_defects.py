@@ -100,7 +100,7 @@ def test_compare_in_the_app_labels_the_dropped_slot(tmp_path, tiny_dirs):
     demo, url, studio = launch_app(tmp_path, tiny_dirs, policies="[queue]\nthreshold = -1\nmax_steps = 2\n")
     try:
         job = Client(url, verbose=False).submit("t-far", "a red circle", [1, 2, 4], 3, False, False,
-                                                api_name="/compare")
+                                                api_name="/compare_budgets")
         job.result(timeout=120)
         outs = job.outputs()
     finally:

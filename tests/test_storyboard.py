@@ -89,6 +89,10 @@ def test_exports_read_back(boards, tmp_path):
     again = json.loads((tmp_path / "board.json").read_text())
     assert again == data and [s["final"]["steps"] for s in data["shots"]] == [3, 3, 3]
     assert data["shots"][1]["seed"] == 1 and data["shots"][1]["final"]["policy"] == "final"
+    # no absolute paths of this machine: each render is named relative to the exported file (issue 25, item 5)
+    for shot in data["shots"]:
+        path = shot["final"]["video_path"]
+        assert not path.startswith("/") and (tmp_path / path).resolve().is_file(), path
 
 
 def test_editing_a_shot_clears_its_renders_and_approval(boards):

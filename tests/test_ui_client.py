@@ -89,7 +89,7 @@ def test_t2v_preview_then_refine(app):
 
 def test_compare_returns_one_result_per_budget(app):
     client, studio = app
-    outs = outputs_of(client, "t-far", PROMPT, [1, 2, 4], 11, False, False, api_name="/compare")
+    outs = outputs_of(client, "t-far", PROMPT, [1, 2, 4], 11, False, False, api_name="/compare_budgets")
     labelled = {}
     for out in outs:
         for slot in out[:4]:
@@ -105,7 +105,7 @@ def test_compare_returns_one_result_per_budget(app):
 
 def test_compare_before_distillation_renders_the_teacher_at_the_same_budgets(app):
     client, studio = app
-    outs = outputs_of(client, "t-bidi-kf", PROMPT, [1, 2], 13, False, True, api_name="/compare")
+    outs = outputs_of(client, "t-bidi-kf", PROMPT, [1, 2], 13, False, True, api_name="/compare_budgets")
     teacher_slots = {}
     for out in outs:
         for slot in out[-6:-2]:  # the teacher row (the header's picker and card come last)
@@ -122,7 +122,7 @@ def test_compare_before_distillation_renders_the_teacher_at_the_same_budgets(app
 
 def test_compare_needs_two_to_four_budgets(app):
     client, _ = app
-    outs = outputs_of(client, "t-far", PROMPT, [4], 1, False, False, api_name="/compare")
+    outs = outputs_of(client, "t-far", PROMPT, [4], 1, False, False, api_name="/compare_budgets")
     assert any("pick 2 to 4" in str(o[5]) for o in outs)
 
 

@@ -147,7 +147,7 @@ def test_analytics_table_matches_history_stats(app):
     assert len(shown) == len(stats) and stats
     for got, want in zip(shown, stats):
         assert (got["Model"], int(got["Steps"]), int(got["Renders"])) == (want["model"], want["steps"], want["renders"])
-        assert got["Accepted"] == f"{100 * want['accepted_rate']:.0f}%"
+        assert got["Starred"] == f"{100 * want['accepted_rate']:.0f}%"
         assert float(got["Median seconds"]) == pytest.approx(want["median_seconds"])
     assert "finished render" in summary
     assert seconds_svg.count('class="bar"') == len(stats) and starred_svg.count('class="bar"') == len(stats)

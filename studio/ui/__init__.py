@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, host_check, queue_tab,
+from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, host_check, public_api,
+               queue_tab,
                serving, spacemode, theme)
 
 
@@ -21,6 +22,7 @@ def build_app(studio) -> gr.Blocks:
     with gr.Blocks(title="AnyFlow Studio", fill_width=True, delete_cache=spacemode.upload_cache(studio)) as demo:
         session = gr.State({})  # per browser session: the running render's cancel event
         model, model_info, load_btn, load_status = header.build(studio)
+        header.wire(studio, demo, model, model_info)  # the card follows the model manager (page load, timer)
         downloads.build(studio, demo, model, model_info)  # a model not on this machine: size, Download, progress
         if studio.settings.space:  # a shared Space: say what is private, kept and capped
             gr.Markdown(spacemode.banner(studio), elem_id="space-banner")
@@ -51,6 +53,8 @@ def build_app(studio) -> gr.Blocks:
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
         queue_view.select(jobs["refresh"], jobs["inputs"], jobs["outputs"], api_visibility="private")
+        public_api.register(studio)  # /generate, /compare, /extend, /history, /models: see docs/api.md
+    public_api.hide_ui_handlers(demo)  # the page's own handlers stay off the API page (view_api)
     if studio.settings.space:  # renders past their time to live are deleted on a schedule
         demo.studio_janitor = spacemode.start_janitor(studio, boards=boards["ui"].boards)
     serving.harden_inputs(demo)  # damaged uploads and out-of-range numbers get a message, not a traceback

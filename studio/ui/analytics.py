@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import charts, spacemode
 
-TABLE_COLUMNS = ["Model", "Steps", "Renders", "Accepted", "Median seconds"]
+TABLE_COLUMNS = ["Model", "Steps", "Renders", "Starred", "Median seconds"]  # the plots' word too
 EMPTY_NOTE = ("No finished renders yet. Render in Create, Compare or a Storyboard, star the ones you keep, "
               "and this tab shows what each step budget bought.")
 

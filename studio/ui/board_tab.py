@@ -125,7 +125,7 @@ class BoardViews:
         for shot in board.shots if board else []:
             stale = continuity.stale_stages(self.studio.history, board, shot)  # its previous shot changed
             prompt = shot.prompt if len(shot.prompt) <= 70 else shot.prompt[:68] + "…"
-            rows.append([shot.position + 1, prompt, fmt.MODE_SHORT.get(shot.mode, shot.mode), shot.seed,
+            rows.append([shot.position + 1, prompt, continuity.mode_text(board, shot, fmt.MODE_SHORT), shot.seed,
                          shot.frames or "—", "✓" if shot.approved else "",
                          *(self.budget_text(self.rendered(shot, stage)) + (" · stale" if stage in stale else "")
                            for stage in ("preview", "final"))])
@@ -550,16 +550,20 @@ class BoardTab:
         sid = self.ui.sid(session_v)
         try:
             board = self.ui.board(bid, sid)
-            if board is None:  # no board yet: make one, so the first shot is one click
-                board = self.ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
-                                              preview_policy=self.default_preview, final_policy=self.default_final)
+            made = None
+            if board is None:  # no board yet: make one, so the first shot is one click, and say so
+                board = made = self.ui.boards.create(f"Board {time.strftime('%H:%M')}", model=None, session=sid,
+                                                     preview_policy=self.default_preview,
+                                                     final_policy=self.default_final)
             fields = self.shot_fields(mode_v, prompt_v, seed_v, frames_v, image_v, video_v, sid, continues_v,
                                       loras_v)
             shot = self.ui.boards.add_shot(board.id, **fields)
         except StudioError as exc:
             return self.fail(exc, sid, bid, sel)
         # the form goes back to a blank shot with a fresh seed, ready for the next one
-        return self.view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). "
+        new_board = (f"No board was open, so a new one, **{made.name}**, holds it (rename it with the name box "
+                     "and New board, or pick another board). ") if made else ""
+        return self.view(sid, board.id, None, text=f"Added shot {shot.position + 1} (seed {shot.seed}). {new_board}"
                                                    "Write the next, or click a shot to edit it.")
 
     def on_save(self, bid, sel, mode_v, prompt_v, seed_v, frames_v, image_v, video_v, session_v, continues_v=False,
@@ -700,7 +704,7 @@ class BoardTab:
         elif e.kind in ("result", "failed", "cancelled"):
             batch.rendering.discard(ev.shot_id)
         if e.kind == "progress":
-            progress((ev.index + e.step / max(e.total, 1)) / ev.total, desc=f"{lead} · step {e.step}")
+            progress((e.step, e.total), desc=lead, unit="steps")  # one reading: shot k of n, step s of S
             now = time.perf_counter()
             if now - batch.last_status >= STATUS_EVERY_S:
                 batch.last_status = now

@@ -185,7 +185,7 @@ def build(studio, model: gr.Dropdown, session: gr.State, top_tabs: gr.Tabs, crea
         yield {**idle, progress_bar: "", model: dd, **({model_info: card} if model_info is not None else {})}
 
     run_btn.click(on_compare, [model, prompt, budgets, seed, random_seed, before, session, create.loras.value], outputs,
-                  api_name="compare",
+                  api_name="compare_budgets",
                   concurrency_id="render", show_progress="minimal", show_progress_on=[progress_bar])
     stop_btn.click(lambda s: "■ Cancelling…" if cancel(s) else gr.skip(), session, status, queue=False,
                    api_visibility="private")

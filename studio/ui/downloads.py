@@ -9,10 +9,28 @@ import html
 
 import gradio as gr
 
+from .. import downloads as dl
 from ..errors import StudioError
 from . import header
 
 POLL_S = 1.0
+UNREACHABLE = "⚠ Offline: the size is unknown until the hub answers"
+LICENCE_HINT = "Tick the licence box above to accept it, then press Download."
+
+
+def free_disk() -> str:
+    cache = dl.hub_cache_dir()
+    return f"{dl.human_bytes(dl.disk_free(cache))} free in {html.escape(str(cache))}"
+
+
+def start_error(exc: StudioError) -> str:
+    """What the panel says when Download is refused: no raw network errors, no command-line flags."""
+    text = str(exc)
+    if "Could not reach the hub" in text:
+        return f"{UNREACHABLE}; check the network and press Download again."
+    if "--accept-license" in text:
+        return text.split(" Read it", 1)[0] + ". " + LICENCE_HINT
+    return text
 
 
 def _missing_spec(studio, model_id: str | None):
@@ -42,13 +60,13 @@ def _info(studio, spec) -> str:
     reason = studio.downloads.offline_reason()
     lines = [f"**{html.escape(spec.id)}** is not on this machine ({html.escape(spec.hub_repo)})."]
     if reason is not None:
-        lines.append(f"⚠ {html.escape(reason)}")
+        lines.append(f"⚠ {html.escape(reason)} · {free_disk()}")
     else:
         try:
             plan = studio.downloads.plan(spec, max_age_s=120)
             lines.append(plan.describe() + ("" if plan.fits else " · ⚠ **not enough free space**"))
-        except StudioError as exc:
-            lines.append(f"⚠ {exc}")
+        except StudioError:  # the hub did not answer (no network): say so plainly, and show the disk anyway
+            lines.append(UNREACHABLE + " · " + free_disk())
     if spec.is_noncommercial:
         lines.append(f"Licence: {html.escape(spec.license)}")
     return "  \n".join(lines)
@@ -77,7 +95,8 @@ def start(studio, model_id: str, accepted: bool) -> tuple:
     try:
         job = studio.downloads.start(model_id, accept_license=bool(accepted))
     except StudioError as exc:
-        return gr.skip(), gr.skip(), f"<div class='dl-status'>⚠ {html.escape(str(exc))}</div>", gr.Timer(active=False)
+        message = html.escape(start_error(exc)).lstrip("⚠ ")
+        return gr.skip(), gr.skip(), f"<div class='dl-status'>⚠ {message}</div>", gr.Timer(active=False)
     return gr.Button(interactive=False), gr.Button(visible=True), _bar(job.status()), gr.Timer(active=True)
 
 

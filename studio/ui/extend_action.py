@@ -20,6 +20,7 @@ from . import spacemode
 from .session import cancel_scope, friendly_error, updates
 
 DEFAULT_FRAMES = 8
+FRAME_STEP = 4  # the AnyFlow VAEs' temporal factor: new frames come 4 at a time (extend.snap_new_frames)
 
 
 @dataclass
@@ -35,8 +36,9 @@ def build(where: str) -> ExtendControls:
     """The row, ``where`` ("create", "history") naming its elements."""
     with gr.Group(visible=False, elem_id=f"{where}-extend") as box:
         with gr.Row(equal_height=True):
-            frames = gr.Number(value=DEFAULT_FRAMES, precision=0, minimum=1, label="Frames to add", scale=1,
-                               min_width=110, elem_id=f"{where}-extend-frames")
+            frames = gr.Number(value=DEFAULT_FRAMES, precision=0, minimum=FRAME_STEP, step=FRAME_STEP,
+                               label="Frames to add", info=f"in steps of {FRAME_STEP}", scale=1, min_width=110,
+                               elem_id=f"{where}-extend-frames")
             prompt = gr.Textbox(label="Prompt for the new frames", lines=1, max_lines=3, scale=4,
                                 placeholder="the original's prompt", elem_id=f"{where}-extend-prompt")
             button = gr.Button("Extend →", variant="secondary", scale=1, min_width=100,

@@ -47,9 +47,18 @@ def modes_text(modes) -> str:
     return " · ".join(MODE_SHORT.get(m, m) for m in modes)
 
 
+TEST_MODEL_MARK = "noise: for tests"
+
+
+def is_test_model(row: dict) -> bool:
+    """The random-weight models made for tests (they render noise): their title says "random weights"."""
+    return "random weights" in str(row.get("title") or "").lower()
+
+
 def model_choice_label(row: dict) -> str:
     state = "loaded" if row["loaded"] else ("on disk" if row["available"] else "not downloaded")
-    return f"{row['id']} — {modes_text(row['modes'])} — {state}"
+    mark = f" — {TEST_MODEL_MARK}" if is_test_model(row) else ""
+    return f"{row['id']} — {modes_text(row['modes'])} — {state}{mark}"
 
 
 def memory_text(row: dict) -> str:
@@ -163,8 +172,11 @@ def details_markdown(row: dict) -> str:
         ("Input video", Path(str(req["video"])).name if req.get("video") else None),
         ("Context frames", req.get("context_frames")),
     ]
+    if req.get("loras"):  # a render with none says nothing about them (not "Loras []")
+        params.append(("LoRAs", ", ".join(f"{Path(str(f)).name} ×{float(w):g}" for f, w in req["loras"])))
+    # extends: History's lineage line says it (once); loras: above
     known = {"mode", "model", "steps", "seed", "width", "height", "frames", "fps", "guidance_scale", "negative_prompt",
-             "image", "video", "context_frames", "prompt"}
+             "image", "video", "context_frames", "prompt", "loras", "extends"}
     params += [(k.replace("_", " ").capitalize(), v) for k, v in sorted(req.items()) if k not in known]
     lines.append("")
     lines.append(" · ".join(f"**{name}** {html.escape(str(value))}" for name, value in params if value not in (None, "")))

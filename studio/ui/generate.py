@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from .. import media
+from .. import judge, media
 from ..config import ASSETS_DIR
 from ..errors import StudioError
 from ..render import Plan, RenderRequest
@@ -32,6 +32,8 @@ I2V_EXAMPLES = [["a red circle moving right on a black background", str(EXAMPLES
 V2V_EXAMPLES = [["a blue square moving right on a white background", str(EXAMPLE_VIDEO)]]
 MAX_CONTEXT_THUMBS = 6
 MODES = ("t2v", "i2v", "v2v")
+SHAPES_HINT = "Describe the shot: colour, shape, direction and background work best."
+MODEL_HINT = "Describe the shot: the subject, what it does, the setting, the camera and the light."
 IDLE_STATUS = "Ready. Write a prompt and press **Render** — a quick preview appears first, then the refined video."
 
 
@@ -70,6 +72,8 @@ class CreateControls:
     progress_bar: gr.HTML
     star_btn: gr.Button
     shown_model: gr.State  # the model the size controls were made for
+    t2v_hint: gr.Markdown  # the embedded model's prompt hints, or a real model's
+    world_examples: list  # the shapes-world examples (one column per mode tab): only with a model that draws them
     loras: lora_picker.LoraPicker
     restore: gr.File
     extend: extend_action.ExtendControls  # continue the result by N frames
@@ -157,6 +161,26 @@ def mode_notes(studio, model_id: str) -> list:
     return out_notes + out_buttons
 
 
+def draws_shapes(studio, model_id) -> bool:
+    try:
+        return judge.speaks_shapes(studio.registry.get(model_id or studio.settings.default_model))
+    except StudioError:
+        return False
+
+
+def hint_updates(studio, model_id) -> list:
+    """The T2V hint and the shapes-world examples for the picked model: the shapes hints only where they apply."""
+    shapes = draws_shapes(studio, model_id)
+    return [SHAPES_HINT if shapes else MODEL_HINT] + [gr.Column(visible=shapes) for _ in MODES]
+
+
+def off_world(studio, request: dict, frames) -> str | None:
+    """A render by the embedded model of a prompt outside its shapes world: what it drew instead (else None)."""
+    if frames is None or not len(frames) or not draws_shapes(studio, request.get("model")):
+        return None
+    return judge.off_world_note(request.get("prompt") or "", frames)
+
+
 def switch_target(studio, mode: str) -> str | None:
     rows = header.rows_by_id(studio)
     others = sorted(studio.registry.serving(mode), key=lambda s: (not rows[s.id]["available"], s.memory_gb))
@@ -230,16 +254,20 @@ def _mode_tabs(studio, spec, prompt, image, video) -> dict:
         with gr.Tab("Text → Video", id="t2v", elem_id="tab-t2v") as tabs["t2v"]:
             notes["t2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
             switches["t2v"] = gr.Button(visible=False, size="sm")
-            gr.Markdown("Describe the shot: colour, shape, direction and background work best.",
-                        elem_classes=["hint"])
-            gr.Examples(T2V_EXAMPLES, inputs=[prompt], label="Try a prompt")
+            shapes = judge.speaks_shapes(spec)
+            t2v_hint = gr.Markdown(SHAPES_HINT if shapes else MODEL_HINT, elem_classes=["hint"], elem_id="t2v-hint")
+            world = [gr.Column(visible=shapes, elem_id="t2v-examples")]
+            with world[0]:
+                gr.Examples(T2V_EXAMPLES, inputs=[prompt], label="Try a prompt")
         with gr.Tab("Image → Video", id="i2v", elem_id="tab-i2v") as tabs["i2v"]:
             notes["i2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
             switches["i2v"] = gr.Button(visible=False, size="sm")
             image.render()
             gr.Markdown("The image becomes the first frame (centre-cropped to the render size); "
                         "the prompt says how it moves.", elem_classes=["hint"])
-            gr.Examples(I2V_EXAMPLES, inputs=[prompt, image], label="Try an example")
+            world.append(gr.Column(visible=shapes, elem_id="i2v-examples"))
+            with world[-1]:
+                gr.Examples(I2V_EXAMPLES, inputs=[prompt, image], label="Try an example")
         with gr.Tab("Video → Video", id="v2v", elem_id="tab-v2v") as tabs["v2v"]:
             notes["v2v"] = gr.Markdown(visible=False, elem_classes=["mode-note"])
             switches["v2v"] = gr.Button(visible=False, size="sm")
@@ -250,9 +278,11 @@ def _mode_tabs(studio, spec, prompt, image, video) -> dict:
                                          columns=MAX_CONTEXT_THUMBS, height=130, object_fit="contain",
                                          allow_preview=False, fit_columns=False,
                                          elem_id="context-frames", elem_classes=["pixelated"])
-            gr.Examples(V2V_EXAMPLES, inputs=[prompt, video], label="Try an example")
+            world.append(gr.Column(visible=shapes, elem_id="v2v-examples"))
+            with world[-1]:
+                gr.Examples(V2V_EXAMPLES, inputs=[prompt, video], label="Try an example")
     return {"mode_tabs": mode_tabs, "tabs": tabs, "notes": notes, "switches": switches, "context_md": context_md,
-            "context_gallery": context_gallery}
+            "context_gallery": context_gallery, "t2v_hint": t2v_hint, "world_examples": world}
 
 
 def _settings(studio, spec) -> dict:
@@ -312,6 +342,7 @@ class RenderRun:
     lead: str  # seed, size, budgets, policy, notes: the status's last line
     finished: list = field(default_factory=list)  # steps and seconds of each finished budget
     done_lines: list = field(default_factory=list)
+    live_budget: int | None = None  # the budget whose frames the live strip shows
 
     def status_text(self, current: str) -> str:
         return "  \n".join([current, *self.done_lines, self.lead])
@@ -334,7 +365,7 @@ class CreateTab:
             keep = {}
         studio = self.studio
         return (header.card(studio, model_id), *size_controls(studio, model_id, keep.get("resolution"), keep.get("frames")),
-                *mode_notes(studio, model_id), None, model_id)
+                *mode_notes(studio, model_id), None, model_id, *hint_updates(studio, model_id))
 
     def request(self, mode_v, model_v, prompt_v, negative_v, image_v, video_v, steps_v, seed_v, random_v, res_v,
                 frames_v, policy_v, loras_v=()):
@@ -381,9 +412,15 @@ class CreateTab:
         """The components one Update from ``drive`` changes."""
         c = self.c
         if up.kind == "live":
+            run.live_budget = up.extra.get("budget_index")
             return {c.live: gr.Image(value=fmt.strip(up.extra["frames"]), label=up.text, visible=True)}
         if up.kind in ("progress", "status"):
-            return {c.status: run.status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
+            update = {c.status: run.status_text(f"… {up.text} · {fmt.seconds(up.elapsed)}")}
+            budget = up.extra.get("budget_index")
+            if run.live_budget is not None and budget is not None and budget != run.live_budget:
+                run.live_budget = None  # the strip showed the preview's frames: not this budget's, so hide it
+                update[c.live] = gr.Image(visible=False)
+            return update
         if up.kind == "result":
             return self.result_update(run, up)
         if up.kind == "failed":
@@ -418,6 +455,8 @@ class CreateTab:
         load = r.timings.get("load") if r.budget_index == 0 else None
         det = fmt.plan_summary(run.finished) + (f" · model load {fmt.seconds(load)}" if load else "")
         det += f"  \nSaved to History as `{r.record_id}`."
+        if not more and (world := off_world(self.studio, r.request or {}, r.frames)):
+            det += f"  \n⚠ {world}"
         return {c.output: gr.Video(value=r.video_path, label=label), c.status: run.status_text(current),
                 c.details: det, c.info: result_info, c.star_btn: gr.Button(visible=not more, value="★ Star this render")}
 
@@ -458,7 +497,8 @@ class CreateTab:
             c.tabs[name].select(lambda n=name: n, None, c.mode, api_visibility="private", queue=False)
         note_outputs = [c.notes[m] for m in MODES] + [c.switches[m] for m in MODES]
         c.model.change(self.on_model, [c.model, c.pending_size, c.shown_model, c.resolution, c.frames],
-                       [c.model_info, c.resolution, c.frames, *note_outputs, c.pending_size, c.shown_model],
+                       [c.model_info, c.resolution, c.frames, *note_outputs, c.pending_size, c.shown_model, c.t2v_hint,
+                        *c.world_examples],
                        api_visibility="private", queue=False)
         for name in MODES:
             c.switches[name].click(lambda n=name: switch_target(studio, n) or gr.skip(), None, c.model,

@@ -7,13 +7,16 @@ import gradio as gr
 from ..errors import StudioError
 from . import format as fmt
 
+FOLLOW_S = 3.0  # how often an open page checks what is loaded
+
 
 def rows_by_id(studio) -> dict[str, dict]:
     return {row["id"]: row for row in studio.models.describe()}
 
 
 def model_choices(studio) -> list[tuple[str, str]]:
-    return [(fmt.model_choice_label(row), row["id"]) for row in studio.models.describe()]
+    rows = sorted(studio.models.describe(), key=fmt.is_test_model)  # the random-weight test models last
+    return [(fmt.model_choice_label(row), row["id"]) for row in rows]
 
 
 def card(studio, model_id: str | None) -> str:
@@ -28,6 +31,31 @@ def card(studio, model_id: str | None) -> str:
 def refresh(studio, model_id: str | None):
     """Dropdown (labels carry load state) and card for the chosen model."""
     return gr.Dropdown(choices=model_choices(studio), value=model_id), card(studio, model_id)
+
+
+def loaded_ids(studio) -> list[str]:
+    return sorted(studio.models.loaded_state())
+
+
+def follow(studio, model_id: str | None, seen):
+    """Page load and every few seconds after: the picker's labels and the card from the model manager, updated
+    only when what is loaded changed since this page last looked (``seen``). So a page opened mid-render, or left
+    open while the CLI or another tab loads or frees a model, says what is really loaded."""
+    now = loaded_ids(studio)
+    if seen == now:
+        return gr.skip(), gr.skip(), gr.skip()
+    dropdown, text = refresh(studio, model_id)
+    return dropdown, text, now
+
+
+def wire(studio, demo: gr.Blocks, model: gr.Dropdown, model_info: gr.Markdown) -> None:
+    """Keep the header true to the model manager: at page load, then on a timer."""
+    seen = gr.State(None)  # the loaded ids this page shows
+    timer = gr.Timer(FOLLOW_S)
+    follow_now = dict(fn=lambda m, s: follow(studio, m, s), inputs=[model, seen], outputs=[model, model_info, seen],
+                      api_visibility="private", queue=False, show_progress="hidden")
+    demo.load(**follow_now)
+    timer.tick(**follow_now)
 
 
 def load_model(studio, model_id: str):

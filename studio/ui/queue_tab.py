@@ -52,6 +52,12 @@ def _steps(studio, job: dict):
     return policy.steps if policy and policy.steps else (job["request"].get("request") or {}).get("steps")
 
 
+def steps_of(cell):
+    """The Steps box's value for a picked row: the job's budget (the last of "2 → 8"), else left as it is."""
+    text = str(cell or "").split("→")[-1].strip()
+    return int(text) if text.isdigit() else gr.skip()
+
+
 def act(studio, session_v, jid: str, action: str, steps=None) -> str:
     """Do ``action`` to job ``jid``; a line saying what happened (or why not)."""
     allowed, sid = _scope(studio, session_v)
@@ -91,9 +97,11 @@ def build(studio, session: gr.State) -> dict:
         return pd.DataFrame(rows(studio, session_v), columns=COLUMNS)
 
     def picked(frame, evt: gr.SelectData):
-        return frame.iloc[evt.index[0], 0] if evt is not None and evt.index else gr.skip()
+        if evt is None or not evt.index:
+            return gr.skip(), gr.skip()
+        return frame.iloc[evt.index[0], 0], steps_of(frame.iloc[evt.index[0], COLUMNS.index("Steps")])
 
-    table.select(picked, table, job, api_visibility="private", queue=False)
+    table.select(picked, table, [job, steps], api_visibility="private", queue=False)
     for action, button in buttons.items():
         button.click(lambda s, j, n, a=action: act(studio, s, j, a, n), [session, job, steps], note,
                      api_visibility="private", queue=False).then(refresh, session, table, queue=False)

@@ -13,8 +13,10 @@ from .session import friendly_error
 
 def build() -> gr.File:
     with gr.Accordion("Restore from a file", open=False, elem_id="restore-accordion"):
-        return gr.File(label="Drop a studio mp4 or PNG thumbnail: its prompt, seed and settings come back",
-                       file_types=[".mp4", ".png"], type="filepath", height=90, elem_id="restore-file")
+        gr.Markdown("Drop a studio mp4 or PNG thumbnail: its prompt, seed and settings come back.",
+                    elem_classes=["hint"])  # a long label was cut off in the file box
+        return gr.File(label="Studio mp4 or PNG", file_types=[".mp4", ".png"], type="filepath", height=110,
+                       elem_id="restore-file")
 
 
 STATUS_AT, COUNT = 13, 14 + 2 * lora_picker.ROWS  # where the status is in ``outputs``, and how many

@@ -93,6 +93,20 @@ def role_name(plan: Plan, index: int) -> str:
     return fmt.steps_word(steps)
 
 
+def progress_text(plan: Plan, event: Progress) -> tuple[str, str]:
+    """(which budget: "final (8 steps) · budget 2 of 2", how its steps split), one reading for the status line and
+    the progress bar: budget k of n, step s of S, where S counts this budget's transformer calls."""
+    where = role_name(plan, event.budget_index)
+    if len(plan.budgets) > 1 and plan.kind != "compare":  # a comparison's name already says "(k of n)"
+        where += f" · budget {event.budget_index + 1} of {len(plan.budgets)}"
+    how = ""
+    if event.stage:  # keyframe-first T2V: the first frame alone, then the clip from it
+        how = f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
+    elif event.total != event.steps and event.steps and event.total % event.steps == 0:
+        how = f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
+    return where, how
+
+
 def drive(studio, req: RenderRequest, plan: Plan, session: dict | None, progress=None,
           live: bool = False, policy: str | None = None) -> Iterator[Update]:
     """Run a plan; yield Updates. Validation errors surface as a 'failed' Update, never as an exception.
@@ -122,7 +136,7 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
             last = event.first_frame + len(event.frames)
             text = (f"{role_name(plan, event.budget_index)}: chunk {event.chunk + 1} of {event.chunks} decoded "
                     f"(frames {event.first_frame + 1}-{last}) after {fmt.seconds(event.seconds)}")
-            yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
+            yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames, "budget_index": event.budget_index})
             continue
         if isinstance(event, Preview):  # the clean-video estimate, no VAE: cheap, so throttled not skipped
             now = time.perf_counter()
@@ -130,7 +144,8 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
                 last_live = now
                 text = (f"{role_name(plan, event.budget_index)}: estimate at step {event.step} of {event.total} "
                         "(fast preview, no VAE)")
-                yield Update("live", text, elapsed=elapsed, extra={"frames": event.frames})
+                yield Update("live", text, elapsed=elapsed,
+                             extra={"frames": event.frames, "budget_index": event.budget_index})
             continue
         if isinstance(event, Waiting):  # the render is a job in the studio's queue, not running yet (told each s)
             if progress is not None:
@@ -144,18 +159,15 @@ def updates(events, plan: Plan, progress, started: float) -> Iterator[Update]:
                 progress(0.0, desc=event.message)
             yield Update("status", event.message, elapsed=elapsed)
         elif isinstance(event, Progress):
-            text = f"Rendering {role_name(plan, event.budget_index)} · step {event.step} of {event.total}"
-            if event.stage:  # keyframe-first T2V: the first frame alone, then the clip from it
-                text += f" ({event.stage}, {fmt.steps_word(event.steps)} each for the first frame and the clip)"
-            elif event.total != event.steps and event.steps and event.total % event.steps == 0:
-                text += f" ({fmt.steps_word(event.steps)} × {event.total // event.steps} chunks)"
-            fraction = event.fraction  # of the plan as run (capped budgets included), weighted by steps
-            if progress is not None:
-                progress(fraction, desc=text)
+            where, how = progress_text(plan, event)
+            text = f"Rendering {where} · step {event.step} of {event.total}{how}"
+            if progress is not None:  # the bar reads the same: this budget's steps, "budget k of n" beside them
+                progress((event.step, event.total), desc=f"{where}{how}", unit="steps")
             now = time.perf_counter()
             if now - last_status >= STATUS_EVERY_S or event.step == event.total:
                 last_status = now
-                yield Update("progress", text, elapsed=elapsed, extra={"fraction": fraction})
+                yield Update("progress", text, elapsed=elapsed,
+                             extra={"fraction": event.fraction, "budget_index": event.budget_index})
         elif isinstance(event, Result):
             yield Update("result", result=event, elapsed=elapsed)
         elif isinstance(event, Failed):

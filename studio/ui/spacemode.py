@@ -85,14 +85,15 @@ def upload_cache(studio) -> tuple[int, int] | None:
 # ---- renders and batches ----------------------------------------------------------------------
 # ZeroGPU wraps only the GPU work, inside the engine (space.run_on_gpu around denoise.run): the history, the
 # files and cancellation stay in this process, whether or not the ``spaces`` package is present.
-def render_events(studio, req, plan, cancel, sid, previews, policy=None) -> Iterator:
+def render_events(studio, req, plan, cancel, sid, previews, policy=None, source=None) -> Iterator:
     """A UI render as a job in the studio's queue (Create, or Compare for a comparison): yields the engine's
     events, this session's files and rows. Bad input raises StudioError at the first ``next``; Cancel (``cancel``)
-    stops it queued or running, and so does a consumer that goes away."""
+    stops it queued or running, and so does a consumer that goes away. ``source``: the queue's name for who asked
+    (default: create, or compare for a comparison)."""
     steps = plan.budgets[-1] if plan.kind != "compare" else req.steps
     job = {"request": dict(req.to_dict(), steps=steps), "policy": policy, "previews": bool(previews),
            **jobs.plan_keys(plan)}
-    source = "compare" if plan.kind == "compare" else "create"
+    source = source or ("compare" if plan.kind == "compare" else "create")
     return jobs.follow_job(studio, job, source=source, session=sid, cancel=cancel)
 
 

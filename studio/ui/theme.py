@@ -23,17 +23,16 @@ CSS = """
 #result-video video { background: #111; }
 #render-status { min-height: 3.2em; }
 /* Gradio's own progress (and queue position) is drawn over these anchors: give it room of its own */
-#render-progress, #compare-progress { min-height: 48px; }
+#render-progress, #compare-progress, #board-progress { min-height: 48px; }
 /* ...and a height for that overlay: it is height:100% of a block sized only by min-height, i.e. 0, which
    clipped "queue: 2/5" away while a render waited its turn */
-#render-progress > .wrap, #compare-progress > .wrap { min-height: 48px; }
+#render-progress > .wrap, #compare-progress > .wrap, #board-progress > .wrap { min-height: 48px; }
 #compare-videos video, #compare-teacher-videos video { background: #111; }
 #history-details table { font-size: 0.88em; }
 #history-details td:first-child { white-space: nowrap; opacity: 0.75; }
 /* Storyboard: the New board button sits level with the inputs, not stretched to the row's height */
 #board-bar { align-items: flex-end; }
 #board-new { max-height: 44px; margin-bottom: 10px; }
-#board-progress { min-height: 24px; }
 #space-banner { border-left: 3px solid var(--color-accent); padding-left: 10px; font-size: 0.92em; }
 """
 
