@@ -13,8 +13,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, host_check, public_api,
-               queue_tab,
-               serving, spacemode, theme)
+               queue_tab, serving, spacemode, theme)
 
 
 def build_app(studio) -> gr.Blocks:
