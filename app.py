@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="--farm ray: join the cluster started with `ray start` (HOST:PORT or auto); default: a local one")
     return p
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM: the same way out as Ctrl+C (Gradio's block_thread closes the server on KeyboardInterrupt)."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                              allow_download=allow_download, space=True if space_mode else None,
                              offload=args.offload, vae_tiling=args.vae_tiling, memory_budget_gb=args.memory_budget,
                              compile=None if space_mode else args.compile, farm=args.farm, workers=args.workers,
-                             ray_address=args.ray_address)
+                             ray_address=args.ray_address, max_upload_mb=args.max_upload_mb)
         studio.registry.get(studio.settings.default_model)
         from studio.farm import attach
         attach(studio)  # --farm ray: renders run on Ray workers (nothing of Ray is imported otherwise)
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.window:
             desktop.open_window(url, studio.settings.data_dir)  # until the window is closed, or SIGTERM / SIGINT
         else:
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl+C does (clean-up below)
             demo.block_thread()  # until Ctrl+C or the server closes
     finally:
         studio.dispatcher.stop()  # the jobs it was running wait in the queue for the next start

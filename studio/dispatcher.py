@@ -94,13 +94,12 @@ class Dispatcher:
 
     def _release_followers(self) -> None:
         """The studio stops: whoever follows a job is told it waits for the next start, and stops following."""
-        from .events import Status
+        from .events import Requeued
 
         with self._lock:
             followed = list(self._listeners)
         for jid in followed:
-            self._emit(jid, Status("The studio stopped: this render waits in the queue and runs when it starts "
-                                   "again."))
+            self._emit(jid, Requeued(job_id=jid))
             self._done(jid)
 
     def _loop(self) -> None:
@@ -177,6 +176,8 @@ class Dispatcher:
         return outcome
 
     def _run_claimed(self, row: dict) -> None:
+        from .events import Cancelled, Requeued
+
         jid = row["id"]
         try:
             with self._lock:
@@ -191,7 +192,10 @@ class Dispatcher:
                 ended.set()
             if state == "cancelled" and self._stop.is_set() and not self.store.cancel_requested(jid):
                 self.store.requeue(jid)  # stopped with the studio, not by the user: it runs after a restart
+                self._emit(jid, Requeued(job_id=jid))  # followers hear that, not "cancelled"
             else:
+                if state == "cancelled" and self._stop.is_set():
+                    self._emit(jid, Cancelled(0, None))  # held back by _run while the studio stops
                 self.store.finish(jid, state, error=error, result_ids=ids)
         except Exception:
             log.exception("job %s: the dispatcher failed", jid)
@@ -229,6 +233,8 @@ class Dispatcher:
                                                session=row.get("session"),
                                                previews=bool(job.get("previews")), plan_id=jid)
             for event in events:
+                if isinstance(event, Cancelled) and self._stop.is_set():  # the studio stops: _run_claimed says
+                    return "cancelled", event.message, ids                # whether the job waits or was cancelled
                 if isinstance(event, Result):
                     event = jobs.on_result(self.studio, self.store, row, event)
                     ids.append(event.record_id)
@@ -332,6 +338,11 @@ class JobStream:
         """Follow a job already queued (from now on)."""
         if self.dispatcher._listen(jid, self._put):
             self._open.add(jid)
+
+    @property
+    def jobs(self) -> set[str]:
+        """The jobs still followed."""
+        return set(self._open)
 
     def events(self) -> Iterator:
         """The events alone, without their job ids."""

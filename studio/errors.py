@@ -69,3 +69,16 @@ class BadLora(StudioError):
 
 class NoStudioMetadata(StudioError):
     """A file given to restore from that the studio did not write (no settings in its metadata)."""
+
+
+class DataFolderUnusable(StudioError):
+    """The data folder is a file, cannot be made or written, or holds a database that is not the studio's."""
+
+
+class DiskFull(StudioError):
+    """A write was refused because the disk holding the data folder is full."""
+
+
+class StudioStopped(StudioError):
+    """The studio a command sent its job to stopped (or was killed) before the job ended; the job waits in its
+    queue."""

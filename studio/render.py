@@ -111,8 +111,8 @@ class RenderEngine:
         return spec
 
     def validate(self, req: RenderRequest) -> tuple[RenderRequest, list[str]]:
-        spec = self.spec_for(req)
-        req, notes = validate(req, spec)
+        spec = self.models.with_limits(self.spec_for(req))  # frames and sides its position table covers
+        req, notes = validate(req, spec, self.settings.max_upload_mb)
         self.check_loras(req, spec)
         return req, notes
 
