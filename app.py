@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -62,6 +63,20 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _serve(args)
+    except (OSError, sqlite3.DatabaseError) as exc:  # a full disk at start-up (the lock, the announcement, recovery)
+        from studio import disk
+        from studio.config import Settings
+
+        data_dir = Settings.from_env(data_dir=args.data_dir).data_dir
+        if not disk.is_full(exc, data_dir):
+            raise
+        print(f"error: {disk.full(data_dir, 'free space and start the studio again')}", file=sys.stderr)
+        return 2
+
+
+def _serve(args) -> int:
     if args.allow_download is False:
         os.environ["HF_HUB_OFFLINE"] = "1"
 

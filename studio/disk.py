@@ -31,7 +31,7 @@ def make_folder(path: str | Path) -> Path:
                                  "STUDIO_DATA_DIR) a folder.") from None
     except OSError as exc:
         if is_full(exc, path):
-            raise full(path) from None
+            raise full(path, "free space and try again") from None
         raise DataFolderUnusable(f"Cannot use {path} as the data folder: {exc.strerror or exc}. Give --data-dir "
                                  "(or STUDIO_DATA_DIR) a folder you can write to.") from None
     if not os.access(path, os.W_OK | os.X_OK):
@@ -57,21 +57,21 @@ def is_full(exc: BaseException, where: str | Path | None = None) -> bool:
     that counts when ``where`` is given and its file system has less than LOW_MB free."""
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return True
-    if isinstance(exc, sqlite3.DatabaseError):
-        text = str(exc).lower()
-        if "database or disk is full" in text or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            return True
-        if "disk i/o error" in text and where is not None:
-            free = free_mb(where)
-            return free is not None and free < LOW_MB
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.DatabaseError) and ("database or disk is full" in text or
+                                                   getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL):
+        return True
+    if where is not None and (isinstance(exc, OSError) or "disk i/o error" in text or "no space" in text):
+        free = free_mb(where)  # an encoder's broken pipe, SQLite's I/O error: on a disk that has no room left
+        return free is not None and free < LOW_MB
     return False
 
 
-def full(data_dir: str | Path) -> DiskFull:
-    """The one message for a full disk."""
+def full(data_dir: str | Path, then: str = "free space and press Render again") -> DiskFull:
+    """The one message for a full disk; ``then``: what to do (a render: free space and press Render again)."""
     free = free_mb(data_dir)
     space = f" ({free} MB free)" if free is not None else ""
-    return DiskFull(f"The disk holding {data_dir} is full{space}: free space and press Render again.")
+    return DiskFull(f"The disk holding {data_dir} is full{space}: {then}.")
 
 
 def corrupt_database(path: str | Path, exc: BaseException) -> DataFolderUnusable:

@@ -224,7 +224,7 @@ class HistoryStore:
         except sqlite3.DatabaseError as exc:  # not a database, damaged, or a full disk
             conn.close()
             if disk.is_full(exc, self.path.parent):
-                raise disk.full(self.path.parent) from None
+                raise disk.full(self.path.parent, "free space and try again") from None
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
             raise disk.corrupt_database(self.path, exc) from None
