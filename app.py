@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sqlite3
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -78,8 +80,27 @@ def print_finished_renders() -> None:
     renders.propagate = False
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM: the same way out as Ctrl+C (Gradio's block_thread closes the server on KeyboardInterrupt)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _serve(args)
+    except (OSError, sqlite3.DatabaseError) as exc:  # a full disk at start-up (the lock, the announcement, recovery)
+        from studio import disk
+        from studio.config import Settings
+
+        data_dir = Settings.from_env(data_dir=args.data_dir).data_dir
+        if not disk.is_full(exc, data_dir):
+            raise
+        print(f"error: {disk.full(data_dir, 'free space and start the studio again')}", file=sys.stderr)
+        return 2
+
+
+def _serve(args) -> int:
     if args.allow_download is False:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -121,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                              allow_download=allow_download, space=True if space_mode else None,
                              offload=args.offload, vae_tiling=args.vae_tiling, memory_budget_gb=args.memory_budget,
                              compile=None if space_mode else args.compile, farm=args.farm, workers=args.workers,
-                             ray_address=args.ray_address)
+                             ray_address=args.ray_address, max_upload_mb=args.max_upload_mb)
         studio.registry.get(studio.settings.default_model)
         from studio.farm import attach
         attach(studio)  # --farm ray: renders run on Ray workers (nothing of Ray is imported otherwise)
@@ -166,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.window:
             desktop.open_window(url, studio.settings.data_dir)  # until the window is closed, or SIGTERM / SIGINT
         else:
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl+C does (clean-up below)
             demo.block_thread()  # until Ctrl+C or the server closes
     finally:
         studio.dispatcher.stop()  # the jobs it was running wait in the queue for the next start

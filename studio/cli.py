@@ -211,6 +211,7 @@ def _check_extend(args) -> None:
 
     flag = {"from_file": "from"}
     bad = [f"--{flag.get(n, n)}" for n in NOT_FOR_EXTEND if getattr(args, n, None) not in (None, False)]
+    _new_frames(args.frames)  # before a model loads
     if bad:
         raise StudioError(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to --extend: an "
                                f"extension continues the original (its mode, size, fps and LoRAs); leave "
@@ -222,6 +223,22 @@ def _check_extend(args) -> None:
                           f"button under the render, in Create or History), or stop it first and run this again.")
 
 
+def _new_frames(text: str | None) -> int:
+    """``--frames`` for ``--extend``: how many new frames, a whole number from 1 to MAX_FRAMES (the model's own
+    limit on the whole clip it renders is checked with the request)."""
+    from .errors import InvalidRequest
+    from .request import MAX_FRAMES
+
+    try:
+        frames = int(str(text).strip()) if text is not None else 0
+    except ValueError:
+        raise InvalidRequest({"frames": f"must be a whole number of new frames, got {str(text)[:40]!r}"}) from None
+    if not 1 <= frames <= MAX_FRAMES:
+        raise InvalidRequest({"frames": f"--extend needs --frames: the new frames, 1 to {MAX_FRAMES}; got "
+                                        f"{frames}"})
+    return frames
+
+
 def _extend(studio, args) -> int:
     """``render --extend``: print the joined clip's mp4 path (see extend.py)."""
     from . import extend
@@ -229,7 +246,7 @@ def _extend(studio, args) -> int:
 
     source = extend.load_source(studio.history, args.extend)
     req, plan = extend.extension_request(
-        studio.engine, source, int(args.frames or 0), prompt=args.prompt, seed=args.seed, steps=args.steps,
+        studio.engine, source, _new_frames(args.frames), prompt=args.prompt, seed=args.seed, steps=args.steps,
         model=args.model, max_context=args.context_frames,
         negative_prompt=args.negative_prompt or None, guidance_scale=args.guidance_scale)
     note = plan.note(studio.engine.spec_for(req).temporal_factor)

@@ -28,7 +28,7 @@ def _err(message: str) -> None:
 
 
 # ---- where the job runs ------------------------------------------------------------------
-def _events(args, route: str, job: dict, attach: Callable[[dict], dict], run_here) -> Iterator[dict]:
+def _events(args, route: str, job: dict, attach: Callable[[dict, float], dict], run_here) -> Iterator[dict]:
     """The job's events: from the owning studio if one answers, else from ``run_here(studio, job)`` on a studio
     opened in this process (``args.open_studio``)."""
     data_dir = Settings.from_env(data_dir=args.data_dir).data_dir
@@ -43,7 +43,7 @@ def _events(args, route: str, job: dict, attach: Callable[[dict], dict], run_her
     ignored = [f"--{name.replace('_', '-')}" for name in LOCAL_ONLY if getattr(args, name, None) is not None]
     _err(f"sent to the studio at {owner.url} (pid {owner.pid})"
          + (f"; its own settings apply, not {', '.join(ignored)}" if ignored else ""))
-    yield from owner_client.send(owner, route, attach(job))
+    yield from owner_client.send(owner, route, attach(job, owner_client.upload_limit_mb(owner)))
 
 
 # ---- render ---------------------------------------------------------------------------
@@ -88,9 +88,9 @@ def _restored(args, given: dict) -> dict:
     return req.to_dict()
 
 
-def _attach_inputs(job: dict) -> dict:
-    request = dict(job["request"], image=owner_client.attach(job["request"].get("image")),
-                   video=owner_client.attach(job["request"].get("video")))
+def _attach_inputs(job: dict, limit_mb: float) -> dict:
+    request = dict(job["request"], image=owner_client.attach(job["request"].get("image"), "--image", limit_mb),
+                   video=owner_client.attach(job["request"].get("video"), "--video", limit_mb))
     return dict(job, request=request)
 
 
@@ -159,6 +159,8 @@ class RenderPrinter:
             self._result(event)
         elif kind in ("failed", "cancelled"):
             self.failure = event["message"]
+        elif kind == "requeued":  # the studio stopped under the job: it runs again at the next start
+            self.failure = f"the studio stopped; job {event['job']} waits in the queue and runs when it starts again"
         elif kind == "error":
             self.error = event["message"]
 
@@ -205,7 +207,7 @@ def board_job(args) -> dict:
     return {"board": data, "source": str(path.resolve()), "stage": args.stage, "export_dir": export_dir}
 
 
-def _attach_shot_inputs(job: dict) -> dict:
+def _attach_shot_inputs(job: dict, limit_mb: float) -> dict:
     """Each shot's image and video sent along (relative paths are the board file's)."""
     board, folder = job["board"], Path(job["source"]).parent
     if not isinstance(board, dict) or not isinstance(board.get("shots"), list):
@@ -213,7 +215,8 @@ def _attach_shot_inputs(job: dict) -> dict:
     shots = []
     for shot in board["shots"]:
         if isinstance(shot, dict):
-            shot = dict(shot, **{key: owner_client.attach(str(folder / shot[key])) for key in ("image", "video")
+            shot = dict(shot, **{key: owner_client.attach(str(folder / shot[key]), f"a shot's {key}", limit_mb)
+                                 for key in ("image", "video")
                                  if isinstance(shot.get(key), str) and shot[key]})
         shots.append(shot)
     return dict(job, board=dict(board, shots=shots))
@@ -263,7 +266,10 @@ class BoardPrinter:
 
     def _shot(self, event: dict) -> None:
         inner = event["event"]
-        if inner["type"] == "result":
+        if inner["type"] == "requeued":
+            self.error = (f"the studio stopped; shot {event['index'] + 1} (job {inner['job']}) and the shots after "
+                          "it wait in the queue and run when it starts again")
+        elif inner["type"] == "result":
             print(inner["video"], flush=True)
             if self.bar is not None:
                 self.bar.update(1)

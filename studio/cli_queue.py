@@ -69,7 +69,7 @@ def _add(args, _open) -> int:
     job = render_job(args)
     owner = owner_client.find_studio(_data_dir(args))
     if owner is not None:
-        for event in owner_client.send(owner, "queue-add", _attach_inputs(job)):
+        for event in owner_client.send(owner, "queue-add", _attach_inputs(job, owner_client.upload_limit_mb(owner))):
             if event.get("type") == "error":
                 raise StudioError(event["message"])
             print(event["id"])

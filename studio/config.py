@@ -59,6 +59,7 @@ class Settings:
     farm: str = "local"  # local (GPU work in this process) | ray (workers as Ray actors: farm.py)
     workers: int | None = None  # farm: workers per GPU-less node (required on a CPU); GPU nodes get one per GPU
     ray_address: str | None = None  # farm: None starts a local Ray instance; "auto" or HOST:PORT joins a cluster
+    max_upload_mb: float = 200.0  # the largest input file (upload, --image/--video, a file sent with a job)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import StudioError
+from .errors import DiskFull, StudioError
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ finished_log = logging.getLogger("studio.renders")  # one line per finished rend
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
 CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
 FOLLOW_POLL_S = 0.05  # a follower's Cancel reaches its jobs within this
+FULL_RETRY_S = 2.0  # on a full disk, a job's end is written again this often until it fits
 PLACE_S = 1.0  # a follower looks up the place of its waiting jobs at most this often (Waiting events)
 _END = object()
 
@@ -95,13 +96,12 @@ class Dispatcher:
 
     def _release_followers(self) -> None:
         """The studio stops: whoever follows a job is told it waits for the next start, and stops following."""
-        from .events import Status
+        from .events import Requeued
 
         with self._lock:
             followed = list(self._listeners)
         for jid in followed:
-            self._emit(jid, Status("The studio stopped: this render waits in the queue and runs when it starts "
-                                   "again."))
+            self._emit(jid, Requeued(job_id=jid))
             self._done(jid)
 
     def _loop(self) -> None:
@@ -178,6 +178,8 @@ class Dispatcher:
         return outcome
 
     def _run_claimed(self, row: dict) -> None:
+        from .events import Cancelled, Requeued
+
         jid = row["id"]
         try:
             with self._lock:
@@ -191,17 +193,38 @@ class Dispatcher:
             finally:
                 ended.set()
             if state == "cancelled" and self._stop.is_set() and not self.store.cancel_requested(jid):
-                self.store.requeue(jid)  # stopped with the studio, not by the user: it runs after a restart
+                self._record(jid, lambda: self.store.requeue(jid))  # stopped with the studio: it runs after a restart
+                self._emit(jid, Requeued(job_id=jid))  # followers hear that, not "cancelled"
             else:
-                self.store.finish(jid, state, error=error, result_ids=ids)
+                if state == "cancelled" and self._stop.is_set():
+                    self._emit(jid, Cancelled(0, None))  # held back by _run while the studio stops
+                self._record(jid, lambda: self.store.finish(jid, state, error=error, result_ids=ids))
         except Exception:
             log.exception("job %s: the dispatcher failed", jid)
-            self.store.finish(jid, "failed", error="The dispatcher failed on this job; see the studio's log.")
+            self._record(jid, lambda: self.store.finish(jid, "failed", error="The dispatcher failed on this job; see the "
+                                                                         "studio's log."))
         finally:
             self._done(jid)
             with self._lock:
                 self._running.pop(jid, None)
             self._wake.set()
+
+    def _record(self, jid: str, write) -> None:
+        """Write a job's end to the queue. On a full disk its followers are let go (they have heard how it ended)
+        and the write is tried again every FULL_RETRY_S until space is freed (the job stays "running" meanwhile,
+        never marked done or failed by mistake) or the studio stops (recovered at the next start)."""
+        told = False
+        while True:
+            try:
+                write()
+                return
+            except DiskFull as exc:
+                if not told:
+                    log.warning("%s (the queue waits to record how job %s ended)", exc, jid)
+                    self._done(jid)
+                    told = True
+                if self._stop.wait(FULL_RETRY_S):
+                    return
 
     def _watch_flag(self, jid: str, cancel: threading.Event, ended: threading.Event) -> None:
         """While a job runs: a cancel asked for in the store (`queue cancel` in another process) sets its event,
@@ -234,6 +257,8 @@ class Dispatcher:
                                                session=row.get("session"),
                                                previews=bool(job.get("previews")), plan_id=jid)
             for event in events:
+                if isinstance(event, Cancelled) and self._stop.is_set():  # the studio stops: _run_claimed says
+                    return "cancelled", event.message, ids                # whether the job waits or was cancelled
                 if isinstance(event, Result):
                     event = jobs.on_result(self.studio, self.store, row, event)
                     ids.append(event.record_id)
@@ -347,6 +372,11 @@ class JobStream:
         """Follow a job already queued (from now on)."""
         if self.dispatcher._listen(jid, self._put):
             self._open.add(jid)
+
+    @property
+    def jobs(self) -> set[str]:
+        """The jobs still followed."""
+        return set(self._open)
 
     def events(self) -> Iterator:
         """The events alone, without their job ids."""

@@ -74,3 +74,16 @@ class NoStudioMetadata(StudioError):
 class OutsideFolders(StudioError):
     """A file named from outside (a browser, an API client, a database row) that is not a regular file inside the
     studio's folders, or does not exist: the message is the same (studio/confine.py)."""
+
+
+class DataFolderUnusable(StudioError):
+    """The data folder is a file, cannot be made or written, or holds a database that is not the studio's."""
+
+
+class DiskFull(StudioError):
+    """A write was refused because the disk holding the data folder is full."""
+
+
+class StudioStopped(StudioError):
+    """The studio a command sent its job to stopped (or was killed) before the job ended; the job waits in its
+    queue."""

@@ -14,6 +14,19 @@ class Status:
     kind: str = "status"
 
 
+STOPPED = "The studio stopped: this render waits in the queue and runs when it starts again."
+
+
+@dataclass
+class Requeued(Status):
+    """The studio stopped under a job (running or waiting): it stays in the queue and runs at the next start. A
+    Status, so a consumer that knows only those shows its message."""
+
+    message: str = STOPPED
+    job_id: str = ""
+    kind: str = "requeued"
+
+
 @dataclass
 class Progress:
     budget_index: int
@@ -92,7 +105,7 @@ class Waiting:
     kind: str = "waiting"
 
 
-Event = Status | Progress | Preview | Chunk | Result | Failed | Cancelled | Waiting
+Event = Status | Requeued | Progress | Preview | Chunk | Result | Failed | Cancelled | Waiting
 _DONE = object()
 
 

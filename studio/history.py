@@ -20,6 +20,8 @@ from typing import Callable
 
 import sqlite_utils
 
+from . import disk
+
 STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
 _JSON_FIELDS = ("request", "timings")
 
@@ -206,15 +208,26 @@ class Query:
 class HistoryStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        self.db = sqlite_utils.Database(conn)
+        disk.make_folder(self.path.parent)
         self._lock = threading.RLock()
-        with self._lock:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self.db)
+        try:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        except sqlite3.Error as exc:  # a folder named history.db, no permission
+            raise disk.corrupt_database(self.path, exc) from None
+        self.db = sqlite_utils.Database(conn)
+        try:
+            with self._lock:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA busy_timeout=30000")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                migrate(self.db)
+        except sqlite3.DatabaseError as exc:  # not a database, damaged, or a full disk
+            conn.close()
+            if disk.is_full(exc, self.path.parent):
+                raise disk.full(self.path.parent, "free space and try again") from None
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise disk.corrupt_database(self.path, exc) from None
 
     @property
     def table(self) -> sqlite_utils.db.Table:

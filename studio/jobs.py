@@ -67,8 +67,10 @@ def store_files(job, inputs_dir: Path):
 # ---- events as dicts ----------------------------------------------------------------------
 def event_dict(event) -> dict | None:
     """An engine event as a JSON-ready dict; None for those that carry frames (previews, chunks)."""
-    from .events import Cancelled, Failed, Progress, Result, Status, Waiting
+    from .events import Cancelled, Failed, Progress, Requeued, Result, Status, Waiting
 
+    if isinstance(event, Requeued):
+        return {"type": "requeued", "job": event.job_id, "message": event.message}
     if isinstance(event, Waiting):
         return {"type": "waiting", "position": event.position, "waiting": event.waiting}
     if isinstance(event, Status):
@@ -98,11 +100,23 @@ def _plan(studio, job: dict):
     resolved, notes = studio.engine.validate(req)
     if job.get("compare"):
         plan = Plan.compare(job["compare"])
-    elif job.get("preview"):
-        plan = Plan.refine(job["preview"], resolved.steps)
+    elif job.get("preview") is not None:
+        plan = Plan.refine(_preview_steps(job["preview"], resolved.steps), resolved.steps)
     else:
         plan = Plan.single(resolved.steps)
     return resolved, plan, notes
+
+
+def _preview_steps(preview, steps: int) -> int:
+    """A refine plan's preview budget: a whole number of steps, fewer than the final budget (else the "preview"
+    would cost as much as the render it previews)."""
+    from .errors import InvalidRequest
+
+    if isinstance(preview, bool) or not isinstance(preview, int) or not 1 <= preview < steps:
+        hint = (f"1 to {steps - 1} (fewer than --steps, {steps})" if steps > 1 else
+                "fewer steps than --steps, which is 1 here: raise --steps or leave out --preview")
+        raise InvalidRequest({"preview": f"must be {hint}; got {str(preview)[:20]}"})
+    return preview
 
 
 def plan_keys(plan) -> dict:
@@ -179,7 +193,7 @@ def render_events(studio, job: dict, cancel: threading.Event | None = None) -> I
     stream = None
     try:
         req, plan, notes, stream = queue_job(studio, job, source="cli", cancel=cancel)
-        yield {"type": "start", "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
+        yield {"type": "start", "job": next(iter(stream.jobs), None), "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
                "frames": req.frames, "fps": req.fps, "budgets": list(plan.budgets), "plan": plan.kind,
                "notes": notes}
         for event in stream.events():

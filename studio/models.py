@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,7 +27,7 @@ from . import catalogue, memory, nvlabs
 from .config import Settings
 from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
 from .memory import MEMORY_MODES, MODE_LABELS, Placement, choose_memory_mode, resident_bytes  # noqa: F401
-from .registry import ModelSpec, Registry
+from .registry import ModelSpec, Registry, limits_from_config
 
 log = logging.getLogger(__name__)
 GB = 1024**3
@@ -448,6 +448,16 @@ class ModelManager:
 
     def transformer_config(self, model_id: str) -> dict:
         return self.component_config(model_id, "transformer")
+
+    def with_limits(self, spec: ModelSpec) -> ModelSpec:
+        """``spec`` with the frames and sides its configs allow (registry.limits_from_config) where the entry does
+        not set them; unchanged when its configs are not on disk (the pipeline says so when it loads)."""
+        if spec.max_frames is not None and spec.max_side is not None:
+            return spec
+        found = limits_from_config(self.transformer_config(spec.id), self.component_config(spec.id, "vae"),
+                                   spec.temporal_factor)
+        given = {k: v for k, v in found.items() if getattr(spec, k) is None}
+        return replace(spec, **given) if given else spec
 
     @staticmethod
     def mode_label(entry: LoadedModel) -> str:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from .errors import FolderOwned, OwnerNotAnswering, StudioError
+from . import input_files
+from .errors import FolderOwned, OwnerNotAnswering, StudioError, StudioStopped
 from .ownership import ANNOUNCEMENT_NAME, LOCK_NAME, Announcement, current_owner
 
 API = "studio/api"
@@ -121,34 +123,60 @@ def loaded_models(data_dir: str | Path, timeout: float = 1.0) -> dict[str, dict]
         return {}
 
 
-def attach(path: str | None) -> dict | str | None:
-    """A file to send with a job: its name and bytes. A path that is not a readable file is sent as given, for
-    the studio to say what is wrong with it."""
+def upload_limit_mb(owner: Announcement) -> float:
+    """The largest file the studio takes (its --max-upload-mb, from its ping); the default if it does not say."""
+    try:
+        limit = ping(owner).get("max_upload_mb")
+    except (OSError, ValueError):
+        limit = None
+    return float(limit) if isinstance(limit, (int, float)) and limit > 0 else input_files.DEFAULT_LIMIT_MB
+
+
+def attach(path: str | None, what: str = "--image", limit_mb: float = input_files.DEFAULT_LIMIT_MB
+           ) -> dict | str | None:
+    """A file to send with a job: its name and bytes, read with a bound (input_files.py). A path that names
+    nothing is sent as given, for the studio to say so; a device, a FIFO, a folder or a file over ``limit_mb``
+    is refused here (MediaError), before anything is read."""
     if not path:
         return path
-    try:
-        data = Path(path).expanduser().read_bytes()
-    except OSError:
+    if not os.path.lexists(Path(path).expanduser()):
         return path
+    data = input_files.read(path, what, limit_mb)
     return {"file": Path(path).name, "data": base64.b64encode(data).decode("ascii")}
 
 
 def send(owner: Announcement, route: str, job: dict, timeout: float = READ_TIMEOUT) -> Iterator[dict]:
     """POST a job to the owner and yield its events as they come. Closing the generator (e.g. on Ctrl+C) hangs up,
-    and the studio cancels the job."""
+    and the studio cancels the job. A stream cut before the studio's ``end`` line (the studio was stopped or
+    killed) raises StudioStopped, naming the job when the studio said which it was."""
     try:
         resp = _open(owner, route, job, timeout)
     except (OSError, ValueError) as exc:
         raise StudioError(f"the studio at {owner.url} did not take the job: {_why(exc)}") from None
+    job_id = None
     with resp:
-        while line := _readline(owner, resp):
-            event = json.loads(line)
+        while line := _readline(owner, resp, job_id):
+            try:
+                event = json.loads(line)
+            except ValueError:  # half a line: the studio died while it wrote it
+                break
+            if event.get("type") == "end":
+                return
+            job_id = event.get("job") or job_id
             if event.get("type") != "alive":
                 yield event
+    raise stopped(owner, job_id)
 
 
-def _readline(owner: Announcement, resp) -> bytes:
+def stopped(owner: Announcement, job_id: str | None) -> StudioStopped:
+    if job_id:
+        return StudioStopped(f"the studio stopped; job {job_id} waits in the queue and runs when it starts again")
+    return StudioStopped(f"the studio at {owner.url} stopped before it said which job it queued; what it had "
+                         "queued runs when it starts again (`python -m studio queue list` shows it)")
+
+
+def _readline(owner: Announcement, resp, job_id: str | None) -> bytes:
     try:
         return resp.readline()
-    except OSError as exc:  # reset, timed out: the studio stopped or hung mid-job
-        raise StudioError(f"lost the studio at {owner.url} during the job: {_why(exc)}; see its History") from None
+    except OSError:  # reset, or the connection closed mid-chunk: the studio stopped or was killed mid-job
+        raise stopped(owner, job_id) from None

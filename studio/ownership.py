@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import disk
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -91,7 +93,7 @@ class FolderLock:
         """Take the lock if it is free (never waits) and announce this process. True if this process owns it."""
         if self._fd is not None:
             return True
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        disk.make_folder(self.data_dir)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
             os.close(fd)
@@ -145,7 +147,7 @@ def is_owned(data_dir: str | Path) -> bool:
     path = Path(data_dir) / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDONLY if fcntl is not None else os.O_RDWR)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no folder, or --data-dir names a file: nobody owns it
         return False
     try:
         if _try_lock(fd, shared=True):

@@ -19,6 +19,7 @@ import os
 import socket
 from contextlib import contextmanager
 
+from . import disk
 from .errors import StudioError
 from .history import HistoryStore, _now, new_id
 
@@ -63,17 +64,21 @@ class QueueStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
         self._lock = history._lock
+        self._folder = history.path.parent  # the data folder: named when its disk is full
 
     @contextmanager
     def _write(self):
         """One write transaction: the thread lock, then SQLite's write lock taken first (BEGIN IMMEDIATE)."""
         with self._lock:
-            self.db.conn.execute("BEGIN IMMEDIATE")
             try:
+                self.db.conn.execute("BEGIN IMMEDIATE")
                 yield self.db.conn
                 self.db.conn.execute("COMMIT")
-            except BaseException:
-                self.db.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if self.db.conn.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                    self.db.conn.execute("ROLLBACK")
+                if disk.is_full(exc, self._folder):
+                    raise disk.full(self._folder) from None
                 raise
 
     # ---- adding and claiming ----------------------------------------------------------

@@ -41,6 +41,10 @@ class ModelSpec:
     license: str = ""
     notes: str = ""
     path: str | None = None  # optional local folder holding a hub model's files
+    # The longest clip and largest side the model's position table covers (None: derived from its configs by
+    # ``limits_from_config`` when they are on disk; a catalogue entry may set them)
+    max_frames: int | None = None
+    max_side: int | None = None
     origin: str = "built-in"  # which file the entry came from
 
     @property
@@ -78,6 +82,22 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def limits_from_config(transformer: dict, vae: dict, temporal_factor: int) -> dict:
+    """{"max_frames", "max_side"} that the transformer's rotary position table covers: ``rope_max_seq_len``
+    positions per axis, each a patch of ``patch_size`` latent cells, each latent cell ``temporal_factor`` frames
+    (the VAE's temporal compression) and ``scale_factor_spatial`` pixels. Empty when the config does not say."""
+    rope = transformer.get("rope_max_seq_len")
+    if isinstance(rope, bool) or not isinstance(rope, int) or rope < 1:
+        return {}
+    patch = transformer.get("patch_size") or (1, 2, 2)
+    p_t, p_s = (int(patch[0]), int(patch[1])) if isinstance(patch, (list, tuple)) and len(patch) == 3 else (1, 2)
+    spatial = vae.get("scale_factor_spatial")
+    if not isinstance(spatial, int) or isinstance(spatial, bool) or spatial < 1:
+        down = vae.get("temperal_downsample")
+        spatial = 2 ** len(down) if isinstance(down, list) else 8
+    return {"max_frames": (rope * p_t - 1) * temporal_factor + 1, "max_side": rope * p_s * spatial}
 
 
 def _spec_from_table(model_id: str, table: dict, origin: str) -> ModelSpec:

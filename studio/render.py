@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import chunks, denoise, lora, media, restore, space
+from . import chunks, denoise, disk, lora, media, restore, space
 from .cancel import CancelToken
 from .config import Settings
 from .errors import InvalidRequest, ModeNotServed, RenderCancelled, StudioError
@@ -111,8 +112,8 @@ class RenderEngine:
         return spec
 
     def validate(self, req: RenderRequest) -> tuple[RenderRequest, list[str]]:
-        spec = self.spec_for(req)
-        req, notes = validate(req, spec)
+        spec = self.models.with_limits(self.spec_for(req))  # frames and sides its position table covers
+        req, notes = validate(req, spec, self.settings.max_upload_mb)
         self.check_loras(req, spec)
         return req, notes
 
@@ -271,9 +272,13 @@ class RenderEngine:
                 self._unload_after_oom(req.model)
             self._close_row(rid, "failed", str(exc))
             emit(Failed(str(exc), index, rid))
-        except Exception as exc:  # a bug here (not in the GPU work): keep serving, say what happened
-            log.exception("render failed")
-            message = f"Render failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a full disk, or a bug here (not in the GPU work): keep serving, say what happened
+            if disk.is_full(exc, self.settings.data_dir):
+                message = str(disk.full(self.settings.data_dir))
+                log.warning("render stopped: %s (%s: %s)", message, type(exc).__name__, exc)
+            else:
+                log.exception("render failed")
+                message = f"Render failed: {type(exc).__name__}: {exc}"
             self._close_row(rid, "failed", message)
             emit(Failed(message, index, rid))
         finally:
@@ -289,8 +294,16 @@ class RenderEngine:
             yield model
 
     def _close_row(self, rid: str | None, status: str, error: str) -> None:
-        if rid:
+        """Finish the row a render stopped on. On a full disk that write fails too: the row stays "running" (the
+        next start marks it interrupted), and the render's own message says why."""
+        if not rid:
+            return
+        try:
             self.history.finish(rid, status, error=error)
+        except sqlite3.DatabaseError as exc:
+            if not disk.is_full(exc, self.settings.data_dir):
+                raise
+            log.warning("could not record render %s as %s: the disk is full", rid, status)
 
     def _load(self, req: RenderRequest, emit) -> dict:
         """Load the model if needed, saying so as it goes; returns the first budget's load timing."""

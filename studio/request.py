@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import chunks, lora
-from .errors import InvalidRequest
+from . import chunks, input_files, lora
+from .errors import InvalidRequest, MediaError
 from .registry import MODES, ModelSpec
 
 MIN_STEPS, MAX_STEPS = 1, 128
@@ -78,8 +77,10 @@ def _as_int(value: Any, name: str, errors: dict, lo: int, hi: int) -> int | None
     return number
 
 
-def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[str]]:
-    """Check every field against the model; fill defaults. Returns (request, notes on adjustments)."""
+def validate(req: RenderRequest, spec: ModelSpec, max_file_mb: float = input_files.DEFAULT_LIMIT_MB
+             ) -> tuple[RenderRequest, list[str]]:
+    """Check every field against the model; fill defaults. Returns (request, notes on adjustments). Input files
+    must be regular files of at most ``max_file_mb`` (the studio's --max-upload-mb)."""
     errors: dict[str, str] = {}
     notes: list[str] = []
 
@@ -108,6 +109,7 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
         fixed = chunks.nearest_valid_frames(frames, spec.temporal_factor)
         notes.append(f"frames {frames} -> {fixed}: this model needs {spec.temporal_factor}n+1 frames")
         frames = fixed
+    _check_model_limits(spec, frames, height, width, errors)
     fps = _as_int(req.fps if req.fps is not None else spec.fps, "fps", errors, 1, 120)
     context = _as_int(req.context_frames, "context_frames", errors, 1, MAX_FRAMES)
     try:
@@ -133,8 +135,11 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
         errors["video"] = f"is only used in v2v mode (mode is {mode})"
     for name in ("image", "video"):
         path = getattr(req, name)
-        if path and name not in errors and not Path(path).is_file():
-            errors[name] = f"file not found: {path}"
+        if path and name not in errors:
+            try:
+                input_files.check(path, "file", max_file_mb)
+            except MediaError as exc:
+                errors[name] = str(exc)
     if errors:
         raise InvalidRequest(errors)
     if seed is None:
@@ -145,6 +150,18 @@ def validate(req: RenderRequest, spec: ModelSpec) -> tuple[RenderRequest, list[s
         image=str(req.image) if req.image else None, video=str(req.video) if req.video else None, loras=loras,
     )
     return resolved, notes
+
+
+def _check_model_limits(spec: ModelSpec, frames: int | None, height: int | None, width: int | None,
+                        errors: dict) -> None:
+    """Frames and sides beyond what the model's position table covers (ModelSpec.max_frames / max_side) fail in
+    the middle of a render: refuse them here, naming the model's maximum."""
+    if frames is not None and spec.max_frames is not None and frames > spec.max_frames:
+        errors["frames"] = (f"{spec.id} renders at most {spec.max_frames} frames (its position table's length); "
+                            f"got {frames}")
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and spec.max_side is not None and value > spec.max_side and name not in errors:
+            errors[name] = f"{spec.id} renders at most {spec.max_side} pixels a side; got {value}"
 
 
 # ---- plans --------------------------------------------------------------------------

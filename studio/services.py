@@ -7,6 +7,7 @@ import threading
 import warnings
 from dataclasses import dataclass, replace
 
+from . import disk
 from .config import Settings
 from .board_store import BoardStore
 from .cleanup import Recovery, recover_after_crash
@@ -51,7 +52,7 @@ class Studio:
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
         settings = settings or Settings.from_env(**overrides)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        disk.make_folder(settings.data_dir)  # one clear message for a file, /proc/x, no permission
         quiet_libraries()
         registry = Registry.load(settings.user_models_file, settings=settings)
         try:  # --model / STUDIO_MODEL may name a folder or a hub repo: the studio goes on with the entry's id

@@ -198,7 +198,7 @@ def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | 
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
-    settings = {"data_dir": data, "device": "cpu", "space": space}
+    settings = {"data_dir": data, "device": "cpu", "space": space, "max_upload_mb": max_upload_mb}
     if tiny_dirs is not None:
         models = root / "models.toml"
         models.write_text(_models_toml(tiny_dirs), encoding="utf-8")

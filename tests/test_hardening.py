@@ -52,7 +52,9 @@ FIELD_CASES = [
     ({"frames": 12}, "ok"),  # rounded to 13 with a note
     ({"height": 30}, "multiple of 16"),
     ({"width": 0}, "width"),
-    ({"width": 4096, "height": 4096, "frames": 1025}, "GB"),  # memory estimate refuses it
+    ({"width": 4096, "height": 4096, "frames": 1025}, "renders at most"),  # past the model's position table
+    ({"frames": 257}, "at most 253 frames"),  # the tiny model's rope_max_seq_len 64 x 4 frames per latent frame
+    ({"width": 1040}, "at most 1024 pixels"),  # 64 positions x patch 2 x the VAE's 8 pixels
     ({"fps": -3}, "fps"),
     ({"mode": "3d"}, "mode"),
     ({"model": "no-such-model"}, "Known models"),

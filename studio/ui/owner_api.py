@@ -74,6 +74,7 @@ async def _lines(run):
                     yield '{"type": "alive"}\n'
                 continue
             if event is _END:
+                yield '{"type": "end"}\n'  # the job's stream is complete: a client that sees no end lost the studio
                 return
             last = time.monotonic()
             yield json.dumps(event, ensure_ascii=False) + "\n"
@@ -164,7 +165,8 @@ def router(studio, token: str, limit: int | None = None) -> APIRouter:
     def ping(request: Request):
         check(request)
         return JSONResponse({"pid": os.getpid(), "data_dir": str(studio.settings.data_dir),
-                             "loaded": studio.models.loaded_state(), "load_counts": dict(studio.models.load_counts)})
+                             "loaded": studio.models.loaded_state(), "load_counts": dict(studio.models.load_counts),
+                             "max_upload_mb": studio.settings.max_upload_mb})
 
     async def stream(request: Request, events) -> StreamingResponse:
         """Check the token, read the job, stream ``events(job, cancel)`` as NDJSON lines."""
