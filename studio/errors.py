@@ -69,3 +69,9 @@ class BadLora(StudioError):
 
 class NoStudioMetadata(StudioError):
     """A file given to restore from that the studio did not write (no settings in its metadata)."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """What a user is told of a bug (a programming error, logged with its traceback where it was caught): never
+    that their input was bad."""
+    return f"Internal error ({type(exc).__name__}: {exc}); this is a bug, not your input: see the studio's log."
