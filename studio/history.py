@@ -21,6 +21,7 @@ from typing import Callable
 import sqlite_utils
 
 from . import liveness
+from .errors import StudioError
 
 STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
 _JSON_FIELDS = ("request", "timings")
@@ -42,6 +43,17 @@ def _now() -> str:
 
 def new_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+SQLITE_MIN = (3, 35, 0)  # UPDATE ... RETURNING (the queue's claim)
+
+
+def check_sqlite() -> None:
+    """Refuse, with one message, an SQLite library too old for the queue (``UPDATE ... RETURNING``)."""
+    if sqlite3.sqlite_version_info < SQLITE_MIN:
+        raise StudioError(f"This Python's SQLite is {sqlite3.sqlite_version}; the studio needs SQLite "
+                          f"{'.'.join(map(str, SQLITE_MIN))} or newer (Python 3.11 from python.org or a current "
+                          "distribution has it).")
 
 
 # ---- migrations ------------------------------------------------------------------

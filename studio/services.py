@@ -12,7 +12,7 @@ from .board_store import BoardStore
 from .cleanup import Recovery, recover_after_crash
 from .downloads import DownloadManager
 from .errors import StudioError
-from .history import HistoryStore
+from .history import HistoryStore, check_sqlite
 from .models import ModelManager
 from .ownership import Announcement, FolderLock, read_announcement
 from .policy import Policies
@@ -51,6 +51,7 @@ class Studio:
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
+        check_sqlite()  # before anything touches the folder: the queue needs UPDATE ... RETURNING
         settings = settings or Settings.from_env(**overrides)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         quiet_libraries()
