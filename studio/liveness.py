@@ -25,13 +25,15 @@ def _boot_id() -> str:
 
 
 def start_time(pid: int) -> str:
-    """``BOOT.TICKS`` of a live process; "" where /proc cannot tell (no /proc, or the process is gone)."""
+    """``BOOT.TICKS`` of a live process; "" where /proc cannot tell (no /proc, the process is gone or a zombie)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return ""
     fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": the comm may hold spaces and parens
-    return f"{_boot_id()}.{fields[19]}" if len(fields) > 19 else ""
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):  # a zombie has died: only its parent has not reaped it yet
+        return ""
+    return f"{_boot_id()}.{fields[19]}"
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +71,8 @@ def alive(claimer: str | None) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError, OverflowError):  # gone, or another user's (not ours, so ours is gone)
         return False
-    return not start or start_time(pid) == start
+    now = start_time(pid)
+    return now == start if start else (now != "" or not PROC.is_dir())
 
 
 def alive_elsewhere(claimer: str | None) -> bool:
