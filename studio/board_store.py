@@ -12,7 +12,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 
-from . import lora
+from . import liveness, lora
 from .errors import InvalidRequest, StudioError
 from .history import HistoryStore, _now, new_id
 from .registry import MODES
@@ -93,12 +93,18 @@ class BoardStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
         self._lock = history._lock
+        self.history = history
 
-    def mark_interrupted(self) -> int:
-        """Crash recovery (only the data folder's owner, at start-up): a batch still "running" belongs to a process
-        that stopped; "interrupted", it can be resumed. Returns how many were marked."""
-        with self._lock, self.db.conn:
-            return self.db.execute("UPDATE batches SET status = 'interrupted' WHERE status = 'running'").rowcount
+    def mark_interrupted(self, spared=lambda claimer: False) -> int:
+        """Crash recovery (only the data folder's owner): a batch still "running" belongs to a process that
+        stopped, unless ``spared(its claimed_by)`` says that process lives; "interrupted", it can be resumed.
+        Returns how many were marked."""
+        return self.history.mark_table_interrupted("batches", {"status": "interrupted"}, spared)
+
+    def running_claims(self) -> dict[str, str | None]:
+        """The batches still "running": id -> the process that started them."""
+        with self._lock:
+            return dict(self.db.execute("SELECT id, claimed_by FROM batches WHERE status = 'running'").fetchall())
 
     # ---- boards ------------------------------------------------------------------
     def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",
@@ -272,7 +278,7 @@ class BoardStore:
         bid = new_id()
         with self._lock, self.db.conn:
             self.db["batches"].insert({"id": bid, "board_id": board_id, "stage": stage, "status": "running",
-                                       "created_at": _now(), "finished_at": None})
+                                       "created_at": _now(), "finished_at": None, "claimed_by": liveness.identity()})
         return bid
 
     def finish_batch(self, batch_id: str, status: str) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from . import liveness
 from .history import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -17,12 +18,20 @@ log = logging.getLogger(__name__)
 LOOSE_FOLDERS = ("inputs", "exports")  # board inputs copied from uploads; board exports
 
 
-def remove_partial_files(root: Path) -> int:
-    """Delete ``.NAME.part.EXT`` files (writes interrupted by a crash). Returns how many."""
+def _row_of_partial(path: Path) -> str | None:
+    """The render row a partial file belongs to (``.ROWID.part.mp4``, ``.ROWID.part.png``: media.py names the
+    files of a render after its row), or None for other partial files (a GIF, an export)."""
+    name = path.name
+    return name[1:name.index(".part.")] if name.startswith(".") and ".part." in name else None
+
+
+def remove_partial_files(root: Path, keep=lambda path: False) -> int:
+    """Delete ``.NAME.part.EXT`` files (writes interrupted by a crash), except those ``keep(path)`` spares (a
+    live process is writing them). Returns how many."""
     count = 0
     if root.is_dir():
         for path in root.rglob(".*.part.*"):
-            if path.is_file():
+            if path.is_file() and not keep(path):
                 path.unlink(missing_ok=True)
                 count += 1
     return count
@@ -46,10 +55,27 @@ class Recovery:
                 + (f", {self.jobs} queued job(s) that were running will run again" if self.jobs else ""))
 
 
-def recover_after_crash(history: HistoryStore, boards, renders_dir: Path) -> Recovery:
-    """Clean up after a process that died: only the data folder's owner calls this, at start-up, before it renders
-    (anything "running" then is a dead process's). ``boards``: a ``BoardStore`` on the same database."""
-    return Recovery(history.mark_interrupted(), boards.mark_interrupted(), remove_partial_files(renders_dir))
+def recover_after_crash(history: HistoryStore, boards, renders_dir: Path, at_start: bool = True) -> Recovery:
+    """Clean up after processes that died: only the data folder's owner calls this, at start-up before it renders
+    (``at_start``), and now and then while it runs. What a live process runs (a command-line render beside the
+    owner, identified by pid and start time: liveness.py) is left alone: its running rows and batches, and its
+    partial files. At start-up a partial file named after no render (a GIF, an export) goes only when no other
+    process renders; later only the files of the rows found dead go (the owner itself may be writing the rest).
+    ``boards``: a ``BoardStore`` on the same database."""
+    spared = liveness.alive_elsewhere if at_start else liveness.alive
+    running = history.running_claims()
+    renders, batches = history.mark_interrupted(spared), boards.mark_interrupted(spared)
+    live = {rid for rid, by in running.items() if spared(by)}
+    dead = set(running) - live
+    others = bool(live) or any(spared(by) for by in boards.running_claims().values())
+
+    def keep(path: Path) -> bool:
+        rid = _row_of_partial(path)
+        if not at_start:
+            return rid not in dead
+        return rid in live or (others and history.get(rid or "-") is None)
+
+    return Recovery(renders, batches, remove_partial_files(renders_dir, keep))
 
 
 def _loose(path: Path, renders_dir: Path) -> bool:

@@ -76,11 +76,19 @@ def _add(args, _open) -> int:
         return 0
     job["request"] = {k: (str(Path(v).resolve()) if k in ("image", "video") and v else v)
                       for k, v in job["request"].items()}
-    history, store = _store(args)
+    from .jobs import checked
+    from .queue_store import QueueStore
+    from .services import Studio
+
+    # checked as `render` checks it (model, sizes, files), its seed pinned for a re-run; the folder is not claimed
+    studio = Studio.open(data_dir=args.data_dir, default_model=None, models_file=args.models_file)
     try:
-        print(store.add(job, source="cli"))
+
+        job, _, plan, _ = checked(studio, job)
+        print(QueueStore(studio.history).add(job, source="cli",
+                                             plan={"kind": plan.kind, "budgets": list(plan.budgets)}))
     finally:
-        history.close()
+        studio.close()
     return 0
 
 

@@ -26,22 +26,22 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import queue
-import socket
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import DiskFull, StudioError
+from . import liveness
+from .errors import DiskFull, StudioError, internal_error
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
 finished_log = logging.getLogger("studio.renders")  # one line per finished render; app.py prints it on the console
 POLL_S = 1.0  # the thread looks at the queue at least this often (jobs added by another process)
 CANCEL_CHECK_S = 0.5  # a running job reads the store's cancel flag (and writes its progress) at most this often
+SWEEP_S = 30.0  # the owner's dispatcher looks for work of dead processes (jobs, rows) this often
 FOLLOW_POLL_S = 0.05  # a follower's Cancel reaches its jobs within this
 FULL_RETRY_S = 2.0  # on a full disk, a job's end is written again this often until it fits
 PLACE_S = 1.0  # a follower looks up the place of its waiting jobs at most this often (Waiting events)
@@ -50,11 +50,12 @@ _END = object()
 
 class Dispatcher:
     def __init__(self, studio, store: QueueStore | None = None, *, slots: int | None = None,
-                 own_only: bool = False):
+                 own_only: bool = False, sweep=None):
         self.studio = studio
         self.store = store or QueueStore(studio.history)
-        self.worker = f"local:{socket.gethostname()}:{os.getpid()}"
+        self.worker = liveness.identity()  # what claims its jobs: pid and start time, so recovery knows it lives
         self.slots, self.own_only = slots, own_only
+        self.sweep, self._swept = sweep, time.monotonic()  # the owner's: requeue what dead processes left running
         self._lock = threading.Lock()
         self._own: set[str] = set()  # jobs submitted here (own_only claims only these)
         self._listeners: dict[str, list] = {}
@@ -105,16 +106,27 @@ class Dispatcher:
             self._done(jid)
 
     def _loop(self) -> None:
+        """Claim and start jobs until stopped. Any error is logged with its traceback and the loop goes on; only
+        a closed database (the studio closed it without stopping the queue first) ends it."""
         while not self._stop.is_set():
             try:
+                self._sweep()
                 self._fill()
-            except sqlite3.ProgrammingError:  # the studio closed its database without stopping the queue first
-                log.info("the history database was closed: the dispatcher stops")
-                return
+            except sqlite3.ProgrammingError as exc:
+                if _closed(exc):
+                    log.info("the history database was closed: the dispatcher stops")
+                    return
+                log.exception("dispatcher: a database error; the queue goes on")
             except Exception:  # a bug: keep the queue alive, say what happened
-                log.exception("dispatcher failed to start a job")
+                log.exception("dispatcher failed to start a job; the queue goes on")
             self._wake.wait(POLL_S)
             self._wake.clear()
+
+    def _sweep(self) -> None:
+        """Every SWEEP_S: the owner's recovery of what processes that died meanwhile left running."""
+        if self.sweep is not None and time.monotonic() - self._swept >= SWEEP_S:
+            self._swept = time.monotonic()
+            self.sweep()
 
     def _fill(self) -> list[str]:
         """Claim jobs while a slot is free, each on its own thread; the ids started."""
@@ -272,12 +284,12 @@ class Dispatcher:
                     return "failed", event.message, ids
                 elif isinstance(event, Cancelled):
                     return "cancelled", event.message, ids
-        except (StudioError, TypeError) as exc:  # refused before it ran: bad or vanished input
+        except StudioError as exc:  # refused before it ran: bad or vanished input
             self._emit(jid, Failed(str(exc), 0, None))
             return "failed", str(exc), ids
         except Exception as exc:  # a bug or a broken executor: the job must not stay "running"
-            log.exception("job %s failed", jid)
-            message = f"Render failed: {type(exc).__name__}: {exc}"
+            log.exception("job %s failed: internal error", jid)
+            message = internal_error(exc)
             self._emit(jid, Failed(message, 0, None))
             return "failed", message, ids
         return "done", None, ids
@@ -336,6 +348,11 @@ def finished_line(result, source: str | None = None) -> str:
     return f"render {result.record_id}: {steps}{role}, {took}" + (f", from {source}" if source else "")
 
 
+def _closed(exc: sqlite3.ProgrammingError) -> bool:
+    """A ProgrammingError that says the database was closed (not a binding error or another bug)."""
+    return "closed database" in str(exc)
+
+
 @dataclass
 class _Gone:
     """A followed job another process finished; ``event``: what to tell the follower (None when it is done)."""
@@ -389,7 +406,9 @@ class JobStream:
             self._cancel(set(self._open))
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
-        finished, asked = False, False
+        from .events import Cancelled, Failed
+
+        finished, asked, told = False, False, set()  # told: jobs whose end (Cancelled, Failed) was yielded
         try:
             while self._open:
                 if not asked and self.cancel is not None and self.cancel.is_set():
@@ -406,9 +425,11 @@ class JobStream:
                     if jid in self._open:
                         self._open.discard(jid)
                         self.dispatcher._unlisten(jid, self._put)
-                        if event.event is not None:
+                        if event.event is not None and jid not in told:
                             yield jid, event.event
-                else:
+                elif jid in self._open and jid not in told:  # one end per job, whoever tells it first
+                    if isinstance(event, (Cancelled, Failed)):
+                        told.add(jid)
                     yield jid, event
             finished = True
         finally:

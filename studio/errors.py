@@ -87,3 +87,9 @@ class DiskFull(StudioError):
 class StudioStopped(StudioError):
     """The studio a command sent its job to stopped (or was killed) before the job ended; the job waits in its
     queue."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """What a user is told of a bug (a programming error, logged with its traceback where it was caught): never
+    that their input was bad."""
+    return f"Internal error ({type(exc).__name__}: {exc}); this is a bug, not your input: see the studio's log."

@@ -13,6 +13,13 @@ its LoRA files: farm_loras.py), so no shared file system is assumed.
 - Faults: a worker that dies mid-render (``RayActorError``) costs that attempt only: the budgets not yet
   finished run again on another worker (or the same one once Ray restarts it: ``max_restarts=-1``), up to
   ``retries`` times, then a Stopped names what happened. Budgets already finished are not rerun, so no row repeats.
+  Each attempt has its own id (``JOB-N``), and nothing is sent to a dead attempt, so no cancel of a dead attempt
+  reaches the next one; a worker that says "cancelled" when the studio asked no cancel is a fault too. Only the
+  studio's cancel (a user's, or the studio stopping) ends a render cancelled.
+- One render per worker: an attempt the studio abandons (its consumer went away) is cancelled, and the worker
+  takes its next job only once that attempt's stream has ended; the actor itself renders one job at a time.
+- Memory: each worker checks that a render fits its own device and budget before it starts (the studio's engine
+  skips its own check on a farm: its device is not where the render runs).
 - Nodes: every dispatch looks at ``ray.nodes()`` (at most every ``SYNC_S`` seconds) and starts workers on new ones.
 
 Ray is imported only here, and only when a farm starts: the local path never imports it.
@@ -29,7 +36,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
-from . import denoise, farm_loras
+from . import denoise, farm_loras, memory
 from .config import Settings
 from .errors import StudioError
 from .events import Status
@@ -39,6 +46,8 @@ SYNC_S = 2.0  # how often a dispatch looks for nodes added to the cluster
 RETRIES = 2  # runs of a job after its worker died, before it fails
 NO_WORKER_S = 120.0  # a job waiting for a worker fails after the cluster has had none for this long
 _CANCEL_POLL_S = 0.05
+REVIVE_S = 120.0  # a lost worker is waited for this long before the farm routes to it again regardless
+_REVIVE_POLL_S = 0.5
 
 
 class FarmError(StudioError):
@@ -69,6 +78,7 @@ class FarmWorker:
         self.models = ModelManager(worker_settings)  # loads nothing until a job needs it
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._gpu = threading.Lock()  # one render at a time on this worker's device, whatever the farm sends
         self.label = _worker_label()
 
     def info(self) -> dict:
@@ -82,13 +92,19 @@ class FarmWorker:
             return self._cancels.setdefault(job_id, threading.Event())
 
     def render(self, job_id: str, work: "denoise.DenoiseJob", loras: tuple = ()):
-        """A streaming method: the events of ``denoise.run`` for this job, on this worker's own model. ``loras``:
-        the job's LoRA files as ``farm_loras.Parcel`` (their bytes), written into this worker's own cache."""
+        """A streaming method: the events of ``denoise.run`` for this attempt (``job_id``: one per attempt), on
+        this worker's own model, once the memory check of this worker's device passed. ``loras``: the job's LoRA
+        files as ``farm_loras.Parcel`` (their bytes), written into this worker's own cache."""
+        with self._gpu:
+            yield from self._render(job_id, work, loras)
+
+    def _render(self, job_id: str, work: "denoise.DenoiseJob", loras: tuple):
         from .cancel import CancelToken
 
         work.cancel = CancelToken(self._event(job_id))
         model_id = work.model.model_id
         try:
+            memory.check_render_fits(self.models, work.spec, work.request)  # this worker's device, not the studio's
             work.loras = farm_loras.unpack(loras)
             started = time.perf_counter()
             loading = not self.models.is_loaded(model_id)
@@ -123,7 +139,7 @@ def _worker_label() -> str:
 class _Worker:
     actor: object
     node_id: str
-    busy: bool = False
+    busy: bool = False  # rendering, or finishing an abandoned attempt: the farm routes nothing to it
     last_used: float = 0.0
     models: set = field(default_factory=set)  # models it has loaded (as far as the farm routed them)
     label: str = ""
@@ -205,7 +221,7 @@ class RayFarm:
         gpu = bool(node.get("Resources", {}).get("GPU", 0))
         return self._actor_class.options(
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_restarts=-1, max_task_retries=0,
-            max_concurrency=4,  # render + cancel at once (the farm never sends two renders to one worker)
+            max_concurrency=4,  # render + cancel + info at once; the actor renders one job at a time (its lock)
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         ).remote(self.settings, self.threads)
 
@@ -274,16 +290,21 @@ class RayFarm:
                                                         f"for {NO_WORKER_S:g} s. Start one (`ray start`) and queue "
                                                         "the render again."))
                 return
+            handed = [False]  # True: the attempt, abandoned, releases its worker itself once its stream ends
+            events = self._attempt(work, f"{job_id}-{attempt}", done, worker, loras, handed)
             try:
-                for event in self._attempt(work, job_id, done, worker, loras):
+                for event in events:
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
-            except _lost_errors(ray) as exc:
+            except (*_lost_errors(ray), _FalseCancel) as exc:
+                handed[0] = True  # busy until it answers again (Ray restarts it): no retry lands on it meanwhile
+                threading.Thread(target=self._revive, args=(worker,), name="farm-revive", daemon=True).start()
                 worker.models.clear()
                 self._synced = 0.0  # a worker lost may be a node lost: the next dispatch looks at the nodes
                 attempt += 1
-                what = f"the worker {worker.label or '(starting)'} died mid-render ({_why(exc)})"
+                verb = "stopped" if isinstance(exc, _FalseCancel) else "died"
+                what = f"the worker {worker.label or '(starting)'} {verb} mid-render ({_why(exc)})"
                 if attempt > self.retries:
                     yield denoise.Stopped(done, "failed", f"Render failed: {what}, and {self.retries} retries "
                                           "after it died too.")
@@ -291,22 +312,28 @@ class RayFarm:
                 yield Status(f"{what[0].upper()}{what[1:]}; running it again on another worker "
                              f"(retry {attempt} of {self.retries}).")
             finally:
-                self._release(worker)
+                events.close()  # an abandoned attempt is cancelled (and hands its worker over) before we look
+                if not handed[0]:
+                    self._release(worker)
 
-    def _attempt(self, work, job_id: str, done: int, worker: _Worker, loras: tuple = ()) -> Iterator:
-        """One run of the budgets from ``done`` on one worker, indices as the whole plan numbers them."""
+    def _attempt(self, work, attempt_id: str, done: int, worker: _Worker, loras: tuple, handed: list) -> Iterator:
+        """One run of the budgets from ``done`` on one worker, indices as the whole plan numbers them. Abandoned
+        by its consumer, the attempt is cancelled on the worker, which stays busy until its stream has ended
+        (``handed[0]``: released by that drain, not by ``run``). A worker that died is sent nothing."""
         import ray
 
         rest = replace(work, budgets=work.budgets[done:])
-        stream = worker.actor.render.remote(job_id, rest, loras)
+        stream = worker.actor.render.remote(attempt_id, rest, loras)
         watching = threading.Event()
-        watcher = threading.Thread(target=self._watch_cancel, args=(work.cancel, worker, job_id, watching),
+        watcher = threading.Thread(target=self._watch_cancel, args=(work.cancel, worker, attempt_id, watching),
                                    name="farm-cancel", daemon=True)
         watcher.start()
-        finished = False
+        finished, lost = False, False
         try:
             for ref in stream:
                 event = ray.get(ref)
+                if _unasked_cancel(event, work.cancel):
+                    raise _FalseCancel(worker.label)
                 if hasattr(event, "budget_index"):
                     event.budget_index += done
                 if isinstance(event, denoise.Frames):
@@ -314,10 +341,45 @@ class RayFarm:
                     worker.label = event.timings.get("worker", worker.label)
                 yield event
             finished = True
+        except (*_lost_errors(ray), _FalseCancel):
+            lost = True
+            raise
         finally:
             watching.set()  # the watcher ends at its next wake-up; not joined, so a render pays no poll period
-            if not finished:  # the consumer went away, or the worker died: stop it at the next step if it lives
-                worker.actor.cancel.remote(job_id)
+            if not finished and not lost:  # the consumer went away: stop the attempt, free the worker after it
+                worker.actor.cancel.remote(attempt_id)
+                handed[0] = True
+                threading.Thread(target=self._drain, args=(stream, worker), name="farm-drain", daemon=True).start()
+
+    def _revive(self, worker: _Worker) -> None:
+        """A worker whose attempt was lost is routed nothing until its actor answers again (Ray restarts a dead
+        one; while it does, calls fail at once with ActorUnavailableError), for at most REVIVE_S; a worker whose
+        node left the cluster (``_sync_workers`` forgets it) is not waited for."""
+        import ray
+
+        deadline = time.monotonic() + REVIVE_S
+        try:
+            while time.monotonic() < deadline and any(w is worker for w in self._workers):
+                try:
+                    worker.label = ray.get(worker.actor.info.remote(), timeout=_REVIVE_POLL_S * 10)["label"]
+                    return
+                except Exception:  # still restarting, or gone for good: look again shortly
+                    time.sleep(_REVIVE_POLL_S)
+        finally:
+            self._release(worker)
+
+    def _drain(self, stream, worker: _Worker) -> None:
+        """An abandoned attempt's remaining events, until its stream ends (within a step of its cancel): only
+        then may the worker take another job."""
+        import ray
+
+        try:
+            for ref in stream:
+                ray.get(ref)
+        except Exception:  # died meanwhile, or an event lost: the attempt has ended either way
+            pass
+        finally:
+            self._release(worker)
 
     @staticmethod
     def _watch_cancel(token, worker: _Worker, job_id: str, finished: threading.Event) -> None:
@@ -331,6 +393,14 @@ class RayFarm:
                 return
 
 
+class _FalseCancel(Exception):
+    """A worker stopped an attempt as "cancelled" when the studio asked no cancel: a fault, run again."""
+
+
+def _unasked_cancel(event, cancel) -> bool:
+    return isinstance(event, denoise.Stopped) and event.reason == "cancelled" and not cancel.is_set()
+
+
 def _lost_errors(ray) -> tuple:
     """What the stream of a worker raises when the worker is gone: its process died (RayActorError), its node
     left the cluster (the actor, pinned to that node, cannot be restarted: ActorUnschedulableError; NodeDiedError),
@@ -340,6 +410,8 @@ def _lost_errors(ray) -> tuple:
 
 
 def _why(exc: Exception) -> str:
+    if isinstance(exc, _FalseCancel):
+        return "a cancel no one asked for"
     gone = ("ActorUnschedulableError", "NodeDiedError", "ObjectLostError")
     return f"{type(exc).__name__}: its node left the cluster" if type(exc).__name__ in gone else type(exc).__name__
 

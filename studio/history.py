@@ -20,7 +20,8 @@ from typing import Callable
 
 import sqlite_utils
 
-from . import disk
+from . import disk, liveness
+from .errors import StudioError
 
 STATUSES = ("running", "ok", "failed", "cancelled", "interrupted")
 _JSON_FIELDS = ("request", "timings")
@@ -42,6 +43,17 @@ def _now() -> str:
 
 def new_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+SQLITE_MIN = (3, 35, 0)  # UPDATE ... RETURNING (the queue's claim)
+
+
+def check_sqlite() -> None:
+    """Refuse, with one message, an SQLite library too old for the queue (``UPDATE ... RETURNING``)."""
+    if sqlite3.sqlite_version_info < SQLITE_MIN:
+        raise StudioError(f"This Python's SQLite is {sqlite3.sqlite_version}; the studio needs SQLite "
+                          f"{'.'.join(map(str, SQLITE_MIN))} or newer (Python 3.11 from python.org or a current "
+                          "distribution has it).")
 
 
 # ---- migrations ------------------------------------------------------------------
@@ -152,9 +164,16 @@ def _m8_job_order(db: sqlite_utils.Database) -> None:
     db["renders"].create_index(["plan_id", "budget_index"], if_not_exists=True)  # a job's rows (HistoryStore.start)
 
 
+def _m9_claimers(db: sqlite_utils.Database) -> None:
+    """Which process started a render row or a board batch (liveness.py: pid and start time), so a new owner's
+    recovery marks only a dead process's rows interrupted, never a live command-line render's beside it."""
+    db["renders"].add_column("claimed_by", str)
+    db["batches"].add_column("claimed_by", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
                                                              _m5_continuity, _m6_shot_loras, _m7_jobs,
-                                                             _m8_job_order]
+                                                             _m8_job_order, _m9_claimers]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -238,14 +257,29 @@ class HistoryStore:
             return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     # ---- writing -------------------------------------------------------------------
-    def mark_interrupted(self) -> int:
-        """Crash recovery (only the process owning the data folder, at start-up, before it renders): a row still
-        "running" belongs to a process that died mid-render. Returns how many rows were marked."""
+    def mark_interrupted(self, spared: Callable[[str | None], bool] = lambda claimer: False) -> int:
+        """Crash recovery (only the process owning the data folder): a row still "running" belongs to a process
+        that died mid-render, unless ``spared(its claimed_by)`` says that process lives. Returns how many rows
+        were marked."""
+        return self.mark_table_interrupted("renders", {"status": "interrupted",
+                                                       "error": "The studio stopped during this render."}, spared)
+
+    def mark_table_interrupted(self, table: str, updates: dict, spared: Callable[[str | None], bool]) -> int:
+        """The "running" rows of ``renders`` or ``batches`` whose claimer is not ``spared``, updated; how many."""
+        assert table in ("renders", "batches")
         with self._lock, self.db.conn:
-            return self.db.execute(
-                "UPDATE renders SET status = 'interrupted', error = 'The studio stopped during this render.' "
-                "WHERE status = 'running'"
-            ).rowcount
+            rows = self.db.execute(f"SELECT id, claimed_by FROM {table} WHERE status = 'running'").fetchall()
+            dead = [rid for rid, by in rows if not spared(by)]
+            sets = ", ".join(f"{key} = ?" for key in updates)
+            for rid in dead:
+                self.db.execute(f"UPDATE {table} SET {sets} WHERE id = ? AND status = 'running'",
+                                [*updates.values(), rid])
+        return len(dead)
+
+    def running_claims(self) -> dict[str, str | None]:
+        """The rows still "running": id -> the process that started them (crash recovery: whose partial files)."""
+        with self._lock:
+            return dict(self.db.execute("SELECT id, claimed_by FROM renders WHERE status = 'running'").fetchall())
 
     def start(self, request: dict, steps: int, plan_id: str, plan_kind: str, budget_index: int, *,
               policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
@@ -281,6 +315,7 @@ class HistoryStore:
             "capped": int(bool(capped)),
             "session": session,
             "parent_id": request.get("extends"),
+            "claimed_by": liveness.identity(),
         }
         if again:  # a fresh run of that budget; what the user said of it (accepted) stays
             row.update(error=None, finished_at=None, video_path=None, thumb_path=None, total_seconds=None)

@@ -24,12 +24,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import threading
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StudioError
+from .errors import StudioError, internal_error
+
+log = logging.getLogger(__name__)
 
 
 # ---- files sent with a job ------------------------------------------------------------
@@ -98,6 +101,7 @@ def _plan(studio, job: dict):
     if job.get("policy"):
         req = studio.policies.get(job["policy"]).apply(req)
     resolved, notes = studio.engine.validate(req)
+    _check_budgets(job)
     if job.get("compare"):
         plan = Plan.compare(job["compare"])
     elif job.get("preview") is not None:
@@ -119,6 +123,29 @@ def _preview_steps(preview, steps: int) -> int:
     return preview
 
 
+def _check_budgets(job: dict) -> None:
+    """A job's ``preview`` (a step count) and ``compare`` (a list of them) are whole numbers: bad input is one
+    clear message here, never a TypeError from deep inside (which would be a bug's)."""
+    from .errors import InvalidRequest
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if job.get("preview") is not None and not whole(job["preview"]):
+        raise InvalidRequest({"preview": f"a preview is a step count, not {job['preview']!r}"})
+    compare = job.get("compare")
+    if compare is not None and not (isinstance(compare, list) and all(whole(b) for b in compare)):
+        raise InvalidRequest({"compare": f"compare takes a list of step budgets, not {compare!r}"})
+
+
+def checked(studio, job: dict):
+    """(the job with its seed pinned, validated request, plan, notes): what a render does before it queues a job,
+    and `queue add` too, so a job re-run after a crash or a stop renders with the seed it was first given.
+    StudioError for bad input (nothing is queued)."""
+    req, plan, notes = _plan(studio, job)
+    return dict(job, request=dict(job["request"], seed=req.seed)), req, plan, notes
+
+
 def plan_keys(plan) -> dict:
     """The job keys that say a plan (see ``_plan``): a refine plan's preview, a comparison's budgets."""
     if plan.kind == "refine":
@@ -138,8 +165,7 @@ def queue_job(studio, job: dict, *, source: str, session: str | None = None, can
 
     if session is not None and not space.valid_session(session):
         raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
-    req, plan, notes = _plan(studio, job)
-    job = dict(job, request=dict(job["request"], seed=req.seed))  # a random seed is picked once, as reported
+    job, req, plan, notes = checked(studio, job)  # a random seed is picked once, as reported
     stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
     stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
     return req, plan, notes, stream
@@ -199,8 +225,11 @@ def render_events(studio, job: dict, cancel: threading.Event | None = None) -> I
         for event in stream.events():
             if (out := event_dict(event)) is not None:
                 yield out
-    except (StudioError, TypeError) as exc:  # TypeError: a request field of the wrong type
+    except StudioError as exc:  # bad input
         yield {"type": "error", "message": str(exc)}
+    except Exception as exc:  # a bug: in the log with its traceback, and said to be one
+        log.exception("render job failed: internal error")
+        yield {"type": "error", "message": internal_error(exc)}
     finally:
         if stream is not None:
             stream.abandon()  # a client gone after "start": its job leaves the queue

@@ -6,6 +6,9 @@ where it came from (``source``: create, compare, storyboard, extend, cli), its S
     queued -> running -> done | failed | cancelled        (queued -> cancelled directly)
     running -> queued                                      (only crash recovery: ``requeue_running``)
 
+``claimed_by`` names the process that runs a job (liveness.py: pid and start time), so recovery requeues only the
+jobs of a process that died, at the owner's start-up and while it runs (``requeue_running(at_start=False)``).
+
 Each change is one transaction on the history's connection (its lock, and BEGIN IMMEDIATE against other
 processes), and bumps ``seq`` so a view can tell what changed. A finished job never changes again: every update
 says which states it may come from in its WHERE clause. Jobs run lowest ``position`` first.
@@ -15,33 +18,17 @@ Standard library and sqlite only: ``queue list`` imports no torch.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from contextlib import contextmanager
 
 from . import disk
 from .errors import StudioError
+from . import liveness
 from .history import HistoryStore, _now, new_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 SOURCES = ("create", "compare", "storyboard", "extend", "cli", "api")  # api: the public API (ui/public_api.py)
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
-
-
-def _alive_here(claimed_by: str | None) -> bool:
-    """True if ``claimed_by`` ("local:HOST:PID", a dispatcher's name) is a live process on this machine."""
-    kind, _, rest = (claimed_by or "").partition(":")
-    host, _, pid = rest.rpartition(":")
-    if kind != "local" or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process with that pid: not ours, so ours is gone
-        return False
-    return True
 
 
 class UnknownJob(StudioError):
@@ -146,12 +133,15 @@ class QueueStore:
             return conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 "
                                 "WHERE id = ? AND state = 'running'", [jid]).rowcount == 1
 
-    def requeue_running(self) -> int:
-        """Crash recovery (the folder's owner, at start-up): jobs a dead process left running wait again. A job
-        that a live process on this machine runs (a command-line render beside the owner) is left to it."""
+    def requeue_running(self, at_start: bool = True) -> int:
+        """Crash recovery (the folder's owner): jobs a dead process left running wait again. A job that a live
+        process on this machine runs (a command-line render beside the owner) is left to it. ``at_start``: the
+        owner runs nothing yet, so a job claimed in its own name is a dead namesake's; later (a sweep while the
+        studio runs) its own jobs are its dispatcher's."""
+        spared = liveness.alive_elsewhere if at_start else liveness.alive
         with self._write() as conn:
             rows = conn.execute("SELECT id, claimed_by FROM jobs WHERE state = 'running'").fetchall()
-            dead = [jid for jid, by in rows if not _alive_here(by)]
+            dead = [jid for jid, by in rows if not spared(by)]
             for jid in dead:
                 conn.execute("UPDATE jobs SET state = 'queued', worker = NULL, seq = seq + 1 WHERE id = ? AND "
                              "state = 'running'", [jid])

@@ -243,7 +243,8 @@ class RenderEngine:
         index, rid = 0, None
         try:
             rid = self._start_row(job, plan_id, 0)
-            self._check_memory(req)
+            if self.executor is None:  # a farm worker checks its own device instead (farm.FarmWorker.render)
+                self._check_memory(req)
             inputs = _read_inputs(req)
             first = self._load(req, emit) if self.executor is None else {"load": 0.0}  # a farm worker loads its own
             waited = time.perf_counter()

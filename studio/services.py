@@ -13,7 +13,7 @@ from .board_store import BoardStore
 from .cleanup import Recovery, recover_after_crash
 from .downloads import DownloadManager
 from .errors import StudioError
-from .history import HistoryStore
+from .history import HistoryStore, check_sqlite
 from .models import ModelManager
 from .ownership import Announcement, FolderLock, read_announcement
 from .policy import Policies
@@ -21,6 +21,7 @@ from .registry import Registry
 from .render import RenderEngine
 
 
+log = logging.getLogger(__name__)
 _DISPATCHER_LOCK = threading.Lock()
 
 
@@ -51,6 +52,7 @@ class Studio:
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
+        check_sqlite()  # before anything touches the folder: the queue needs UPDATE ... RETURNING
         settings = settings or Settings.from_env(**overrides)
         disk.make_folder(settings.data_dir)  # one clear message for a file, /proc/x, no permission
         quiet_libraries()
@@ -86,16 +88,29 @@ class Studio:
         """What the owning process announced (pid, host, url), if it wrote anything readable."""
         return read_announcement(self.settings.data_dir)
 
-    def recover_after_crash(self) -> Recovery:
-        """Mark the renders and board batches a dead process left "running" as interrupted and remove its partial
-        files. Only the owner may: another process's running renders look exactly the same."""
+    def recover_after_crash(self, at_start: bool = True) -> Recovery:
+        """Mark the renders and board batches a dead process left "running" as interrupted, remove its partial
+        files and queue its running jobs again (cleanup.py). Only the owner may: it tells a live process's work
+        (a command-line render beside it) from a dead one's by pid and start time. ``at_start``: before it
+        renders; later (``sweep_dead``) its own work is left alone too."""
         if not self.owns_data_folder:
             raise RuntimeError("only the process that owns the data folder recovers after a crash")
         from .queue_store import QueueStore
 
-        jobs = QueueStore(self.history).requeue_running()  # a dead process's running jobs wait again (new rows)
-        return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir),
-                       jobs=jobs)
+        jobs = QueueStore(self.history).requeue_running(at_start)  # a dead process's running jobs wait again
+        return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir,
+                                           at_start), jobs=jobs)
+
+    def sweep_dead(self) -> Recovery:
+        """While the studio runs (its dispatcher, every SWEEP_S): the work of a process that died since, e.g. a
+        command-line render killed beside the studio, recovered as at start-up; nothing if this process does
+        not own the folder."""
+        if not self.owns_data_folder:
+            return Recovery()
+        report = self.recover_after_crash(at_start=False)
+        if report:
+            log.warning("recovered after a process died: %s", report.describe())
+        return report
 
     def render_queue(self):
         """The dispatcher that runs this studio's renders (every render is a queued job): the one the app started
@@ -111,7 +126,8 @@ class Studio:
         owner calls this after ``recover_after_crash``, so the jobs a crash left wait again first."""
         from .dispatcher import Dispatcher
 
-        self.dispatcher = Dispatcher(self, own_only=own_only, slots=slots)
+        self.dispatcher = Dispatcher(self, own_only=own_only, slots=slots,
+                                     sweep=None if own_only else self.sweep_dead)
         self.dispatcher.start()
         return self.dispatcher
 

@@ -29,7 +29,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import confine, job_shape, jobs
-from ..errors import StudioError
+from ..errors import StudioError, internal_error
 from ..owner_client import API, TOKEN_HEADER
 from .guard import MAX_UPLOAD_MB
 
@@ -128,14 +128,17 @@ def _queue_add(studio, job: dict):
     from ..queue_store import QueueStore
 
     try:
-        _, plan, _ = jobs._plan(studio, job)
+        job, _, plan, _ = jobs.checked(studio, job)  # its seed pinned, as a render's
         plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
         dispatcher = getattr(studio, "dispatcher", None)
         jid = (dispatcher.submit(job, source="cli", plan=plan) if dispatcher is not None
                else QueueStore(studio.history).add(job, source="cli", plan=plan))
         yield {"type": "queued", "id": jid}
-    except (StudioError, TypeError) as exc:
+    except StudioError as exc:
         yield {"type": "error", "message": str(exc)}
+    except Exception as exc:  # a bug: in the log with its traceback, and said to be one
+        log.exception("queue-add failed: internal error")
+        yield {"type": "error", "message": internal_error(exc)}
 
 
 def _queue_cancel(studio, job: dict):
