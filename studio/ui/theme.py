@@ -34,6 +34,7 @@ CSS = """
 #board-bar { align-items: flex-end; }
 #board-new { max-height: 44px; margin-bottom: 10px; }
 #board-progress { min-height: 24px; }
+#board-live { display: none; }
 #space-banner { border-left: 3px solid var(--color-accent); padding-left: 10px; font-size: 0.92em; }
 """
 
