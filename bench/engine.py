@@ -3,12 +3,13 @@
     .venv/bin/python bench/engine.py [--model ID] [--steps 4] [--repeats 5]
 
 1. Cold load (a fresh ModelManager: from_pretrained + move to device) vs a warm cache hit.
-2. The engine's overhead over a bare diffusers call for the same job: prompt -> frames -> mp4.
-   Bare: pipe(prompt, ...) then diffusers.utils.export_to_video. Engine: engine.run(request), which also
-   validates, records history, writes metadata and a thumbnail. Runs are interleaved (A B A B ...) in one
-   process so machine noise hits both alike; medians and their ratio are printed. The engine runs pipelines
-   on a worker thread, so the baselines run on one too: on a loaded 2-core machine a main-thread call with
-   2 OpenMP threads was measured 6-20x slower (spin-waiting on the busy core), which would flatter the engine.
+2. The engine's overhead over the bare recipe for the same job: prompt -> frames -> mp4. The bare recipe makes
+   the same pipeline calls as engine.run (counted on a warm-up run: a request may plan a preview and a final,
+   two calls) and writes each with the studio's own mp4 writer; engine.run also validates, records history,
+   writes metadata and a thumbnail. Runs are interleaved (A B A B ...) and every torch call runs on one worker
+   thread (the engine runs pipelines on worker threads; in one process, once the main thread has called torch,
+   worker-thread calls run 1.5-1.9x slower, and on a loaded 2-core machine a main-thread call was 6-20x slower).
+   Medians and their ratio are printed.
 3. CLI render time at the model's native size for 1, 4 and 16 steps (a subprocess each, wall clock,
    including Python start-up and imports, plus the engine's own total).
 """
@@ -22,8 +23,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,9 +56,13 @@ def main() -> None:
     print(f"model {model} ({spec.family}), native {spec.width}x{spec.height}x{spec.frames}@{spec.fps}, "
           f"torch threads {torch.get_num_threads()}")
 
+    # every torch call of this bench runs on this one worker thread (see 2.)
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-torch")
+
     # 1. cold load vs warm hit
     cold, warm = [], []
-    for _ in range(args.repeats):
+
+    def load_twice() -> None:
         manager = ModelManager(settings, studio.registry)
         t = time.perf_counter()
         manager.get(model)
@@ -65,13 +70,15 @@ def main() -> None:
         t = time.perf_counter()
         manager.get(model)
         warm.append(time.perf_counter() - t)
-        del manager
+
+    for _ in range(args.repeats):
+        worker.submit(load_twice).result()
     c, w = statistics.median(cold), statistics.median(warm)
     print(f"\n[load] cold {c * 1000:.1f} ms, warm hit {w * 1000:.4f} ms, ratio {c / w:,.0f}x (median of {args.repeats})")
 
     # 2. engine overhead over a bare pipeline call, same job
     prompt = "a red circle moving left on a black background"
-    loaded = studio.models.get(model)
+    loaded = worker.submit(studio.models.get, model).result()
     pipe = loaded.pipe
     extra = {}
     if spec.family == "causal":
@@ -81,30 +88,27 @@ def main() -> None:
         extra["chunk_partition"] = chunks.chunk_partition(chunks.latent_frames(spec.frames, spec.temporal_factor), template)
     num_frames = spec.frames - 1 if pipe.vae_scale_factor_temporal == 1 else spec.frames
 
-    def bare(i: int) -> float:
-        t = time.perf_counter()
-        out = pipe(prompt=prompt, height=spec.height, width=spec.width, num_frames=num_frames,
-                   num_inference_steps=args.steps, generator=torch.Generator("cpu").manual_seed(i),
-                   output_type="np", **extra)
-        export_to_video(list(out.frames[0]), str(tmp / f"bare{i}.mp4"), fps=spec.fps)
-        return time.perf_counter() - t
+    # Like with like (issue 27): the bare recipe makes the same pipeline calls as the engine (counted on its
+    # warm-up run: a request may plan a preview and a final budget, two calls), and writes each with the same
+    # mp4 writer; and every torch call of this section runs on a worker thread, never the main one (in one process,
+    # worker-thread calls run 1.5-1.9x slower once the main thread has called torch: same CPU, far more switches).
+    pipe_class = type(pipe)
+    calls: list[int] = []
 
-    def in_worker(fn, i: int) -> float:
-        """Run fn(i) on a worker thread, as the engine runs pipelines (see the note in the docstring)."""
-        box = {}
-        th = threading.Thread(target=lambda: box.setdefault("t", fn(i)))
-        th.start()
-        th.join()
-        return box["t"]
+    def counted(self, *a, **k):
+        calls.append(k.get("num_inference_steps"))
+        return original(self, *a, **k)
 
-    def bare_same_writer(i: int) -> float:
+    def bare_recipe(i: int) -> float:
+        """The engine's pipeline calls, bare, each written with the studio's own mp4 writer."""
         from studio import media
 
         t = time.perf_counter()
-        out = pipe(prompt=prompt, height=spec.height, width=spec.width, num_frames=num_frames,
-                   num_inference_steps=args.steps, generator=torch.Generator("cpu").manual_seed(i),
-                   output_type="np", **extra)
-        media.write_video(out.frames[0], tmp / f"same{i}.mp4", fps=spec.fps)
+        for n, steps in enumerate(calls):
+            out = pipe(prompt=prompt, height=spec.height, width=spec.width, num_frames=num_frames,
+                       num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(i),
+                       output_type="np", **extra)
+            media.write_video(out.frames[0], tmp / f"bare{i}-{n}.mp4", fps=spec.fps)
         return time.perf_counter() - t
 
     def engine(i: int) -> float:
@@ -112,23 +116,27 @@ def main() -> None:
         studio.engine.run(RenderRequest(prompt=prompt, model=model, steps=args.steps, seed=i))
         return time.perf_counter() - t
 
-    bare(0), in_worker(bare, 0), in_worker(bare_same_writer, 0), engine(0)  # warm-up (compile/allocate)
-    m, a, s, b = [], [], [], []
-    for i in range(args.repeats * 2):
-        m.append(bare(i))
-        a.append(in_worker(bare, i))
-        s.append(in_worker(bare_same_writer, i))
-        b.append(engine(i))
-    mm, ma, ms, mb = (statistics.median(x) for x in (m, a, s, b))
-    print(f"[overhead] {args.steps} steps, {len(a)} interleaved rounds (medians):")
-    print(f"  bare diffusers + export_to_video, main thread     {mm * 1000:7.0f} ms")
-    print(f"  bare diffusers + export_to_video, worker thread   {ma * 1000:7.0f} ms")
-    print(f"  bare diffusers + studio mp4 writer, worker thread {ms * 1000:7.0f} ms")
-    print(f"  engine.run (worker thread; validate, history, metadata, thumbnail) {mb * 1000:7.0f} ms")
-    print(f"  ratio engine / bare+export_to_video: {mb / ma:.3f}; engine / bare+same writer: {mb / ms:.3f}")
-    ratios = sorted(y / x for x, y in zip(s, b))
-    print(f"  per-round engine / bare+same writer: min {ratios[0]:.3f}, median {statistics.median(ratios):.3f}, "
+    original = pipe_class.__call__
+    pipe_class.__call__ = counted
+    try:
+        worker.submit(engine, 0).result()  # warm-up, and the pipeline calls the engine makes
+    finally:
+        pipe_class.__call__ = original
+    worker.submit(bare_recipe, 0).result()  # warm-up
+    bare_times, engine_times = [], []
+    for i in range(args.repeats * 2):  # interleaved: machine noise hits both alike
+        bare_times.append(worker.submit(bare_recipe, i).result())
+        engine_times.append(worker.submit(engine, i).result())
+    worker.shutdown()
+    mb, me = statistics.median(bare_times), statistics.median(engine_times)
+    print(f"[overhead] request of {args.steps} steps = {len(calls)} pipeline call(s) at {calls} steps; "
+          f"{len(bare_times)} interleaved rounds, every torch call on one worker thread (medians):")
+    print(f"  bare recipe: the same pipeline calls + the studio's mp4 writer  {mb * 1000:7.0f} ms")
+    print(f"  engine.run (validate, history, metadata, thumbnail)             {me * 1000:7.0f} ms")
+    ratios = sorted(e / b for b, e in zip(bare_times, engine_times))
+    print(f"  per-round engine / bare recipe: min {ratios[0]:.3f}, median {statistics.median(ratios):.3f}, "
           f"max {ratios[-1]:.3f}")
+    print(f"  ratio engine / bare recipe + same file writing: {me / mb:.3f}")
     studio.close()
 
     # 3. CLI at native size

@@ -68,20 +68,24 @@ class BoardRunner:
                              image=shot.image, video=shot.video, seed=shot.seed, frames=shot.frames,
                              model=board.model, loras=tuple((f, s) for f, s in shot.loras))
 
-    def _done(self, board: Board, shot: Shot, stage: str) -> bool:
-        row = continuity.render_row(self.studio.history, shot, stage)
-        return bool(row) and not continuity.is_stale(self.studio.history, board, shot, stage)
+    def _done(self, board: Board, shot: Shot, stage: str, history=None) -> bool:
+        history = history or self.studio.history
+        row = continuity.render_row(history, shot, stage)
+        return bool(row) and not continuity.is_stale(history, board, shot, stage)
 
-    def pending(self, board: Board, stage: str) -> tuple[list[Shot], list[Shot]]:
+    def pending(self, board: Board, stage: str, history=None) -> tuple[list[Shot], list[Shot]]:
         """(shots this stage would render, in board order; shots already done). Finals only take approved shots.
-        A continuing shot is redone when the shot it continues is (its context changes)."""
+        A continuing shot is redone when the shot it continues is (its context changes). ``history``: anything
+        with HistoryStore's ``get`` (a board's rows read at once); the studio's history by default."""
         candidates = board.shots if stage == "preview" else [s for s in board.shots if s.approved]
         todo: list[Shot] = []
+        redone: set[str] = set()
         for s in candidates:
             prev = continuity.previous(board, s)
-            if not self._done(board, s, stage) or (prev is not None and prev in todo):
+            if not self._done(board, s, stage, history) or (prev is not None and prev.id in redone):
                 todo.append(s)
-        return todo, [s for s in candidates if s not in todo]
+                redone.add(s.id)
+        return todo, [s for s in candidates if s.id not in redone]
 
     def run(self, board_id: str, stage: str, cancel: threading.Event | None = None,
             shot_ids: list[str] | None = None, session: str | None = None) -> Iterator[ShotEvent | BatchDone]:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import liveness, lora
 from .errors import InvalidRequest, StudioError
-from .history import HistoryStore, _now, new_id
+from .history import HistoryStore, _now, insert_with_fresh_id, new_id
 from .registry import MODES
 from .request import MAX_SEED
 
@@ -188,20 +188,29 @@ class BoardStore:
                  continues: bool = False, loras=()) -> Shot:
         if mode not in MODES:
             raise StudioError(f"Shot mode must be one of {', '.join(MODES)}, not {mode!r}.")
-        board = self.get(board_id)
         seed = random.randint(0, MAX_SEED) if seed is None else int(seed)
-        end = len(board.shots)
-        position = end if position is None else max(0, min(int(position), end))
-        row = {"id": new_id(), "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
+        row = {"id": None, "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
                "updated_at": _now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
+        row["id"] = insert_with_fresh_id(lambda sid: self._insert_shot(row, sid, position))
+        return _shot(row)
+
+    def _insert_shot(self, row: dict, shot_id: str, position: int | None) -> None:
+        """One transaction, a fixed number of statements whatever the board's size: the board must exist, the
+        shot goes at ``position`` (clamped; None: the end) and the shots from there move down one."""
+        board_id = row["board_id"]
         with self._lock, self.db.conn:
+            known, end = self.db.execute("SELECT (SELECT count(*) FROM boards WHERE id = ?), "
+                                         "(SELECT count(*) FROM shots WHERE board_id = ?)",
+                                         [board_id, board_id]).fetchone()
+            if not known:
+                raise StudioError(f"No board with id {board_id}.")
+            row.update(id=shot_id, position=end if position is None else max(0, min(int(position), end)))
             self.db.execute("UPDATE shots SET position = position + 1 WHERE board_id = ? AND position >= ?",
-                            [board_id, position])
+                            [board_id, row["position"]])
             self.db["shots"].insert(row)
             self._touch(board_id)
-        return _shot(row)
 
     def get_shot(self, shot_id: str) -> Shot:
         with self._lock:

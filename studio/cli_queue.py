@@ -3,7 +3,8 @@
     queue add [render flags]   a render job into the queue; prints its id. A studio that owns the data folder
                                takes it (owner API: it checks it and its dispatcher runs it); else it waits in the
                                folder's database for `queue run` (or the next studio to start)
-    queue list [--json]        each job's id, state, position (1 = next to run; 0 running or finished): no torch
+    queue list [--json]        each job's id, state, position (1 = next to run; 0 running or finished): no torch;
+      [--offset N --limit M]   a page of them (200 by default); says how many it left out and how to see them
     queue cancel ID            a waiting job at once; a running one within a step (wherever it runs); sent to the
                                owning studio when one runs
     queue run [--farm ray ...] every queued job in this process (one per farm worker at once with --farm ray), then
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from .errors import FolderOwned, StudioError
 
 EXIT_USER_ERROR = 2
+LIST_LIMIT = 200
 
 
 def add_parser(sub, common, render_flags) -> None:
@@ -31,6 +34,8 @@ def add_parser(sub, common, render_flags) -> None:
     ls = qsub.add_parser("list", help="the jobs: id, state, position")
     common(ls)
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--limit", type=_count, default=LIST_LIMIT, help=f"print at most this many (default {LIST_LIMIT})")
+    ls.add_argument("--offset", type=_count, default=0, help="skip this many first (the next page)")
     cancel = qsub.add_parser("cancel", help="cancel a job by id")
     common(cancel)
     cancel.add_argument("id")
@@ -95,7 +100,8 @@ def _add(args, _open) -> int:
 def _list(args, _open) -> int:
     history, store = _store(args)
     try:
-        jobs = store.list()
+        jobs = store.list(limit=args.limit, offset=args.offset)
+        total = sum(store.count().values())
     finally:
         history.close()
     if args.json:
@@ -111,7 +117,28 @@ def _list(args, _open) -> int:
         where = f"#{j['position']}" if j["position"] else "  "
         print(f"{j['id']}  {j['state']:<9} {where:>4} {j['source']:<10} {req.get('steps') or '-':>3} steps  "
               f"{str(req.get('prompt'))[:60]!r}" + (f"  error: {j['error']}" if j.get("error") else ""))
+    if total > len(jobs):
+        print(_page_note(total, args.offset, len(jobs), args.limit), file=sys.stderr)
     return 0
+
+
+def _page_note(total: int, offset: int, shown: int, limit: int) -> str:
+    """What `queue list` left out, and the flags that show it."""
+    first, last = (offset + 1, offset + shown) if shown else (0, 0)
+    note = f"{total - shown} of {total} jobs not printed (shown: {first}-{last})."
+    if offset + shown < total:
+        note += f" Next page: --offset {offset + shown} --limit {limit}."
+    return note
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _cancel(args, _open) -> int:

@@ -21,8 +21,12 @@ from .request import RenderRequest
 
 def previous(board: Board, shot: Shot) -> Shot | None:
     """The shot this one continues, or None when it does not continue one."""
-    index = [s.id for s in board.shots].index(shot.id)
-    return board.shots[index - 1] if shot.continues and index > 0 else None
+    if not shot.continues:
+        return None
+    index = shot.position  # the board's shots are in position order, 0..n-1: no scan, unless they are not
+    if not (0 <= index < len(board.shots) and board.shots[index].id == shot.id):
+        index = [s.id for s in board.shots].index(shot.id)
+    return board.shots[index - 1] if index > 0 else None
 
 
 def rendered_mode(board: Board, shot: Shot) -> str:

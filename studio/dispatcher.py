@@ -446,15 +446,16 @@ class JobStream:
         if time.monotonic() - self._looked < PLACE_S or self.dispatcher.stopping:
             return
         self._looked = time.monotonic()
+        rows = self.dispatcher.store.places(self._open)  # one query for every followed job
         for jid in sorted(self._open):
-            row = self.dispatcher.store.get(jid)
+            row = rows.get(jid)
             if row is None or (row["state"] in FINISHED and not self.dispatcher._handles(jid)):
                 state = row["state"] if row else "cancelled"
                 end = None if state == "done" else Cancelled(0, None) if state == "cancelled" else \
                     Failed(row["error"] or state, 0, None)
                 self._events.put((jid, _Gone(end)))  # queued behind what the job sent here, if anything
-            elif (place := self.dispatcher.store.place(jid)) is not None:  # told again each time (a progress bar
-                yield jid, Waiting(*place)                                    # may miss the first telling)
+            elif row["place"] is not None:  # told again each time (a progress bar may miss the first telling)
+                yield jid, Waiting(*row["place"])
 
     def _cancel(self, jids: set[str]) -> None:
         for jid in jids:

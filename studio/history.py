@@ -8,17 +8,36 @@ reaches SQL as parameters; full-text search builds a quoted query from words (``
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import secrets
 import sqlite3
+import sys
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import sqlite_utils
+
+def _import_sqlite_utils():
+    """sqlite-utils without pandas and numpy: when they are installed it imports both (~0.4 s, most of a light
+    command's run) only to learn their scalar types, which we never store. They are marked absent for the length
+    of that one import (a None in ``sys.modules`` makes an import raise ImportError, which sqlite-utils expects);
+    a process that imports them later gets them as usual. Where either is already imported, nothing changes."""
+    absent = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None
+    try:
+        return importlib.import_module("sqlite_utils")
+    finally:
+        for name in absent:
+            if sys.modules.get(name) is None:
+                del sys.modules[name]
+
+
+sqlite_utils = _import_sqlite_utils()
 
 from . import disk, liveness
 from .errors import StudioError
@@ -42,7 +61,28 @@ def _now() -> str:
 
 
 def new_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    """A row id: the UTC time to the millisecond, then 80 random bits, e.g. ``20261207-192749-123-9f2c...`` (40
+    characters). Time-ordered as text, and collision-free in practice: two ids of the same millisecond differ
+    unless 80 random bits repeat. Ids made before (``YYYYmmdd-HHMMSS-`` + 6 hex, local time) stay valid: ids are
+    opaque strings; nothing parses them or orders rows by them (lists order by created_at, rowid)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + secrets.token_hex(10)
+
+
+def insert_with_fresh_id(insert: Callable[[str], None], first_id: str | None = None, tries: int = 5) -> str:
+    """Run ``insert(id)`` with a new id, and with another if that id is taken (sqlite3.IntegrityError on the
+    primary key): a collision, however rare, retries instead of failing a render. Returns the id inserted."""
+    rid = first_id or new_id()
+    for attempt in range(tries):
+        try:
+            insert(rid)
+            return rid
+        except sqlite3.IntegrityError as exc:
+            if not str(exc).startswith("UNIQUE constraint failed") or not str(exc).endswith(".id") \
+                    or attempt == tries - 1:
+                raise
+            rid = new_id()
+    return rid
 
 
 SQLITE_MIN = (3, 35, 0)  # UPDATE ... RETURNING (the queue's claim)
@@ -320,11 +360,18 @@ class HistoryStore:
         if again:  # a fresh run of that budget; what the user said of it (accepted) stays
             row.update(error=None, finished_at=None, video_path=None, thumb_path=None, total_seconds=None)
             row.pop("accepted")
-        with self._lock, self.db.conn:
-            self.table.update(rid, row) if again else self.table.insert(row)
+        if again:
+            with self._lock, self.db.conn:
+                self.table.update(rid, row)
+        else:
+            rid = insert_with_fresh_id(lambda fresh: self._insert_row({**row, "id": fresh}), rid)
         if again:
             self._remove_files(again)
         return rid
+
+    def _insert_row(self, row: dict) -> None:
+        with self._lock, self.db.conn:
+            self.table.insert(row)
 
     def _row_of(self, plan_id: str, budget_index: int) -> dict | None:
         with self._lock:
@@ -395,6 +442,16 @@ class HistoryStore:
         with self._lock:
             rows = list(self.table.rows_where("id = ?", [rid]))
         return self._decode(rows[0]) if rows else None
+
+    def get_many(self, rids) -> dict[str, dict]:
+        """The rows of ``rids`` (those that exist), by id: one query however many (a board's shots' renders)."""
+        wanted = sorted({r for r in rids if r})
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM renders WHERE id IN (SELECT value FROM json_each(?))",
+                                      [json.dumps(wanted)]))
+        return {r["id"]: self._decode(r) for r in rows}
 
     def count(self) -> int:
         with self._lock:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from . import disk
 from .errors import StudioError
 from . import liveness
-from .history import HistoryStore, _now, new_id
+from .history import HistoryStore, _now, insert_with_fresh_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -74,16 +74,16 @@ class QueueStore:
         """A job at the end of the queue; its id. ``after``: a job it waits for (it runs once that one finished)."""
         if source not in SOURCES:
             raise StudioError(f"unknown job source {source!r} (one of {', '.join(SOURCES)})")
-        jid = new_id()
-        with self._write() as conn:
-            (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
-            conn.execute(
-                "INSERT INTO jobs (id, kind, request, plan, policy, position, session, source, state, attempts, "
-                "result_ids, cancel_requested, seq, created_at, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, "
-                "'[]', 0, 1, ?, ?)",
-                [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
-                 job.get("policy"), last + 1, session, source, _now(), after])
-        return jid
+        def insert(jid: str) -> None:
+            with self._write() as conn:
+                (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
+                conn.execute(
+                    "INSERT INTO jobs (id, kind, request, plan, policy, position, session, source, state, attempts, "
+                    "result_ids, cancel_requested, seq, created_at, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', "
+                    "0, '[]', 0, 1, ?, ?)",
+                    [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
+                     job.get("policy"), last + 1, session, source, _now(), after])
+        return insert_with_fresh_id(insert)
 
     def claim(self, worker: str, among: "set[str] | None" = None) -> dict | None:
         """The first queued job that may run (the job it waits for, if any, has finished), now running
@@ -239,18 +239,36 @@ class QueueStore:
             rows = list(self.db["jobs"].rows_where("id = ?", [jid]))
         return self._decode(rows[0]) if rows else None
 
-    def list(self, session: str | None = None, states: tuple[str, ...] = STATES, limit: int = 200) -> list[dict]:
-        """Jobs in run order (running, then waiting by position, then the newest finished), each with its
-        ``position``: 1 for the next to run, 0 for running and finished ones."""
-        marks = ", ".join("?" for _ in states)
-        where, args = f"state IN ({marks})", list(states)
+    @staticmethod
+    def _where(session: str | None, states: tuple[str, ...]) -> tuple[str, list]:
+        where, args = f"state IN ({', '.join('?' for _ in states)})", list(states)
         if session is not None:
             where, args = where + " AND session = ?", args + [session]
+        return where, args
+
+    def count(self, session: str | None = None, states: tuple[str, ...] = STATES) -> dict[str, int]:
+        """How many jobs ``list`` would page through, by state."""
+        where, args = self._where(session, states)
+        with self._lock:
+            rows = self.db.execute(f"SELECT state, count(*) FROM jobs WHERE {where} GROUP BY state", args).fetchall()
+        return dict(rows)
+
+    def list(self, session: str | None = None, states: tuple[str, ...] = STATES, limit: int = 200,
+             offset: int = 0) -> list[dict]:
+        """Jobs in run order (running, then waiting by position, then the newest finished), each with its
+        ``position``: 1 for the next to run, 0 for running and finished ones. ``offset``: skip that many first
+        (a later page: positions still count from the head of the queue)."""
+        where, args = self._where(session, states)
         order = ("CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
                  "CASE WHEN state = 'queued' THEN position END, finished_at DESC, rowid")
+        offset = max(0, int(offset))
         with self._lock:
-            rows = [self._decode(r) for r in self.db["jobs"].rows_where(where, args, order_by=order, limit=limit)]
+            rows = [self._decode(r) for r in self.db["jobs"].rows_where(where, args, order_by=order,
+                                                                        limit=max(0, int(limit)), offset=offset)]
         waiting = 0
+        if offset:  # the queued rows on the pages before this one
+            counts = self.count(session, states)
+            waiting = max(0, min(offset - counts.get("running", 0), counts.get("queued", 0)))
         for row in rows:
             row["order"], row["position"] = row["position"], 0
             if row["state"] == "queued":
@@ -266,6 +284,19 @@ class QueueStore:
                 "(o.position = j.position AND o.rowid <= j.rowid))), (SELECT count(*) FROM jobs WHERE state = "
                 "'queued') FROM jobs AS j WHERE j.id = ? AND j.state = 'queued'", [jid]).fetchone()
         return (row[0], row[1]) if row else None
+
+    def places(self, jids) -> dict[str, dict]:
+        """For each of ``jids`` still in the table: its ``state``, ``error`` and ``place`` ((position among the
+        waiting jobs, 1 = next; how many wait) while queued, else None). Two queries however many are asked: the
+        waiting jobs in order once (the (state, position) index), and the asked jobs by id; O(waiting + asked)."""
+        with self._lock:
+            waiting = self.db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY position, rowid").fetchall()
+            rows = self.db.execute("SELECT id, state, error FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+                                   [json.dumps(list(jids))]).fetchall()
+        place = {jid: i for i, (jid,) in enumerate(waiting, 1)}
+        return {jid: {"state": state, "error": error,
+                      "place": (place[jid], len(waiting)) if state == "queued" and jid in place else None}
+                for jid, state, error in rows}
 
     def waiting(self, except_batch: str | None = None) -> int:
         """How many jobs wait to run (the number the queue caps look at); ``except_batch``: leave out a storyboard

@@ -4,6 +4,7 @@ Tiny test models (32x32, 9 frames); policies here are 1-step previews and 2-step
 of three shots previews and finishes in a few seconds on 2 cores.
 """
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -55,8 +56,20 @@ def galleries(outputs):
     found = []
     for out in outputs:
         for v in out if isinstance(out, (list, tuple)) else [out]:
+            v = v.get("value") if isinstance(v, dict) and v.get("__type__") == "update" else v
             if isinstance(v, list) and v and isinstance(v[0], dict) and "caption" in v[0]:
                 found.append(v)
+    return found
+
+
+def live_updates(outputs) -> list[dict]:
+    """The Storyboard's live component's values (one finished shot each), in order, each once."""
+    found, seen = [], set()
+    for out in outputs:
+        for v in out if isinstance(out, (list, tuple)) else [out]:
+            if isinstance(v, str) and v.startswith('{"shot"') and v not in seen:
+                seen.add(v)
+                found.append(json.loads(v))
     return found
 
 
@@ -71,9 +84,14 @@ def test_storyboard_preview_all_then_finals(app):
     assert [s.seed for s in shots] == [10, 11, 12]
 
     outs = run(client, board["id"], "", api_name="/board_preview_all")
-    # shot by shot: the gallery gains one rendered thumbnail per finished shot
+    # shot by shot: each finished shot sends its own tile and row (issue 27), not the whole board
+    finished = live_updates(outs)
+    assert [d["index"] for d in finished] == [0, 1, 2], finished
+    assert all(d["caption"].endswith(" preview") and d["tile"].startswith("data:image/png;base64,")
+               and d["row"][6].startswith("1 step") for d in finished)
+    # the gallery is sent whole once, when the batch ends, with every thumbnail
     rendered = [sum(item["caption"].endswith(" preview") for item in g) for g in galleries(outs)]
-    assert [n for n in rendered if n] [:3] == [1, 2, 3], rendered
+    assert [n for n in rendered if n] == [3], rendered
     assert any("Rendering 3 previews at **preview** (1 step)" in t for t in texts(outs))
     assert any(t.startswith("✓ Done: previews") and "3 rendered" in t for t in texts(outs))
     shots = store.get(board["id"]).shots

@@ -26,9 +26,9 @@ def build_app(studio) -> gr.Blocks:
         if studio.settings.space:  # a shared Space: say what is private, kept and capped
             gr.Markdown(spacemode.banner(studio), elem_id="space-banner")
         with gr.Tabs(selected="create", elem_id="top-tabs") as top_tabs:
-            with gr.Tab("Create", id="create", elem_id="tab-create"):
+            with gr.Tab("Create", id="create", elem_id="tab-create") as create_tab:
                 create = generate.build(studio, model, model_info, session)
-            with gr.Tab("Compare budgets", id="compare", elem_id="tab-compare"):
+            with gr.Tab("Compare budgets", id="compare", elem_id="tab-compare") as compare_tab:
                 compare.build(studio, model, session, top_tabs, create, model_info)
             with gr.Tab("Storyboard", id="storyboard", elem_id="tab-storyboard") as storyboard_tab:
                 boards = board_tab.build(studio, model, session)
@@ -52,6 +52,9 @@ def build_app(studio) -> gr.Blocks:
         demo.load(boards["refresh"], boards["inputs"], boards["outputs"], api_visibility="private")
         stats_tab.select(stats["refresh"], stats["inputs"], stats["outputs"], api_visibility="private")
         queue_view.select(jobs["refresh"], jobs["inputs"], jobs["outputs"], api_visibility="private")
+        queue_view.select(lambda: gr.Timer(active=True), None, jobs["timer"], queue=False, api_visibility="private")
+        for other in (create_tab, compare_tab, storyboard_tab, history_tab, stats_tab):
+            other.select(lambda: gr.Timer(active=False), None, jobs["timer"], queue=False, api_visibility="private")
         public_api.register(studio)  # /generate, /compare, /extend, /history, /models: see docs/api.md
     public_api.hide_ui_handlers(demo)  # the page's own handlers stay off the API page (view_api)
     if studio.settings.space:  # renders past their time to live are deleted on a schedule

@@ -1,4 +1,5 @@
-"""The "Queue" tab: the render queue (queue_store.py) as it stands, refreshed every few seconds by a gr.Timer.
+"""The "Queue" tab: the render queue (queue_store.py) as it stands, refreshed every few seconds by a gr.Timer
+while the tab is shown.
 
 Waiting and running jobs with their position, where each came from and the progress of the running one; the user
 picks a job and cancels it, moves it (up, down, to the top) or changes the step budget of a waiting one. In Space
@@ -105,5 +106,7 @@ def build(studio, session: gr.State) -> dict:
     for action, button in buttons.items():
         button.click(lambda s, j, n, a=action: act(studio, s, j, a, n), [session, job, steps], note,
                      api_visibility="private", queue=False).then(refresh, session, table, queue=False)
-    gr.Timer(REFRESH_S).tick(refresh, session, table, api_visibility="private", queue=False)
-    return {"refresh": refresh, "inputs": [session], "outputs": [table]}
+    # ticks only while the tab is shown (build_app turns it on and off): an open page costs nothing elsewhere
+    timer = gr.Timer(REFRESH_S, active=False)
+    timer.tick(refresh, session, table, api_visibility="private", queue=False)
+    return {"refresh": refresh, "inputs": [session], "outputs": [table], "timer": timer}

@@ -33,6 +33,8 @@ CSS = """
 /* Storyboard: the New board button sits level with the inputs, not stretched to the row's height */
 #board-bar { align-items: flex-end; }
 #board-new { max-height: 44px; margin-bottom: 10px; }
+#board-progress { min-height: 24px; }
+#board-live { display: none; }
 #space-banner { border-left: 3px solid var(--color-accent); padding-left: 10px; font-size: 0.92em; }
 """
 
