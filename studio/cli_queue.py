@@ -93,13 +93,13 @@ def _list(args, _open) -> int:
     if args.json:
         keys = ("id", "state", "position", "source", "attempts", "worker", "progress", "error", "result_ids",
                 "created_at")
-        print(json.dumps([{k: j[k] for k in keys} | {"prompt": (j["request"].get("request") or {}).get("prompt")}
+        print(json.dumps([{k: j[k] for k in keys} | {"prompt": (j["job"].get("request") or {}).get("prompt")}
                           for j in jobs], indent=2, ensure_ascii=False))
         return 0
     if not jobs:
         print("the queue is empty", file=sys.stderr)
     for j in jobs:
-        req = j["request"].get("request") or {}
+        req = j["job"].get("request") or {}
         where = f"#{j['position']}" if j["position"] else "  "
         print(f"{j['id']}  {j['state']:<9} {where:>4} {j['source']:<10} {req.get('steps') or '-':>3} steps  "
               f"{str(req.get('prompt'))[:60]!r}" + (f"  error: {j['error']}" if j.get("error") else ""))

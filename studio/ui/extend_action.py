@@ -13,7 +13,7 @@ from typing import Iterator
 
 import gradio as gr
 
-from .. import extend
+from .. import extend, jobs
 from ..errors import StudioError
 from ..render import Plan, Result
 from . import spacemode
@@ -80,7 +80,7 @@ def run(studio, rid, frames, prompt, session, progress=None) -> Iterator[tuple[s
         sid = spacemode.session_id(studio, session)
         events = None
         try:
-            events = extend.queued(studio, source, req, plan, cancel=cancel_event, session=sid)
+            events = jobs.follow_extension(studio, source, req, plan, cancel=cancel_event, session=sid)
             for up in updates(events, Plan.single(req.steps), progress, started):
                 if up.kind == "result":
                     yield "done", (up.result, plan)
