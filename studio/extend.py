@@ -227,11 +227,20 @@ def rejoin_row(studio, info: dict, row: dict) -> None:
     finish_queued(studio, info, result)
 
 
+def is_extension(row: dict) -> bool:
+    """True for a history row that is an extension: a continuation of the end of a clip, joined to it (its file is
+    longer than what the model rendered; a storyboard shot that continues another is not joined)."""
+    req = row.get("request") or {}
+    if not isinstance(req, dict) or req.get("context_from") != "end" or not (req.get("extends") or row.get("parent_id")):
+        return False
+    return int(row.get("frames") or 0) > int(req.get("frames") or 0)
+
+
 def rerun(history, row: dict) -> tuple[Source, RenderRequest, ExtensionPlan]:
     """Re-do the extension recorded as ``row``: the same source (the job's copy, else the original render), new
     frames, prompt, seed and steps. StudioError when the row is not an extension or its source is gone."""
     req = row.get("request") or {}
-    if req.get("context_from") != "end" or not (req.get("extends") or row.get("parent_id")):
+    if not is_extension(row):
         raise StudioError(f"Render {row.get('id')} is not an extension.")
     video = req.get("video")
     source = load_source(history, video if video and Path(video).is_file() else req.get("extends") or row["parent_id"])

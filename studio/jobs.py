@@ -98,13 +98,18 @@ def plan_keys(plan) -> dict:
     return {}
 
 
+def render_job(job) -> RenderJob:
+    """A render job as sent (a dict: its request and plan keys), typed; a RenderJob (or an extension) as it is."""
+    return job if isinstance(job, RenderJob) else KINDS["render"](job)
+
+
 def queue_job(studio, job, *, source: str, session: str | None = None, cancel=None):
     """Check a render job (a dict, or a RenderJob such as an ExtensionJob), queue it on the studio's dispatcher and
     follow it: (request, plan, notes, the JobStream of its events). StudioError at once for bad input (nothing is
     queued); a consumer that stops listening cancels it (``stream.abandon()`` if it never starts to)."""
     if session is not None and not space.valid_session(session):
         raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
-    typed = job if isinstance(job, RenderJob) else KINDS["render"](job)
+    typed = render_job(job)
     req, plan, notes = typed.plan(studio)
     typed.pin_seed(req.seed)  # a random seed is picked once, as reported: a re-run renders the same
     stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)

@@ -80,8 +80,8 @@ class QueueStore:
     def add(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
             kind: str = "render", after: str | None = None, key: str | None = None) -> str:
         """A job at the end of the queue; its id. ``after``: a job it waits for (it runs once that one finished).
-        ``key``: while a job with that key is queued or running, it is that job's id, and nothing is added (the
-        look and the insert share one transaction: two adds at once queue it once)."""
+        ``key``: while a job with that key is queued or running (and not being cancelled), it is that job's id, and
+        nothing is added (the look and the insert share one transaction: two adds at once queue it once)."""
         return self.add_once(job, source=source, session=session, plan=plan, kind=kind, after=after, key=key)[0]
 
     def add_once(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
@@ -92,7 +92,8 @@ class QueueStore:
         jid = new_id()
         with self._write() as conn:
             if key is not None and (busy := conn.execute(
-                    "SELECT id FROM jobs WHERE key = ? AND state IN ('queued', 'running') LIMIT 1", [key]).fetchone()):
+                    "SELECT id FROM jobs WHERE key = ? AND state IN ('queued', 'running') AND cancel_requested = 0 "
+                    "LIMIT 1", [key]).fetchone()):
                 return busy[0], False
             (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
             conn.execute(

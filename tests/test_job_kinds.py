@@ -250,3 +250,17 @@ def test_untyped_jobs_queued_before_kinds_migrate(tmp_path):
     assert store.get("s")["key"] == kinds["s"].key == "shot:s1:preview:0"
     assert all(store.get(jid)["job"]["v"] == 1 for jid in "rse")
     history.close()
+
+
+def test_history_rerun_of_an_extended_clip_queues_the_extension(studio):
+    from studio.ui import history as history_tab
+
+    original, source = _original(studio, "rerun from history")
+    req, plan = extend.extension_request(studio.engine, source, 4, seed=11, steps=1)
+    (first,) = [e for e in extend._raising(jobs.follow_extension(studio, source, req, plan)) if e.kind == "result"]
+    row = studio.history.get(first.record_id)
+    assert extend.is_extension(row) and not extend.is_extension(studio.history.get(original.record_id))
+    jid = history_tab.rerun_extension(studio, row)
+    queued = QueueStore(studio.history).get(jid)
+    assert (queued["kind"], queued["state"]) == ("extension", "queued")
+    assert queued["job"]["request"]["seed"] == 11 and queued["job"]["extend"]["plan"]["new_frames"] == plan.new_frames
