@@ -182,7 +182,8 @@ class BoardStore:
         return self.get(board_id)
 
     def delete(self, board_id: str) -> None:
-        shots = [r[0] for r in self.db.execute("SELECT id FROM shots WHERE board_id = ?", [board_id]).fetchall()]
+        with self._lock:
+            shots = [r[0] for r in self.db.execute("SELECT id FROM shots WHERE board_id = ?", [board_id]).fetchall()]
         self._cancel_jobs(shots, "Its board was deleted while this render waited.")
         with self._lock, self.db.conn:
             self.db.execute("DELETE FROM shots WHERE board_id = ?", [board_id])

@@ -45,12 +45,12 @@ def main() -> None:
         print("finished all finals", flush=True)
     elif what == "previews":  # a board's preview stage, slow shots (the second continues the first); killed mid-way
         boards = BoardRunner(studio)
-        (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 24\n")
+        (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 12\n")
         from studio.policy import Policies
 
         studio.policies = studio.engine.policies = Policies.load(Path(data_dir) / "policies.toml")
         studio.start_dispatcher()  # the whole queue, as app.py runs it
-        board = boards.boards.create("preview board", board_id="preview-board")
+        board = boards.boards.create("preview board", board_id="preview-board", model="t-far")
         for i in range(3):
             boards.boards.add_shot(board.id, f"preview shot {i}", seed=i, continues=i == 1)
         for _ in boards.run(board.id, "preview"):

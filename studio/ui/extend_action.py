@@ -1,6 +1,6 @@
 """The "Extend" action on Create's result and on a History entry: continue a finished render by N frames.
 
-A small row (frames to add, a prompt that starts as the original's, its own step budget: empty means the Create
+A small row (frames to add, a prompt that starts as the original's, its own step budget: 0 means the Create
 tab's steps, never the original's; Extend) under the video. Pressing Extend runs
 ``extend.load_source`` / ``extension_request`` / ``extend`` (as ``render --extend`` does) in this session's cancel
 scope, streams its status, then shows the joined clip; its history row is a child of the original.
@@ -28,7 +28,7 @@ class ExtendControls:
     box: gr.Group  # hidden until there is a finished render to extend
     frames: gr.Number
     prompt: gr.Textbox
-    steps: gr.Number  # empty: the Create tab's steps
+    steps: gr.Number  # 0: the Create tab's steps
     button: gr.Button
     status: gr.Markdown
 
@@ -41,8 +41,8 @@ def build(where: str) -> ExtendControls:
                                min_width=110, elem_id=f"{where}-extend-frames")
             prompt = gr.Textbox(label="Prompt for the new frames", lines=1, max_lines=3, scale=4,
                                 placeholder="the original's prompt", elem_id=f"{where}-extend-prompt")
-            steps = gr.Number(value=None, precision=0, minimum=1, maximum=128, label="Steps", scale=1,
-                              min_width=90, placeholder="Create's", elem_id=f"{where}-extend-steps")
+            steps = gr.Number(value=0, precision=0, minimum=0, maximum=128, label="Steps (0: Create's)", scale=1,
+                              min_width=90, elem_id=f"{where}-extend-steps")
             button = gr.Button("Extend →", variant="secondary", scale=1, min_width=100,
                                elem_id=f"{where}-extend-btn")
         status = gr.Markdown("", elem_id=f"{where}-extend-status")
@@ -52,7 +52,7 @@ def build(where: str) -> ExtendControls:
 def budget(steps, create_steps) -> int | None:
     """The extension's step budget: its own box, else the Create tab's steps (never the original's)."""
     for value in (steps, create_steps):
-        if value not in (None, ""):
+        if value not in (None, "", 0):
             return int(value)
     return None
 
