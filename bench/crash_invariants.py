@@ -114,10 +114,26 @@ def _shots(db, renders: list[dict]) -> list[str]:
 
 
 def _shots_rendered_twice(db) -> list[str]:
+    col = _job_column(db)
     counts = db.execute(
-        "SELECT json_extract(request, '$.board.shot'), json_extract(request, '$.board.stage'), count(*) FROM jobs "
-        "WHERE json_extract(request, '$.board.shot') IS NOT NULL AND state = 'done' GROUP BY 1, 2").fetchall()
+        f"SELECT json_extract({col}, '$.board.shot'), json_extract({col}, '$.board.stage'), count(*) FROM jobs "
+        f"WHERE json_extract({col}, '$.board.shot') IS NOT NULL AND state = 'done' GROUP BY 1, 2").fetchall()
     return [f"shot {shot} {stage}: rendered by {n} jobs" for shot, stage, n in counts if n > 1]
+
+
+def _job_column(db) -> str:
+    """The jobs table's column holding the whole job: ``job`` (typed jobs), ``request`` before them."""
+    return "job" if "job" in {r[1] for r in db.execute("PRAGMA table_info(jobs)")} else "request"
+
+
+def _source_video(spec: dict, by_id: dict) -> str | None:
+    """The file an extension continued: the copy its job owns (typed jobs), else its source row's video."""
+    for ref in (spec.get("source"), spec.get("origin"), spec.get("id")):
+        if isinstance(ref, str) and ref in by_id:
+            return by_id[ref]["video_path"]
+        if isinstance(ref, str) and Path(ref).is_file():
+            return ref
+    return None
 
 
 def _extensions(jobs: list[dict], renders: list[dict]) -> list[str]:
@@ -125,16 +141,17 @@ def _extensions(jobs: list[dict], renders: list[dict]) -> list[str]:
     out = []
     by_id = {row["id"]: row for row in renders}
     for job in jobs:
-        spec = json.loads(job["request"] or "{}").get("extend") if job["state"] == "done" else None
+        spec = json.loads(job.get("job") or job.get("request") or "{}").get("extend") if job["state"] == "done" \
+            else None
         if not isinstance(spec, dict):
             continue
-        source = by_id.get(spec.get("source") or spec.get("id") or "")
+        source = _source_video(spec, by_id)  # the job's own copy of the frames it continues, or the original's file
         for rid in json.loads(job["result_ids"] or "[]"):
             row = by_id.get(rid)
             if source is None or row is None:
                 out.append(f"extension job {job['id']}: its source or its result is gone")
-            elif not _starts_with(row["video_path"], source["video_path"]):
-                out.append(f"extension {rid}: does not start with its source {source['id']}'s frames")
+            elif not _starts_with(row["video_path"], source):
+                out.append(f"extension {rid}: does not start with its source {source}'s frames")
     return out
 
 

@@ -2,7 +2,10 @@
 
 A stage runs as a *batch* recorded in the database. A shot whose render for that
 stage is already done (its history row is ``ok``) is skipped, so a batch stopped by
-a crash, a restart or a cancel carries on where it stopped when run again.
+a crash, a restart or a cancel carries on where it stopped when run again. Each shot is a
+``shot`` job (job_kinds.ShotJob) pinned to the shot's revision: a shot whose job for that
+stage and revision is queued or running is not queued again (two tabs, ``board run`` twice,
+a run after a crash); the stream follows that job instead.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from . import continuity, media
 from .board_store import STAGES, Board, BoardStore, Shot, shot_loras
 from .errors import InvalidRequest, StudioError
 from .dispatcher import JobStream
+from .job_kinds import ShotJob
 from .render import Cancelled, Failed, RenderRequest, Result
 
 
@@ -132,13 +136,14 @@ class BoardRunner:
 
     def _queue_shots(self, stream, board: Board, stage: str, todo: list[Shot], policy: str,
                      session: str | None, batch: str | None = None) -> dict[str, tuple[int, Shot]]:
-        """Queue one job per shot, in board order; job id -> (index in the batch, shot)."""
+        """Queue one job per shot, in board order; job id -> (index in the batch, shot). A shot that continues
+        another waits for that shot's job at its current revision (queued here, or already queued or running)."""
         shots, job_of = {}, {}
         for i, shot in enumerate(todo):
             prev = continuity.previous(board, shot)
-            job = {"request": self.shot_request(board, shot).to_dict(), "policy": policy,
-                   "board": {"board": board.id, "name": board.name, "shot": shot.id, "stage": stage,
-                             "batch": batch}}
+            job = ShotJob({"request": self.shot_request(board, shot).to_dict(), "policy": policy,
+                           "board": {"board": board.id, "name": board.name, "shot": shot.id, "stage": stage,
+                                     "batch": batch, "revision": shot.revision}})
             after = job_of.get(prev.id) if shot.continues and prev is not None else None
             jid = stream.submit(job, source="storyboard", session=session, after=after)
             shots[jid], job_of[shot.id] = (i, shot), jid
@@ -271,18 +276,3 @@ class BoardRunner:
             self.boards.delete_shot(extra.id)
         return self.boards.get(board_id)
 
-
-def queued_shot_request(studio, job: dict, session: str | None, after: dict | None) -> dict:
-    """A storyboard shot's queued request as it runs: a shot that continues another takes that shot's render at
-    this stage (finished by now: its job, ``after``, ran first) as context, or fails saying why not."""
-    info = job["board"]
-    board = BoardStore(studio.history).get(info["board"])
-    shot = board.shot(info["shot"])  # StudioError if it was deleted since
-    prev = continuity.previous(board, shot)
-    if not shot.continues or prev is None:
-        return job["request"]
-    failed = {prev.id: after.get("error") or after["state"]} if after and after["state"] != "done" else {}
-    req = RenderRequest.from_dict(job["request"])
-    frames_dir = studio.settings.renders_dir / (session or "") / "inputs"
-    return continuity.continuing_request(studio.engine, board, shot, info["stage"], req, frames_dir,
-                                         failed).to_dict()

@@ -4,6 +4,11 @@ Boards share ``history.db`` with the render history (one file, one set of number
 migrations in ``history.py``) and its connection lock. A shot points at the history
 rows of its latest preview and final; editing what a shot renders clears them, so
 nothing stale is ever shown as that shot's result.
+
+A shot carries a ``revision`` that every edit of what it renders bumps (a board's new model or policy bumps all of
+its shots'). A shot's render job pins the revision it was queued for (job_kinds.ShotJob, key
+``shot:ID:STAGE:REVISION``): editing or deleting the shot cancels its waiting jobs, and a render whose revision is
+no longer the shot's is never placed on it (``place_render``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,17 @@ from dataclasses import asdict, dataclass, field
 from . import liveness, lora
 from .errors import InvalidRequest, StudioError
 from .history import HistoryStore, _now, insert_with_fresh_id, new_id
+from .queue_store import QueueStore
 from .registry import MODES
 from .request import MAX_SEED
 
 # Fields that change what a shot renders: editing any of them invalidates its renders.
 RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues", "loras")
 STAGES = ("preview", "final")
+_SET_RENDER = {  # literal statements (the stage picks one)
+    "preview": "UPDATE shots SET preview_id = ?, updated_at = ? WHERE id = ?",
+    "final": "UPDATE shots SET final_id = ?, updated_at = ? WHERE id = ?",
+}
 _RESET_STAGE = {  # literal statements: no SQL is built from values
     "preview": "UPDATE shots SET preview_id = NULL WHERE board_id = ?",
     "final": "UPDATE shots SET final_id = NULL WHERE board_id = ?",
@@ -45,9 +55,18 @@ class Shot:
     updated_at: str | None = None
     continues: bool = False  # its context is the previous shot's render (see continuity.py)
     loras: list = field(default_factory=list)  # [[file, strength], ...], as a request's ``loras``
+    revision: int = 0  # bumped by every edit of what it renders
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def job_key(shot_id: str, stage: str | None = None, revision: int | None = None) -> str:
+    """The queue key of a shot's render job (one queued or running per shot, stage and revision); with no stage,
+    the prefix every job of that shot's keys start with."""
+    if stage is None:
+        return f"shot:{shot_id}:"
+    return f"shot:{shot_id}:{stage}:{int(revision or 0)}"
 
 
 @dataclass
@@ -94,6 +113,12 @@ class BoardStore:
         self.db = history.db
         self._lock = history._lock
         self.history = history
+        self._queue = QueueStore(history)
+
+    def _cancel_jobs(self, shot_ids, why: str) -> None:
+        """The waiting render jobs of these shots leave the queue, saying why (their renders would be stale)."""
+        for sid in shot_ids:
+            self._queue.cancel_keyed(job_key(sid), why)
 
     def mark_interrupted(self, spared=lambda claimer: False) -> int:
         """Crash recovery (only the data folder's owner): a batch still "running" belongs to a process that
@@ -147,15 +172,25 @@ class BoardStore:
             self.db["boards"].update(board_id, dict(changes, updated_at=_now()))
             # Renders made under the old setting no longer count: a new model invalidates every render,
             # a new preview / final policy that stage's renders (so a resumed batch redoes them).
+            changed = False
             if "model" in changes and changes["model"] != board.model:
                 self.db.execute("UPDATE shots SET preview_id = NULL, final_id = NULL WHERE board_id = ?", [board_id])
+                changed = True
             for stage, reset in _RESET_STAGE.items():
                 key = f"{stage}_policy"
                 if key in changes and changes[key] != getattr(board, key):
                     self.db.execute(reset, [board_id])
+                    changed = True
+            if changed:  # what every shot renders changed: renders queued before no longer fit
+                self.db.execute("UPDATE shots SET revision = revision + 1 WHERE board_id = ?", [board_id])
+        if changed:
+            self._cancel_jobs([s.id for s in board.shots], f"Board '{board.name}' changed while this render waited.")
         return self.get(board_id)
 
     def delete(self, board_id: str) -> None:
+        with self._lock:
+            shots = [r[0] for r in self.db.execute("SELECT id FROM shots WHERE board_id = ?", [board_id]).fetchall()]
+        self._cancel_jobs(shots, "Its board was deleted while this render waited.")
         with self._lock, self.db.conn:
             self.db.execute("DELETE FROM shots WHERE board_id = ?", [board_id])
             self.db.execute("DELETE FROM batches WHERE board_id = ?", [board_id])
@@ -234,13 +269,18 @@ class BoardStore:
         for flag in ("approved", "continues"):
             if flag in updates:
                 updates[flag] = int(bool(updates[flag]))
-        if any(k in RENDER_FIELDS and changes[k] != getattr(shot, k) for k in changes):
+        edited = any(k in RENDER_FIELDS and changes[k] != getattr(shot, k) for k in changes)
+        if edited:
             updates.update(preview_id=None, final_id=None)  # old renders no longer match
             updates.setdefault("approved", 0)  # nor does the approval, unless given with the edit
         updates["updated_at"] = _now()
         with self._lock, self.db.conn:
             self.db["shots"].update(shot_id, updates)
+            if edited:
+                self.db.execute("UPDATE shots SET revision = revision + 1 WHERE id = ?", [shot_id])
             self._touch(shot.board_id)
+        if edited:
+            self._cancel_jobs([shot_id], f"Shot {shot.position + 1} was edited while this render waited.")
         return self.get_shot(shot_id)
 
     def approve(self, shot_id: str, approved: bool = True) -> Shot:
@@ -269,6 +309,7 @@ class BoardStore:
 
     def delete_shot(self, shot_id: str) -> Board:
         shot = self.get_shot(shot_id)
+        self._cancel_jobs([shot_id], f"Shot {shot.position + 1} was deleted while this render waited.")
         with self._lock, self.db.conn:
             self.db.execute("DELETE FROM shots WHERE id = ?", [shot_id])
             self.db.execute("UPDATE shots SET position = position - 1 WHERE board_id = ? AND position > ?",
@@ -280,7 +321,24 @@ class BoardStore:
         if stage not in STAGES:
             raise ValueError(stage)
         with self._lock, self.db.conn:
-            self.db["shots"].update(shot_id, {f"{stage}_id": record_id, "updated_at": _now()})
+            changed = self.db.execute(_SET_RENDER[stage], [record_id, _now(), shot_id]).rowcount
+        if not changed:
+            raise StudioError(f"No shot with id {shot_id}.")
+
+    def place_render(self, shot_id: str, stage: str, record_id: str, revision: int) -> str | None:
+        """Put a render on the shot if the shot is still at ``revision`` (one statement: an edit in between wins);
+        None when placed, else why not."""
+        if stage not in STAGES:
+            raise ValueError(stage)
+        with self._lock, self.db.conn:
+            placed = self.db.execute(_SET_RENDER[stage] + " AND revision = ?",
+                                     [record_id, _now(), shot_id, int(revision)]).rowcount
+            row = None if placed else self.db.execute("SELECT position FROM shots WHERE id = ?", [shot_id]).fetchone()
+        if placed:
+            return None
+        if row is None:
+            return "its shot was deleted while it waited or ran"
+        return f"shot {row[0] + 1} was edited while this render waited or ran"
 
     # ---- batches -------------------------------------------------------------------
     def start_batch(self, board_id: str, stage: str) -> str:

@@ -241,7 +241,7 @@ def _new_frames(text: str | None) -> int:
 
 def _extend(studio, args) -> int:
     """``render --extend``: print the joined clip's mp4 path (see extend.py)."""
-    from . import extend
+    from . import extend, jobs
     from .events import Result
 
     source = extend.load_source(studio.history, args.extend)
@@ -254,7 +254,7 @@ def _extend(studio, args) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"extending {source.path.name}: {plan.source_frames} frames + {plan.new_frames} new "
           f"({plan.context} as context) on {req.model}", file=sys.stderr)
-    for event in extend._raising(extend.queued(studio, source, req, plan, source_name="cli")):
+    for event in extend._raising(jobs.follow_extension(studio, source, req, plan, source_name="cli")):
         if isinstance(event, Result):
             print(event.video_path, flush=True)
     return 0

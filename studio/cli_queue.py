@@ -81,16 +81,17 @@ def _add(args, _open) -> int:
         return 0
     job["request"] = {k: (str(Path(v).resolve()) if k in ("image", "video") and v else v)
                       for k, v in job["request"].items()}
-    from .jobs import checked
+    from .jobs import render_job
     from .queue_store import QueueStore
     from .services import Studio
 
     # checked as `render` checks it (model, sizes, files), its seed pinned for a re-run; the folder is not claimed
     studio = Studio.open(data_dir=args.data_dir, default_model=None, models_file=args.models_file)
     try:
-
-        job, _, plan, _ = checked(studio, job)
-        print(QueueStore(studio.history).add(job, source="cli",
+        typed = render_job(job)
+        req, plan, _ = typed.plan(studio)
+        typed.pin_seed(req.seed)  # a re-run renders the seed it was queued with
+        print(QueueStore(studio.history).add(typed.to_json(), source="cli", kind=typed.name,
                                              plan={"kind": plan.kind, "budgets": list(plan.budgets)}))
     finally:
         studio.close()
@@ -107,13 +108,13 @@ def _list(args, _open) -> int:
     if args.json:
         keys = ("id", "state", "position", "source", "attempts", "worker", "progress", "error", "result_ids",
                 "created_at")
-        print(json.dumps([{k: j[k] for k in keys} | {"prompt": (j["request"].get("request") or {}).get("prompt")}
+        print(json.dumps([{k: j[k] for k in keys} | {"prompt": (j["job"].get("request") or {}).get("prompt")}
                           for j in jobs], indent=2, ensure_ascii=False))
         return 0
     if not jobs:
         print("the queue is empty", file=sys.stderr)
     for j in jobs:
-        req = j["request"].get("request") or {}
+        req = j["job"].get("request") or {}
         where = f"#{j['position']}" if j["position"] else "  "
         print(f"{j['id']}  {j['state']:<9} {where:>4} {j['source']:<10} {req.get('steps') or '-':>3} steps  "
               f"{str(req.get('prompt'))[:60]!r}" + (f"  error: {j['error']}" if j.get("error") else ""))

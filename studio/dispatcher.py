@@ -20,6 +20,8 @@ A job runs in a copy of its submitter's context variables (in the app: Gradio's 
 ``spaces.GPU`` charges the visitor who pressed Render, as if the render ran in their event handler.
 ``own_only``: a dispatcher that claims only the jobs submitted to it (a script or a standalone CLI run owns the
 folder but does not run the jobs other commands queued there: `queue run` or the next studio does).
+Jobs are typed (job_kind.py): the dispatcher knows only that interface and a registry of kinds (``kinds``, default
+job_kinds.KINDS). A job run again keeps the budgets an earlier run finished (``on_kept``) and renders the others.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from . import liveness
+from . import job_kind, liveness
 from .errors import DiskFull, StudioError, internal_error
+from .events import Cancelled, Failed, Progress, Requeued, Result, Status, Waiting
+from .job_kinds import KINDS
 from .queue_store import FINISHED, QueueStore
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,10 @@ _END = object()
 
 class Dispatcher:
     def __init__(self, studio, store: QueueStore | None = None, *, slots: int | None = None,
-                 own_only: bool = False, sweep=None):
+                 own_only: bool = False, sweep=None, kinds: dict | None = None):
         self.studio = studio
         self.store = store or QueueStore(studio.history)
+        self.kinds = KINDS if kinds is None else kinds
         self.worker = liveness.identity()  # what claims its jobs: pid and start time, so recovery knows it lives
         self.slots, self.own_only = slots, own_only
         self.sweep, self._swept = sweep, time.monotonic()  # the owner's: requeue what dead processes left running
@@ -97,8 +102,6 @@ class Dispatcher:
 
     def _release_followers(self) -> None:
         """The studio stops: whoever follows a job is told it waits for the next start, and stops following."""
-        from .events import Requeued
-
         with self._lock:
             followed = list(self._listeners)
         for jid in followed:
@@ -162,13 +165,19 @@ class Dispatcher:
             self._wake.clear()
 
     # ---- jobs ---------------------------------------------------------------------------------
-    def submit(self, job: dict, *, source: str, session: str | None = None, plan: dict | None = None,
+    def submit(self, job, *, source: str, session: str | None = None, plan: dict | None = None,
                after: str | None = None, listener=None) -> str:
-        """Queue a job; its id. ``listener``: called with each of the job's events from the first (registered
-        before it can start). A follower's Cancel reaches the job through ``cancel`` (JobStream does that)."""
+        """Queue a job (a JobKind, or an untyped dict whose keys say its kind) after pinning what it owns; its id.
+        A job with a ``key`` already queued or running is not queued again: its id is that job's, followed from
+        now on. ``listener``: called with each of the job's events from the first (registered before it can
+        start). A follower's Cancel reaches the job through ``cancel`` (JobStream does that)."""
+        typed = job_kind.typed(job, self.kinds)
+        typed.pin(self.studio, session)
         with self._lock:
-            jid = self.store.add(job, source=source, session=session, plan=plan, after=after)
-            self._contexts[jid] = contextvars.copy_context()
+            jid, added = self.store.add_once(typed.to_json(), source=source, session=session, plan=plan,
+                                             after=after, kind=typed.name, key=typed.key)
+            if added:
+                self._contexts[jid] = contextvars.copy_context()
             self._own.add(jid)
             if listener is not None:
                 self._listeners.setdefault(jid, []).append(listener)
@@ -177,8 +186,6 @@ class Dispatcher:
 
     def cancel(self, jid: str, session: str | None = None) -> str:
         """"cancelled" (it was waiting) or "cancelling" (it stops within a step); StudioError if it cannot be."""
-        from .events import Cancelled
-
         outcome = self.store.cancel(jid, session)
         with self._lock:
             event = self._cancels.get(jid)
@@ -249,32 +256,38 @@ class Dispatcher:
             except sqlite3.ProgrammingError:  # the database closed under a job the studio is abandoning
                 return
 
+    def _kept(self, job, row: dict) -> list[str]:
+        """The budgets an earlier run of this job finished (a re-run keeps them): the kind sees each; their ids."""
+        kept = self.studio.history.finished_budgets(row["id"])
+        for budget_row in kept.values():
+            job.on_kept(self.studio, row, budget_row)
+        return [r["id"] for r in kept.values()]
+
     def _run(self, row: dict, cancel: threading.Event) -> tuple[str, str | None, list[str]]:
         """Render the job; (state, error, history ids of its results). Followers see a Failed event when it
         cannot start (bad or vanished input)."""
-        from . import jobs
-        from .events import Cancelled, Failed, Progress, Result, Status
-
-        jid, job, ids, checked = row["id"], row["request"], [], None
+        jid, ids, checked = row["id"], [], None
         try:
-            req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
+            job = job_kind.load(row, self.kinds)
+            req, plan, _ = job.plan(self.studio, row, self.store)
             asked = (row.get("plan") or {}).get("budgets")  # as planned when queued
             if asked and list(asked) != list(plan.budgets):  # the Queue tab changed its steps: tell the follower
                 self._emit(jid, Status(f"This job's steps were changed in the queue while it waited: "
                                        f"{' then '.join(map(str, asked))} -> {' then '.join(map(str, plan.budgets))}."))
             self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
-            batch = (job.get("board") or {}).get("batch")  # a batch's own shots are not a queue to cap for
-            events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
-                                               waiting=self.store.waiting(except_batch=batch),
-                                               session=row.get("session"),
-                                               previews=bool(job.get("previews")), plan_id=jid)
+            ids += self._kept(job, row)
+            events = self.studio.engine.render(req, plan, cancel, policy=job.policy,
+                                               waiting=self.store.waiting(except_batch=job.batch),
+                                               session=row.get("session"), previews=job.previews, plan_id=jid)
             for event in events:
                 if isinstance(event, Cancelled) and self._stop.is_set():  # the studio stops: _run_claimed says
                     return "cancelled", event.message, ids                # whether the job waits or was cancelled
                 if isinstance(event, Result):
-                    event = jobs.on_result(self.studio, self.store, row, event)
+                    event = job.on_result(self.studio, row, event)
                     ids.append(event.record_id)
                     finished_log.info(finished_line(event, row.get("source")))
+                    if worker := event.timings.get("worker"):
+                        self.store.set_worker(jid, worker)
                 self._emit(jid, event)
                 if isinstance(event, Progress):
                     if checked is None or time.monotonic() - checked >= CANCEL_CHECK_S:
@@ -441,8 +454,6 @@ class JobStream:
     def _look(self) -> Iterator[tuple[str, object]]:
         """At most every PLACE_S, with no event pending: a Waiting event for each followed job still in the queue
         (its place), and the end of each that another process finished (cancelled with `queue cancel`)."""
-        from .events import Cancelled, Failed, Waiting
-
         if time.monotonic() - self._looked < PLACE_S or self.dispatcher.stopping:
             return
         self._looked = time.monotonic()

@@ -22,8 +22,8 @@ from typing import Iterator
 import numpy as np
 
 from . import chunks, confine, media, restore
-from .errors import InvalidRequest, OutsideFolders, StudioError
-from .events import Result
+from .errors import InvalidRequest, OutsideFolders, RenderCancelled, StudioError
+from .events import Cancelled, Failed, Result
 from .request import MAX_FRAMES, RenderRequest
 
 
@@ -199,23 +199,71 @@ def extend(engine, source: Source, req: RenderRequest, plan: ExtensionPlan, canc
 
 
 def job(source: Source, req: RenderRequest, plan: ExtensionPlan) -> dict:
-    """The extension as a render job for the studio's queue; the dispatcher joins the clip when it finishes
-    (``jobs.on_result``), so an extension queued before a restart still ends as one joined clip."""
+    """The extension as an ``extension`` job for the studio's queue (job_kinds.ExtensionJob): when queued it copies
+    the clip into its own inputs; the dispatcher joins the clip when it finishes, so an extension queued before a
+    restart still ends as one joined clip, whatever happened to the original meanwhile."""
     ref = source.row["id"] if source.row else str(source.path)
-    return {"request": req.to_dict(), "extend": {"source": ref, "plan": asdict(plan)}}
+    return {"kind": "extension", "request": req.to_dict(),
+            "extend": {"source": ref, "path": str(source.path), "fps": source.fps, "plan": asdict(plan)}}
 
 
-def queued(studio, source: Source, req: RenderRequest, plan: ExtensionPlan, *, source_name: str = "extend",
-           cancel=None, session: str | None = None) -> Iterator:
-    """Queue the extension on the studio's dispatcher and yield its events (the Result is the joined clip)."""
-    from . import jobs
-
-    return jobs.follow_job(studio, job(source, req, plan), source=source_name, session=session, cancel=cancel)
+def queued_source(history, info: dict) -> Source:
+    """The clip a queued extension continues: its own copy (``owned``), else (a job queued before copies were
+    made) the original, looked up again."""
+    if not info.get("owned"):
+        return load_source(history, info["source"])
+    path = Path(info["source"])
+    frames, fps = media.read_video(path)
+    return Source(path, frames, int(info.get("fps") or round(fps)), None)
 
 
 def finish_queued(studio, info: dict, result: Result) -> Result:
-    """``finish`` for a queued extension job's Result (``info``: the job's "extend" entry)."""
-    return finish(studio.engine, result, load_source(studio.history, info["source"]), ExtensionPlan(**info["plan"]))
+    """``finish`` for a queued extension job's Result (``info``: the job's "extend" entry); any failure, reading the
+    source included, marks its row failed (StudioError)."""
+    try:
+        source, plan = queued_source(studio.history, info), ExtensionPlan(**info["plan"])
+    except Exception as exc:  # the copy unreadable, an old job's original deleted, a bad plan
+        why = f"Joining the extension failed: {exc if isinstance(exc, StudioError) else f'{type(exc).__name__}: {exc}'}"
+        studio.history.finish(result.record_id, "failed", error=why)
+        raise StudioError(why) from exc
+    return finish(studio.engine, result, source, plan)
+
+
+def rejoin_row(studio, info: dict, row: dict) -> None:
+    """A continuation an earlier run of the job left ``ok`` but not joined (it stopped between the row and the
+    join): join it now. Its file says which: the continuation's length, or already the joined one."""
+    plan = ExtensionPlan(**info["plan"])
+    frames, _ = media.read_video(row["video_path"])
+    if len(frames) == plan.joined_frames:
+        if row.get("frames") != plan.joined_frames:
+            studio.history.set_frames(row["id"], plan.joined_frames)
+        return
+    result = Result(row.get("budget_index") or 0, row["steps"], "single", row["id"], row["video_path"],
+                    row["thumb_path"], row.get("timings") or {}, row.get("request") or {}, frames)
+    finish_queued(studio, info, result)
+
+
+def is_extension(row: dict) -> bool:
+    """True for a history row that is an extension: a continuation of the end of a clip, joined to it (its file is
+    longer than what the model rendered; a storyboard shot that continues another is not joined)."""
+    req = row.get("request") or {}
+    if not isinstance(req, dict) or req.get("context_from") != "end" or not (req.get("extends") or row.get("parent_id")):
+        return False
+    return int(row.get("frames") or 0) > int(req.get("frames") or 0)
+
+
+def rerun(history, row: dict) -> tuple[Source, RenderRequest, ExtensionPlan]:
+    """Re-do the extension recorded as ``row``: the same source (the job's copy, else the original render), new
+    frames, prompt, seed and steps. StudioError when the row is not an extension or its source is gone."""
+    req = row.get("request") or {}
+    if not is_extension(row):
+        raise StudioError(f"Render {row.get('id')} is not an extension.")
+    video = req.get("video")
+    source = load_source(history, video if video and Path(video).is_file() else req.get("extends") or row["parent_id"])
+    context = int(req["context_frames"])
+    new = int(req["frames"]) - context
+    again = replace(RenderRequest.from_dict(req), video=str(source.path), steps=int(row.get("steps") or req["steps"]))
+    return source, again, ExtensionPlan(len(source.frames), new, new, context)
 
 
 def extend_once(engine, ref: str, new_frames: int, **fields) -> tuple[Result, ExtensionPlan]:
@@ -227,9 +275,6 @@ def extend_once(engine, ref: str, new_frames: int, **fields) -> tuple[Result, Ex
 
 
 def _raising(events: Iterator) -> Iterator:
-    from .events import Cancelled, Failed
-    from .errors import RenderCancelled
-
     for event in events:
         if isinstance(event, Failed):
             raise StudioError(event.message)

@@ -211,9 +211,28 @@ def _m9_claimers(db: sqlite_utils.Database) -> None:
     db["batches"].add_column("claimed_by", str)
 
 
+def _m10_job_kinds(db: sqlite_utils.Database) -> None:
+    """Typed jobs (job_kinds.py): the column that holds the whole job is ``job`` (it was ``request``, which is one
+    of its keys), its kind is set from what an untyped job carried and its JSON says its version; ``key``: one
+    queued or running job per key (a shot's stage at one revision). Shots carry a revision that every edit bumps;
+    a render that did not land where its job meant it to says why in ``note``."""
+    db.conn.execute("ALTER TABLE jobs RENAME COLUMN request TO job")
+    db["jobs"].add_column("key", str)
+    db["jobs"].create_index(["key", "state"], if_not_exists=True)
+    db["shots"].add_column("revision", int, not_null_default=0)
+    db["renders"].add_column("note", str)
+    db.conn.execute(
+        "UPDATE jobs SET kind = CASE WHEN json_extract(job, '$.board') IS NOT NULL THEN 'shot' "
+        "WHEN json_extract(job, '$.extend') IS NOT NULL THEN 'extension' ELSE 'render' END, "
+        "job = json_set(job, '$.v', 1)")
+    db.conn.execute(  # shots start at revision 0: a shot job queued before this pins it
+        "UPDATE jobs SET job = json_set(job, '$.board.revision', 0), key = 'shot:' || json_extract(job, "
+        "'$.board.shot') || ':' || json_extract(job, '$.board.stage') || ':0' WHERE kind = 'shot'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
                                                              _m5_continuity, _m6_shot_loras, _m7_jobs,
-                                                             _m8_job_order, _m9_claimers]
+                                                             _m8_job_order, _m9_claimers, _m10_job_kinds]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -325,10 +344,14 @@ class HistoryStore:
               policy: str | None = None, requested_steps: int | None = None, capped: bool = False,
               session: str | None = None, take_back: bool = False) -> str:
         """Record a render that is about to run; returns its id. ``take_back``: the plan may have run before (a
-        queued job after a crash or a stop: its plan id is the job's); its earlier row for this budget is taken
-        back instead of adding one, and that row's old files go: one row per job and budget, however often it
-        ran."""
+        queued job after a crash or a stop: its plan id is the job's); its earlier row for this budget, left
+        unfinished (running, interrupted, cancelled or failed), is taken back instead of adding one, and that row's
+        old files go: one row per job and budget, however often it ran. A budget that finished ``ok`` is never
+        taken back (StudioError: the caller renders only ``unfinished`` budgets)."""
         again = self._row_of(plan_id, budget_index) if take_back else None
+        if again and again["status"] == "ok":
+            raise StudioError(f"budget {budget_index} of {plan_id} already finished (render {again['id']}); "
+                              "a re-run keeps it")
         rid = again["id"] if again else new_id()
         row = {
             "id": rid,
@@ -377,6 +400,17 @@ class HistoryStore:
         with self._lock:
             rows = list(self.table.rows_where("plan_id = ? AND budget_index = ?", [plan_id, budget_index], limit=1))
         return rows[0] if rows else None
+
+    def finished_budgets(self, plan_id: str) -> dict[int, dict]:
+        """The budgets of a plan (a queued job's id) that finished ``ok``: budget index -> row. A re-run keeps them."""
+        with self._lock:
+            rows = self.table.rows_where("plan_id = ? AND status = 'ok'", [plan_id], order_by="budget_index")
+            return {r["budget_index"]: self._decode(r) for r in rows}
+
+    def set_note(self, rid: str, note: str) -> None:
+        """Say something about a finished row that is not an error (a shot render that was not placed, and why)."""
+        with self._lock, self.db.conn:
+            self.db.execute("UPDATE renders SET note = ? WHERE id = ?", [note, rid])
 
     def finish(self, rid: str, status: str, *, timings: dict | None = None, video_path: str | None = None,
                thumb_path: str | None = None, error: str | None = None) -> None:

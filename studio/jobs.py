@@ -1,11 +1,11 @@
-"""Render and board jobs as plain dicts, and what they report back as JSON-ready dicts, one per event.
+"""Queueing and following jobs (their kinds are in job_kinds.py), and what they report back as JSON-ready dicts.
 
 `python -m studio render` and `board run` build a job (cli_jobs.py); the studio that owns the data folder runs it
 for them (ui/owner_api.py streams the events as NDJSON), or the CLI runs it itself (--standalone, or no studio).
 Either way the same events come back, so the CLI prints the same thing.
 
     render job: {"request": RenderRequest dict, "preview": STEPS | None, "compare": [B1, ...] | None,
-                 "policy": NAME | None, "gif": bool}
+                 "policy": NAME | None, "gif": bool}  (a ``render`` kind, job_kinds.RenderJob, once queued)
     board job:  {"board": the board file's JSON, "source": the board file's path, "stage": "preview" | "final",
                  "export_dir": DIR | None}
 
@@ -30,7 +30,12 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StudioError, internal_error
+from . import extend, space
+from .board_runner import BoardRunner
+from .dispatcher import JobStream
+from .errors import InvalidRequest, StudioError, internal_error
+from .events import Cancelled, Failed, Progress, Requeued, Result, Status, Waiting
+from .job_kinds import KINDS, ExtensionJob, RenderJob
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,6 @@ def store_files(job, inputs_dir: Path):
 # ---- events as dicts ----------------------------------------------------------------------
 def event_dict(event) -> dict | None:
     """An engine event as a JSON-ready dict; None for those that carry frames (previews, chunks)."""
-    from .events import Cancelled, Failed, Progress, Requeued, Result, Status, Waiting
-
     if isinstance(event, Requeued):
         return {"type": "requeued", "job": event.job_id, "message": event.message}
     if isinstance(event, Waiting):
@@ -91,63 +94,8 @@ def event_dict(event) -> dict | None:
 
 
 # ---- render jobs --------------------------------------------------------------------------
-def _plan(studio, job: dict):
-    """(validated request, plan, notes) for a render job: the policy first, then the plan's budgets."""
-    from .render import Plan, RenderRequest
-
-    if not isinstance(job.get("request"), dict):
-        raise StudioError("a render job needs a \"request\" object")
-    req = RenderRequest.from_dict(job["request"])
-    if job.get("policy"):
-        req = studio.policies.get(job["policy"]).apply(req)
-    resolved, notes = studio.engine.validate(req)
-    _check_budgets(job)
-    if job.get("compare"):
-        plan = Plan.compare(job["compare"])
-    elif job.get("preview") is not None:
-        plan = Plan.refine(_preview_steps(job["preview"], resolved.steps), resolved.steps)
-    else:
-        plan = Plan.single(resolved.steps)
-    return resolved, plan, notes
-
-
-def _preview_steps(preview, steps: int) -> int:
-    """A refine plan's preview budget: a whole number of steps, fewer than the final budget (else the "preview"
-    would cost as much as the render it previews)."""
-    from .errors import InvalidRequest
-
-    if isinstance(preview, bool) or not isinstance(preview, int) or not 1 <= preview < steps:
-        hint = (f"1 to {steps - 1} (fewer than --steps, {steps})" if steps > 1 else
-                "fewer steps than --steps, which is 1 here: raise --steps or leave out --preview")
-        raise InvalidRequest({"preview": f"must be {hint}; got {str(preview)[:20]}"})
-    return preview
-
-
-def _check_budgets(job: dict) -> None:
-    """A job's ``preview`` (a step count) and ``compare`` (a list of them) are whole numbers: bad input is one
-    clear message here, never a TypeError from deep inside (which would be a bug's)."""
-    from .errors import InvalidRequest
-
-    def whole(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    if job.get("preview") is not None and not whole(job["preview"]):
-        raise InvalidRequest({"preview": f"a preview is a step count, not {job['preview']!r}"})
-    compare = job.get("compare")
-    if compare is not None and not (isinstance(compare, list) and all(whole(b) for b in compare)):
-        raise InvalidRequest({"compare": f"compare takes a list of step budgets, not {compare!r}"})
-
-
-def checked(studio, job: dict):
-    """(the job with its seed pinned, validated request, plan, notes): what a render does before it queues a job,
-    and `queue add` too, so a job re-run after a crash or a stop renders with the seed it was first given.
-    StudioError for bad input (nothing is queued)."""
-    req, plan, notes = _plan(studio, job)
-    return dict(job, request=dict(job["request"], seed=req.seed)), req, plan, notes
-
-
 def plan_keys(plan) -> dict:
-    """The job keys that say a plan (see ``_plan``): a refine plan's preview, a comparison's budgets."""
+    """The job keys that say a plan (see ``RenderJob.plan``): a refine plan's preview, a comparison's budgets."""
     if plan.kind == "refine":
         return {"preview": plan.budgets[0]}
     if plan.kind == "compare":
@@ -155,23 +103,26 @@ def plan_keys(plan) -> dict:
     return {}
 
 
-def queue_job(studio, job: dict, *, source: str, session: str | None = None, cancel=None):
-    """Check a render job, queue it on the studio's dispatcher and follow it: (request, plan, notes, the
-    JobStream of its events). StudioError at once for bad input (nothing is queued); a consumer that stops
-    listening cancels it (``stream.abandon()`` if it never starts to)."""
-    from . import space
-    from .dispatcher import JobStream
-    from .errors import InvalidRequest
+def render_job(job) -> RenderJob:
+    """A render job as sent (a dict: its request and plan keys), typed; a RenderJob (or an extension) as it is."""
+    return job if isinstance(job, RenderJob) else KINDS["render"](job)
 
+
+def queue_job(studio, job, *, source: str, session: str | None = None, cancel=None):
+    """Check a render job (a dict, or a RenderJob such as an ExtensionJob), queue it on the studio's dispatcher and
+    follow it: (request, plan, notes, the JobStream of its events). StudioError at once for bad input (nothing is
+    queued); a consumer that stops listening cancels it (``stream.abandon()`` if it never starts to)."""
     if session is not None and not space.valid_session(session):
         raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
-    job, req, plan, notes = checked(studio, job)  # a random seed is picked once, as reported
+    typed = render_job(job)
+    req, plan, notes = typed.plan(studio)
+    typed.pin_seed(req.seed)  # a random seed is picked once, as reported: a re-run renders the same
     stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
-    stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
+    stream.submit(typed, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
     return req, plan, notes, stream
 
 
-def follow_job(studio, job: dict, *, source: str, session: str | None = None, cancel=None) -> Iterator:
+def follow_job(studio, job, *, source: str, session: str | None = None, cancel=None) -> Iterator:
     """``queue_job``, then the job's engine events as they happen: StudioError at the first ``next`` for bad input,
     and a consumer that goes away takes its job out of the queue (a no-op once it finished)."""
     _, _, _, stream = queue_job(studio, job, source=source, session=session, cancel=cancel)
@@ -181,37 +132,26 @@ def follow_job(studio, job: dict, *, source: str, session: str | None = None, ca
         stream.abandon()
 
 
-def plan_for_row(studio, row: dict, store):
-    """(request, plan, notes) for a job the dispatcher claimed. A storyboard shot that continues another takes
-    that shot's render, finished by now, as its context (the job it waits for says whether it failed)."""
-    job = row["request"]
-    if job.get("board"):
-        from .board_runner import queued_shot_request
-
-        after = store.get(row["after"]) if row.get("after") else None
-        job = dict(job, request=queued_shot_request(studio, job, row.get("session"), after))
-    return _plan(studio, job)
+def follow_extension(studio, source: "extend.Source", req, plan: "extend.ExtensionPlan", *,
+                     source_name: str = "extend", cancel=None, session: str | None = None) -> Iterator:
+    """Queue an extension (it copies its clip when queued) and yield its events (the Result is the joined clip)."""
+    job = ExtensionJob(extend.job(source, req, plan))
+    return follow_job(studio, job, source=source_name, session=session, cancel=cancel)
 
 
-def on_result(studio, store, row: dict, event):
-    """What a finished budget of a queued job brings besides its row: an extension's joined clip, the CLI's GIF,
-    a storyboard shot's render, the farm worker that rendered it. Done by the dispatcher, so it happens with
-    nobody following the job."""
-    from . import media
-    from .board_store import BoardStore
-
-    job = row["request"]
-    if job.get("extend"):  # the continuation becomes the joined clip (StudioError: its row failed, and the job)
-        from . import extend
-
-        event = extend.finish_queued(studio, job["extend"], event)
-    if job.get("gif"):
-        media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), event.request.get("fps") or 16)
-    if job.get("board"):
-        BoardStore(studio.history).set_render(job["board"]["shot"], job["board"]["stage"], event.record_id)
-    if worker := event.timings.get("worker"):
-        store.set_worker(row["id"], worker)
-    return event
+def queue_extension_rerun(studio, rid: str, session: str | None = None) -> tuple[str, "extend.ExtensionPlan"]:
+    """Queue again the extension recorded as ``rid`` (same source, frames, prompt, seed and steps), followed by
+    nobody: (its job id, its plan). StudioError when ``rid`` is not an extension or its source is gone."""
+    row = studio.history.get(rid) if rid else None
+    if row is None:
+        raise StudioError(f"No render {rid!r} in History.")
+    source, req, plan = extend.rerun(studio.history, row)
+    typed = ExtensionJob(extend.job(source, req, plan))
+    resolved, budgets, _ = typed.plan(studio)
+    typed.pin_seed(resolved.seed)
+    jid = studio.render_queue().submit(typed, source="extend", session=session,
+                                       plan={"kind": budgets.kind, "budgets": list(budgets.budgets)})
+    return jid, plan
 
 
 def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
@@ -249,8 +189,6 @@ def _export(boards, board, stage: str, export_dir: str) -> dict:
 def board_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
     """Import a board job's board (resumable: the same file is the same board), render its stage shot by shot,
     export if asked; yield the events as dicts. Bad input is one ``error`` event."""
-    from .board_runner import BoardRunner
-
     try:
         stage = job.get("stage") or "preview"
         boards = BoardRunner(studio)

@@ -1,6 +1,6 @@
 """QueueStore: the render queue, one row per job in ``history.db`` (table ``jobs``, migration 6).
 
-A job is a render job as studio/jobs.py builds it (``{"request", "preview", "compare", "policy", "gif"}``), with
+A job is a typed job (job_kinds.py): its ``kind`` in a column and the job itself as versioned JSON in ``job``, with
 where it came from (``source``: create, compare, storyboard, extend, cli), its Space ``session``, and its state:
 
     queued -> running -> done | failed | cancelled        (queued -> cancelled directly)
@@ -70,20 +70,35 @@ class QueueStore:
 
     # ---- adding and claiming ----------------------------------------------------------
     def add(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
-            kind: str = "render", after: str | None = None) -> str:
-        """A job at the end of the queue; its id. ``after``: a job it waits for (it runs once that one finished)."""
+            kind: str = "render", after: str | None = None, key: str | None = None) -> str:
+        """A job at the end of the queue; its id. ``after``: a job it waits for (it runs once that one finished).
+        ``key``: while a job with that key is queued or running (and not being cancelled), it is that job's id, and
+        nothing is added (the look and the insert share one transaction: two adds at once queue it once)."""
+        return self.add_once(job, source=source, session=session, plan=plan, kind=kind, after=after, key=key)[0]
+
+    def add_once(self, job: dict, *, source: str = "cli", session: str | None = None, plan: dict | None = None,
+                 kind: str = "render", after: str | None = None, key: str | None = None) -> tuple[str, bool]:
+        """``add``, and whether it added the job (False: a job with that key was queued or running)."""
         if source not in SOURCES:
             raise StudioError(f"unknown job source {source!r} (one of {', '.join(SOURCES)})")
+        busy: list[str] = []
+
         def insert(jid: str) -> None:
             with self._write() as conn:
+                if key is not None and (found := conn.execute(
+                        "SELECT id FROM jobs WHERE key = ? AND state IN ('queued', 'running') AND cancel_requested = 0 "
+                        "LIMIT 1", [key]).fetchone()):
+                    busy.append(found[0])
+                    return
                 (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM jobs").fetchone()
                 conn.execute(
-                    "INSERT INTO jobs (id, kind, request, plan, policy, position, session, source, state, attempts, "
-                    "result_ids, cancel_requested, seq, created_at, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', "
-                    "0, '[]', 0, 1, ?, ?)",
+                    "INSERT INTO jobs (id, kind, job, plan, policy, position, session, source, state, attempts, "
+                    "result_ids, cancel_requested, seq, created_at, after, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'queued', 0, '[]', 0, 1, ?, ?, ?)",
                     [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
-                     job.get("policy"), last + 1, session, source, _now(), after])
-        return insert_with_fresh_id(insert)
+                     job.get("policy"), last + 1, session, source, _now(), after, key])
+        jid = insert_with_fresh_id(insert)
+        return (busy[0], False) if busy else (jid, True)
 
     def claim(self, worker: str, among: "set[str] | None" = None) -> dict | None:
         """The first queued job that may run (the job it waits for, if any, has finished), now running
@@ -161,6 +176,17 @@ class QueueStore:
                          [jid])
             return "cancelling"
 
+    def cancel_keyed(self, prefix: str, why: str) -> list[str]:
+        """Cancel the waiting jobs whose key starts with ``prefix`` (a shot's, when it is edited or deleted), saying
+        ``why``; their ids."""
+        with self._write() as conn:
+            rows = conn.execute("SELECT id FROM jobs WHERE state = 'queued' AND substr(key, 1, ?) = ?",
+                                [len(prefix), prefix]).fetchall()
+            for (jid,) in rows:
+                conn.execute("UPDATE jobs SET state = 'cancelled', error = ?, finished_at = ?, seq = seq + 1 "
+                             "WHERE id = ? AND state = 'queued'", [why, _now(), jid])
+        return [jid for (jid,) in rows]
+
     def cancel_requested(self, jid: str) -> bool:
         with self._lock:
             row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [jid]).fetchone()
@@ -203,14 +229,14 @@ class QueueStore:
             raise StudioError(f"a step budget is 1-128, not {steps!r}")
         with self._write() as conn:
             self._waiting(conn, jid, session)
-            (text,) = conn.execute("SELECT request FROM jobs WHERE id = ?", [jid]).fetchone()
+            (text,) = conn.execute("SELECT job FROM jobs WHERE id = ?", [jid]).fetchone()
             job = json.loads(text)
             if job.get("compare"):
                 raise StudioError(f"job {jid} compares the budgets {job['compare']}; it has no one step budget to "
                                   "change (cancel it and queue the comparison you want)")
             job["request"] = dict(job.get("request") or {}, steps=steps)
             job["policy"] = None  # the user's budget now, not the policy's
-            conn.execute("UPDATE jobs SET request = ?, policy = NULL, seq = seq + 1 WHERE id = ?",
+            conn.execute("UPDATE jobs SET job = ?, policy = NULL, seq = seq + 1 WHERE id = ?",
                          [json.dumps(job, ensure_ascii=False), jid])
 
     def _state(self, conn, jid: str, session: str | None) -> str:
@@ -229,7 +255,7 @@ class QueueStore:
     @staticmethod
     def _decode(row: dict) -> dict:
         row = dict(row)
-        for key in ("request", "plan", "result_ids"):
+        for key in ("job", "plan", "result_ids"):
             if isinstance(row.get(key), str):
                 row[key] = json.loads(row[key])
         return row
@@ -304,7 +330,7 @@ class QueueStore:
         with self._lock:
             return self.db.execute(
                 "SELECT count(*) FROM jobs WHERE state = 'queued' AND "
-                "coalesce(json_extract(request, '$.board.batch'), '') != coalesce(?, '-')", [except_batch]).fetchone()[0]
+                "coalesce(json_extract(job, '$.board.batch'), '') != coalesce(?, '-')", [except_batch]).fetchone()[0]
 
     def prune(self, keep: int = KEEP_FINISHED) -> int:
         """Delete the finished jobs older than the newest ``keep``."""

@@ -154,7 +154,9 @@ class RenderEngine:
         notes and history row say so. ``previews`` adds a Preview event per step (cheap: no VAE);
         ``stream_chunks`` makes causal models emit each chunk's final frames as soon as they are decoded.
         ``session`` (Space mode) names the visitor whose folder the files go to: 32 hex digits. ``plan_id``: the
-        queued job's id (dispatcher.py), so a job run again after a crash keeps one history row per budget.
+        queued job's id (dispatcher.py), so a job run again after a crash keeps one history row per budget: the
+        budgets an earlier run finished ``ok`` are kept as they are (not rendered, no event), the others rendered
+        with the same request (seed included), taking back the rows that run left unfinished.
         """
         if session is not None and not space.valid_session(session):
             raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
@@ -236,13 +238,23 @@ class RenderEngine:
             with self._active_lock:
                 self._workers.pop(worker, None)
 
+    def _todo(self, job: "_Job") -> list[int]:
+        """The plan's budget indices to render: all of them, less those a queued job's earlier run finished."""
+        kept = self.history.finished_budgets(job.plan_id) if job.plan_id else {}
+        return [i for i in range(len(job.plan.budgets)) if i not in kept]
+
     def _run_plan(self, job: "_Job", emit, cancel: CancelToken) -> None:
         """Rows, inputs, the model, then the GPU work's events turned into Results. Every way out of here leaves
-        the current row finished: ok, failed or cancelled."""
+        the current row finished: ok, failed or cancelled. The GPU work sees only the budgets to render (``todo``);
+        rows and events number them as the whole plan does."""
         req, plan_id = job.req, job.plan_id or new_id()
         index, rid = 0, None
         try:
-            rid = self._start_row(job, plan_id, 0)
+            todo = self._todo(job)
+            if not todo:
+                return
+            index = todo[0]
+            rid = self._start_row(job, plan_id, index)
             if self.executor is None:  # a farm worker checks its own device instead (farm.FarmWorker.render)
                 self._check_memory(req)
             inputs = _read_inputs(req)
@@ -250,21 +262,23 @@ class RenderEngine:
             waited = time.perf_counter()
             with self._lent(req.model) as model:
                 first["wait"] = time.perf_counter() - waited
-                work = denoise.DenoiseJob(model, self.spec_for(req), req, job.plan.budgets, inputs.frames,
+                work = denoise.DenoiseJob(model, self.spec_for(req), req, tuple(job.plan.budgets[i] for i in todo),
+                                          inputs.frames,
                                           job.previews, job.stream_chunks, cancel,
                                           loras=self._adapters(req))
                 runner = self.executor.run if self.executor else lambda w: space.run_on_gpu(
                     denoise.run, w, self._gpu_seconds(w), cancel)
                 for event in runner(work):
                     if isinstance(event, denoise.Stopped):
-                        index = event.budget_index
+                        index = todo[min(event.budget_index, len(todo) - 1)]
                         raise _stopped_error(event)
                     if not isinstance(event, denoise.Frames):
                         emit(event)
                         continue
-                    index = event.budget_index
-                    emit(self._finish_budget(job, event, rid, first if index == 0 else {}))
-                    rid = self._start_row(job, plan_id, index + 1) if index + 1 < len(job.plan.budgets) else None
+                    at = event.budget_index
+                    index = todo[at]
+                    emit(self._finish_budget(job, replace(event, budget_index=index), rid, first if at == 0 else {}))
+                    rid = self._start_row(job, plan_id, todo[at + 1]) if at + 1 < len(todo) else None
         except RenderCancelled:
             self._close_row(rid, "cancelled", "Cancelled by the user.")
             emit(Cancelled(index, rid))

@@ -1,6 +1,6 @@
 """A studio process for the crash tests to kill (SIGKILL). Not a test module.
 
-    python tests/crash_worker.py DATA_DIR MODELS_FILE render|history|finals
+    python tests/crash_worker.py DATA_DIR MODELS_FILE render|history|finals|previews
 """
 
 import os
@@ -43,6 +43,19 @@ def main() -> None:
         for _ in boards.run(board.id, "final"):
             pass
         print("finished all finals", flush=True)
+    elif what == "previews":  # a board's preview stage, slow shots (the second continues the first); killed mid-way
+        boards = BoardRunner(studio)
+        (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 12\n")
+        from studio.policy import Policies
+
+        studio.policies = studio.engine.policies = Policies.load(Path(data_dir) / "policies.toml")
+        studio.start_dispatcher()  # the whole queue, as app.py runs it
+        board = boards.boards.create("preview board", board_id="preview-board", model="t-far")
+        for i in range(3):
+            boards.boards.add_shot(board.id, f"preview shot {i}", seed=i, continues=i == 1)
+        for _ in boards.run(board.id, "preview"):
+            pass
+        print("finished all previews", flush=True)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def test_queue_add_without_a_studio_checks_the_job_and_pins_its_seed(tmp_path, m
     history = HistoryStore(tmp_path / "data" / "history.db")
     try:
         job = QueueStore(history).get(jid)
-        assert isinstance(job["request"]["request"]["seed"], int)  # a re-run renders the same clip
+        assert isinstance(job["job"]["request"]["seed"], int)  # a re-run renders the same clip
         assert job["plan"] == {"kind": "single", "budgets": [1]}
         assert main(["queue", "add", *data, "--prompt", "too big", "--steps", "1", "--frames", "100000"]) == 2
         assert "frames" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import pytest
 
 from studio.errors import StudioError
 from studio.history import HistoryStore
+from studio.queue_store import QueueStore
 from studio.render import RenderRequest
 from studio.services import Studio
 from studio.board_runner import BoardRunner
@@ -222,4 +223,30 @@ def test_kill_during_finals_then_resume(tmp_path, models_file):
     finished = [s.id for s in boards.boards.get("crash-board").shots if s.final_id]
     done = list(boards.run("crash-board", "final"))[-1]
     assert done.skipped == finished and len(done.rendered) == 3 - len(finished)
+    studio.close()
+
+
+def test_kill_during_previews_then_run_the_stage_again(tmp_path, models_file):
+    """A board's preview stage killed mid-way; the next studio runs the jobs the kill left and the stage is run
+    again: one preview row per shot (the shots whose jobs still wait are not queued a second time)."""
+    proc = _spawn(tmp_path, models_file, "previews")
+    db = tmp_path / "history.db"
+    try:
+        wait_for_query("SELECT count(*) FROM renders WHERE status = 'running' AND prompt = 'preview shot 1'", db,
+                       timeout=400)
+    finally:
+        _kill(proc)
+    studio = _owner(data_dir=tmp_path, models_file=models_file, device="cpu", default_model="t-bidi")
+    store = QueueStore(studio.history)
+    for job in store.list(states=("queued",)):
+        store.set_steps(job["id"], 1)  # keeps the test short
+    studio.start_dispatcher()  # the whole queue, as app.py runs it
+    done = list(BoardRunner(studio).run("preview-board", "preview"))[-1]
+    assert not done.failed
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT prompt, status FROM renders ORDER BY prompt").fetchall()
+    assert rows == [(f"preview shot {i}", "ok") for i in range(3)]
+    shots = BoardRunner(studio).boards.get("preview-board").shots
+    assert all(s.preview_id for s in shots)
+    assert {j["state"] for j in store.list()} == {"done"}
     studio.close()

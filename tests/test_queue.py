@@ -88,7 +88,7 @@ def test_reorder_cancel_and_change_steps(store):
     assert store.cancel(b) == "cancelled"
     assert order() == [a, c] and store.get(b)["state"] == "cancelled"
     store.set_steps(c, 3)
-    assert store.get(c)["request"]["request"]["steps"] == 3
+    assert store.get(c)["job"]["request"]["steps"] == 3
     with pytest.raises(Exception, match="1-128"):
         store.set_steps(c, 0)
     assert store.claim("w")["id"] == a

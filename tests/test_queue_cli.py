@@ -55,7 +55,7 @@ def test_add_cancel_and_bad_ids(tmp_path, capsys):
     assert main(["queue", "add", "--data-dir", str(tmp_path), "--prompt", "from the cli", "--steps", "1"]) == 0
     jid = capsys.readouterr().out.strip()
     job = _jobs(tmp_path)[jid]
-    assert (job["state"], job["source"], job["request"]["request"]["prompt"]) == ("queued", "cli", "from the cli")
+    assert (job["state"], job["source"], job["job"]["request"]["prompt"]) == ("queued", "cli", "from the cli")
     assert main(["queue", "cancel", jid, "--data-dir", str(tmp_path)]) == 0
     assert _jobs(tmp_path)[jid]["state"] == "cancelled"
     capsys.readouterr()

@@ -73,7 +73,7 @@ def test_cancel_takes_a_waiting_browser_render_out_of_the_queue(app, hold_step):
     waiting.result(timeout=60)
     hold.release.set()
     running.result(timeout=60)
-    states = {j["request"]["request"]["prompt"]: j["state"] for j in store.list()}
+    states = {j["job"]["request"]["prompt"]: j["state"] for j in store.list()}
     assert states == {"runs first": "done", "waits then cancelled": "cancelled"}
     assert [r["prompt"] for r in studio.history.search(limit=10)] == ["runs first"]  # it never made a row
     assert any("Cancelled" in str(o) for o in waiting.outputs())  # the waiting client was told

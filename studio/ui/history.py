@@ -7,6 +7,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import extend, jobs
+from ..errors import StudioError
 from ..history import Query
 from . import format as fmt
 from . import extend_action, guard, lora_picker, spacemode
@@ -112,6 +114,9 @@ def rerun(studio, rid) -> tuple:
     row = studio.history.get(rid) if rid else None
     if row is None:
         return (gr.skip(),) * (17 + 2 * lora_picker.ROWS)
+    if extend.is_extension(row):
+        rerun_extension(studio, row)
+        return (gr.skip(),) * (17 + 2 * lora_picker.ROWS)
     req = dict(row.get("request") or {})
     mode_v = req.get("mode") or "t2v"
     model_v = req.get("model") or studio.settings.default_model
@@ -132,6 +137,22 @@ def rerun(studio, rid) -> tuple:
             req.get("seed") or 0, False, res_dd, frames_dd,
             "Loaded from History: same prompt, seed and settings. Press **Render**.", gr.skip(),
             *lora_picker.fill(studio, loras), loras)
+
+
+def rerun_extension(studio, row: dict) -> str | None:
+    """Re-run of an extended clip: the extension is queued again (same source, new frames, prompt, seed and steps),
+    not loaded into Create (whose controls cannot say "continue this clip"). Its job id, or None (said why)."""
+    if studio.settings.space:
+        gr.Warning("Use Extend on the original render to extend it again.")
+        return None
+    try:
+        jid, plan = jobs.queue_extension_rerun(studio, row["id"])
+    except StudioError as exc:
+        gr.Warning(str(exc))
+        return None
+    gr.Info(f"Extending `{row.get('parent_id')}` again by {plan.new_frames} frames with the same prompt, seed and "
+            f"steps (job {jid}): the clip appears in History when it is done.")
+    return jid
 
 
 def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session: gr.State | None = None) -> dict:
@@ -263,5 +284,5 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
     rerun_btn.click(lambda rid: rerun(studio, rid), selected, rerun_outputs, api_name="history_rerun")
     extend_action.wire_history(studio, extend_row, selected, create.session, show, detail_outputs,
                                lambda nav_v, *values: search(studio, *values, page=here(nav_v)), listing,
-                               [nav, *filters])
+                               [nav, *filters], create.steps)
     return {"filters": filters, "listing": listing, "search": do_search, "paged": paged}

@@ -128,11 +128,13 @@ def _queue_add(studio, job: dict):
     from ..queue_store import QueueStore
 
     try:
-        job, _, plan, _ = jobs.checked(studio, job)  # its seed pinned, as a render's
+        typed = jobs.render_job(job)
+        req, plan, _ = typed.plan(studio)
+        typed.pin_seed(req.seed)  # a re-run renders the seed it was queued with
         plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
         dispatcher = getattr(studio, "dispatcher", None)
-        jid = (dispatcher.submit(job, source="cli", plan=plan) if dispatcher is not None
-               else QueueStore(studio.history).add(job, source="cli", plan=plan))
+        jid = (dispatcher.submit(typed, source="cli", plan=plan) if dispatcher is not None
+               else QueueStore(studio.history).add(typed.to_json(), source="cli", plan=plan, kind=typed.name))
         yield {"type": "queued", "id": jid}
     except StudioError as exc:
         yield {"type": "error", "message": str(exc)}

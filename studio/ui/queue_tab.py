@@ -36,9 +36,9 @@ def rows(studio, session_v) -> list[list]:
         return []
     out = []
     for job in QueueStore(studio.history).list(session=sid, states=("running", "queued")):
-        req = job["request"].get("request") or {}
+        req = job["job"].get("request") or {}
         done = job.get("progress") if job["state"] == "running" else None  # written every CANCEL_CHECK_S
-        board = job["request"].get("board") or {}
+        board = job["job"].get("board") or {}
         source = f"{job['source']} · {board['name']}" if board.get("name") else job["source"]
         out.append([job["id"], job["state"], job["position"] or "", source, _steps(studio, job),
                     f"{100 * done:.0f}%" if done is not None else "", str(req.get("prompt") or "")[:80]])
@@ -49,8 +49,8 @@ def _steps(studio, job: dict):
     """The step budget a job renders: its plan once it runs ("2 → 8"), else its policy's, else the request's."""
     if job.get("plan") and job["state"] == "running":
         return " → ".join(str(b) for b in job["plan"]["budgets"])
-    policy = studio.policies.policies.get(job["request"].get("policy") or "")
-    return policy.steps if policy and policy.steps else (job["request"].get("request") or {}).get("steps")
+    policy = studio.policies.policies.get(job["job"].get("policy") or "")
+    return policy.steps if policy and policy.steps else (job["job"].get("request") or {}).get("steps")
 
 
 def steps_of(cell):
