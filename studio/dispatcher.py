@@ -223,7 +223,8 @@ class Dispatcher:
         try:
             req, plan, _ = jobs.plan_for_row(self.studio, row, self.store)
             self.store.set_plan(jid, {"kind": plan.kind, "budgets": list(plan.budgets)})
-            batch = (job.get("board") or {}).get("batch")  # a batch's own shots are not a queue to cap for
+            # a batch's own shots (a storyboard's, a sweep's) are not a queue to cap for
+            batch = (job.get("board") or {}).get("batch") or (job.get("sweep") or {}).get("id")
             events = self.studio.engine.render(req, plan, cancel, policy=job.get("policy"),
                                                waiting=self.store.waiting(except_batch=batch),
                                                session=row.get("session"),

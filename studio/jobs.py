@@ -169,6 +169,10 @@ def on_result(studio, store, row: dict, event):
         media.write_gif(event.frames, Path(event.video_path).with_suffix(".gif"), event.request.get("fps") or 16)
     if job.get("board"):
         BoardStore(studio.history).set_render(job["board"]["shot"], job["board"]["stage"], event.record_id)
+    if job.get("sweep"):  # measure the render for its sweep (sweep_jobs.py)
+        from . import sweep_jobs
+
+        sweep_jobs.on_result(studio, row, event)
     if worker := event.timings.get("worker"):
         store.set_worker(row["id"], worker)
     return event

@@ -24,7 +24,7 @@ from .history import HistoryStore, _now, new_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-SOURCES = ("create", "compare", "storyboard", "extend", "cli")
+SOURCES = ("create", "compare", "storyboard", "extend", "cli", "sweep")
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 
@@ -273,11 +273,13 @@ class QueueStore:
 
     def waiting(self, except_batch: str | None = None) -> int:
         """How many jobs wait to run (the number the queue caps look at); ``except_batch``: leave out a storyboard
-        batch's own shots (a board of 12 shots is one user's batch, not a crowd to cap for)."""
+        batch's own shots (a board of 12 shots is one user's batch, not a crowd to cap for), or a sweep's own
+        renders (its id)."""
         with self._lock:
             return self.db.execute(
                 "SELECT count(*) FROM jobs WHERE state = 'queued' AND "
-                "coalesce(json_extract(request, '$.board.batch'), '') != coalesce(?, '-')", [except_batch]).fetchone()[0]
+                "coalesce(json_extract(request, '$.board.batch'), json_extract(request, '$.sweep.id'), '') != "
+                "coalesce(?, '-')", [except_batch]).fetchone()[0]
 
     def prune(self, keep: int = KEEP_FINISHED) -> int:
         """Delete the finished jobs older than the newest ``keep``."""
