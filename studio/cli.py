@@ -30,9 +30,11 @@ def _budgets(text: str) -> list[int]:
     return values
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, many_models: bool = False) -> None:
     p.add_argument("--data-dir", help="where history and renders live (default: $STUDIO_DATA_DIR or a per-user folder)")
-    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name")
+    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name"
+                   + ("; repeat it to compare models" if many_models else ""),
+                   action="append" if many_models else "store")
     p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"],
@@ -125,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_queue import add_parser as add_queue_parser
 
     add_queue_parser(sub, _common, _render_flags)
+    from .cli_sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub, _common)
     return parser
 
 
@@ -359,10 +364,16 @@ def cmd_queue(args) -> int:
     return run(args, _open_to_render)
 
 
+def cmd_sweep(args) -> int:
+    from .cli_sweep import run
+
+    return run(args, _open_to_render)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models, "stats": cmd_stats,
-                "policies": cmd_policies, "board": cmd_board, "queue": cmd_queue}
+                "policies": cmd_policies, "board": cmd_board, "queue": cmd_queue, "sweep": cmd_sweep}
     try:
         return handlers[args.command](args)
     except StudioError as exc:

@@ -128,7 +128,7 @@ def grid(items: list[dict], prompts: list[str], budgets: list[int], path: Path) 
                   font=font)
     for r, (p, model) in enumerate(rows):
         y = HEAD_H + r * (CELL + PAD)
-        label = f"#{p + 1} {prompts[p][:40]}" + (f"\n{model[:22]}" if len(models) > 1 else "")
+        label = f"#{p + 1} {prompts[p][:64]}" + (f"\n{model[:22]}" if len(models) > 1 else "")
         draw.multiline_text((PAD, y + 4), _wrap(label), fill=(235, 235, 235), font=font)
         for c, steps in enumerate(budgets):
             sheet.paste(_cell(chosen.get((p, model, steps))), (LABEL_W + c * (2 * CELL + 2 + PAD), y))

@@ -182,7 +182,8 @@ def report(studio, sid: str, export: bool = True) -> dict:
     """The sweep's report (sweep_report.py), its policy proposal and, with ``export``, its exports' paths."""
     store = SweepStore(studio.history)
     sweep = store.get(sid)
-    sweep_jobs.measure_missing(studio, sid)
+    if hasattr(studio, "engine"):  # a studio, not the history alone (`sweep report` beside no studio)
+        sweep_jobs.measure_missing(studio, sid)
     items = store.items(sid)
     sweep_report.add_convergence(items)
     summary = sweep_report.summarise(items)
@@ -196,3 +197,19 @@ def report(studio, sid: str, export: bool = True) -> dict:
     if export:
         out["exports"] = sweep_export.write_exports(sweep_jobs.sweep_folder(studio, sid), out, items)
     return out
+
+
+def policies(studio, sid: str, write: bool = False, model: str | None = None) -> dict:
+    """{"id", "proposal", "written"}: the policies a sweep proposes; written to the user's policies.toml (and in
+    force in this studio at once) only with ``write``."""
+    summary = report(studio, sid, export=False)["summary"]
+    proposal = sweep_policies.propose(summary, model)
+    written = None
+    if write:
+        written = str(sweep_policies.write(studio.settings.user_policies_file, proposal, sid))
+        if hasattr(studio, "policies"):
+            from .policy import Policies
+
+            studio.policies = Policies.load(studio.settings.user_policies_file)
+            studio.engine.policies = studio.policies
+    return {"id": sid, "proposal": proposal, "written": written}
