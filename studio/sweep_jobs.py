@@ -47,19 +47,21 @@ def render_job(spec: dict, item: dict) -> dict:
 
 def queue(studio, sid: str, stream) -> dict[str, dict]:
     """Queue the items of a sweep that have no render yet on ``stream`` (a dispatcher JobStream); {job id: item}
-    of the jobs followed. An item whose job runs now is followed, not queued again; one whose job still waits
-    from an earlier run (a studio that died) is taken out and queued again here, so this dispatcher runs it."""
+    of the jobs followed. An item whose job runs now is followed, not queued again, and so is one whose job still
+    waits from an earlier run (a studio that died) when this dispatcher runs the whole queue; a dispatcher that runs
+    only its own jobs (a command-line run) takes such a job out and queues it again, so that it runs here."""
     store = SweepStore(studio.history)
     spec = store.get(sid)["spec"]
     followed = {}
     for item in store.items(sid):
         if item.get("render_id"):
             continue
-        if item.get("job_state") == "running":
+        state = item.get("job_state")
+        if state == "running" or (state == "queued" and not stream.dispatcher.own_only):
             stream.add(item["job_id"])
             followed[item["job_id"]] = item
             continue
-        if item.get("job_state") == "queued":
+        if state == "queued":
             try:
                 stream.dispatcher.cancel(item["job_id"])
             except StudioError:  # it started or finished meanwhile
