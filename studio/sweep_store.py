@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 
 from .errors import StudioError
 from .history import HistoryStore, _now, new_id
@@ -53,7 +54,8 @@ class SweepStore:
                                       "steps": steps})
         ranks = list(range(len(items)))
         random.SystemRandom().shuffle(ranks)
-        rows = [dict(item, id=f"{sid}-{n}", sweep_id=sid, position=n, review_rank=ranks[n])
+        # item ids are random: one that counted up would tell a blind reviewer the budget (position order)
+        rows = [dict(item, id=f"{sid}-{secrets.token_hex(5)}", sweep_id=sid, position=n, review_rank=ranks[n])
                 for n, item in enumerate(items)]
         with self._lock, self.db.conn:
             self.db["sweeps"].insert({"id": sid, "name": spec.get("name") or sid, "status": "running",
