@@ -16,8 +16,24 @@ from studio.config import Settings  # noqa: E402
 from studio.services import Studio  # noqa: E402
 
 
+def slow_steps(seconds: float) -> None:
+    """Every denoising step takes ``seconds`` longer: the test has a render to kill while it runs."""
+    import time
+
+    from diffusers import FlowMapEulerDiscreteScheduler
+
+    step = FlowMapEulerDiscreteScheduler.step
+
+    def slow(self, *args, **kwargs):
+        time.sleep(seconds)
+        return step(self, *args, **kwargs)
+
+    FlowMapEulerDiscreteScheduler.step = slow
+
+
 def main() -> None:
     data_dir, models_file, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    slow_steps(float(os.environ.get("SWEEP_STEP_SECONDS", "0")))
     studio = Studio.open(Settings(data_dir=data_dir, models_file=models_file, default_model="t-bidi", device="cpu"))
     assert studio.claim_data_folder(kind="cli"), "the data folder is owned by another process"
     studio.recover_after_crash()

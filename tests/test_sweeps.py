@@ -85,14 +85,14 @@ def test_bad_sweeps_are_one_message(studio):
 
 
 def test_a_sweep_survives_kill_9_and_resumes_without_rerendering(tmp_path, models_file):
-    spec = {"prompts": [PROMPTS[0]], "budgets": [1, 2, 40], "seeds": 1, "models": ["t-bidi"]}
+    spec = {"prompts": [PROMPTS[0]], "budgets": [1, 2, 12], "seeds": 1, "models": ["t-bidi"]}
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "sweep_crash_worker.py"), str(tmp_path),
-                             str(models_file), json.dumps(spec)], cwd=ROOT, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(models_file), json.dumps(spec)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1", SWEEP_STEP_SECONDS="0.5"))  # 12 steps: 6 s
     db = tmp_path / "history.db"
-    try:  # the two cheap budgets measured, the 40-step one running
+    try:  # the two cheap budgets measured, the 12-step one running
         wait_for_query("SELECT count(*) = 2 AND (SELECT count(*) FROM renders WHERE status = 'running') = 1 "
-                       "FROM sweep_items WHERE render_id IS NOT NULL", db)
+                       "FROM sweep_items WHERE render_id IS NOT NULL", db, timeout=300)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -105,7 +105,7 @@ def test_a_sweep_survives_kill_9_and_resumes_without_rerendering(tmp_path, model
         sid = SweepStore(studio.history).list()[0]["id"]
         events = list(sweep_run.resume_events(studio, sid))
         assert events[0] == {"type": "sweep", "id": sid, "items": 3, "done": 2, "todo": 1}
-        assert [e["steps"] for e in events if e["type"] == "render"] == [40]
+        assert [e["steps"] for e in events if e["type"] == "render"] == [12]
         assert events[-1]["status"] == "done" and events[-1]["counts"]["rendered"] == 3
         with sqlite3.connect(db) as conn:
             after = dict(conn.execute("SELECT id, finished_at FROM renders WHERE status = 'ok'").fetchall())
@@ -113,4 +113,53 @@ def test_a_sweep_survives_kill_9_and_resumes_without_rerendering(tmp_path, model
             assert conn.execute("SELECT status FROM renders WHERE status != 'ok'").fetchall() == [("interrupted",)]
         assert {k: after[k] for k in before} == before and len(after) == 3  # the finished two untouched
     finally:
+        studio.close()
+
+
+def test_an_image_to_video_sweep_measures_first_frame_fidelity(studio, sample_media):
+    report = _run(studio, mode="i2v", models=["t-bidi-kf"],
+                  prompts=[{"prompt": PROMPTS[0], "image": str(sample_media["image"])}])
+    assert report["status"] == "done" and report["spec"]["mode"] == "i2v"
+    for group in report["summary"]:
+        assert {"i2v_psnr", "i2v_ssim", "convergence_ssim"} <= set(group["metrics"])
+        assert 0 < group["metrics"]["i2v_psnr"]["mean"] <= 100
+    assert "judge" in report["off"]  # not the shapes model
+
+
+def test_the_review_view_shows_no_budget(studio):
+    from studio.ui import sweep_review_tab
+
+    sid = _run(studio)["id"]
+    text, video, index, item = sweep_review_tab.show(studio, sid, 0)
+    assert index == 0 and "1 of 4" in text and "steps" not in text.replace("Keys", "")
+    assert "t-bidi" not in text and SweepStore(studio.history).item(item)["render_id"] not in video
+    text, _, index, _ = sweep_review_tab.judge(studio, sid, 0, item, "accept")
+    assert index == 1 and "1 reviewed" in text
+
+
+def test_sweep_commands_go_to_the_owning_studio(tmp_path, tiny_dirs, capsys):
+    from conftest import launch_app
+
+    from studio.ui import owner_api
+
+    demo, url, studio = launch_app(tmp_path / "owner", tiny_dirs)
+    try:
+        assert studio.claim_data_folder()
+        owner_api.serve(demo.app, studio, url)
+        prompts = tmp_path / "prompts.json"
+        prompts.write_text(json.dumps(PROMPTS[:1]), encoding="utf-8")
+        data = ["--data-dir", str(studio.settings.data_dir)]
+        assert main(["sweep", "run", *data, "--prompts", str(prompts), "--budgets", "1,2", "--seeds", "1",
+                     "--model", "t-bidi", "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert f"sent to the studio at {url}" in err and "cliffs:" in out
+        sid = SweepStore(studio.history).list()[0]["id"]
+        assert main(["sweep", "report", sid, *data, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["counts"]["rendered"] == 2
+        assert main(["sweep", "policies", sid, *data, "--write"]) == 0
+        assert "written to" in capsys.readouterr().out
+        assert studio.policies.get("final").steps in (1, 2)  # in force in the running studio at once
+        assert "sweep:" + sid in (studio.settings.data_dir / "policies.toml").read_text(encoding="utf-8")
+    finally:
+        demo.close()
         studio.close()
