@@ -52,6 +52,7 @@ def queue(studio, sid: str, stream) -> dict[str, dict]:
     only its own jobs (a command-line run) takes such a job out and queues it again, so that it runs here."""
     store = SweepStore(studio.history)
     spec = store.get(sid)["spec"]
+    measure_missing(studio, sid)  # a render that finished unmeasured is measured, not rendered again
     followed = {}
     for item in store.items(sid):
         if item.get("render_id"):
@@ -134,7 +135,10 @@ def on_result(studio, row: dict, event) -> None:
     tag = sweep_of(row["request"])
     if tag is None:
         return
-    measure(studio, str(tag["id"]), str(tag["item"]), event.record_id, event.frames, event.request)
+    try:
+        measure(studio, str(tag["id"]), str(tag["item"]), event.record_id, event.frames, event.request)
+    except Exception:  # the render itself is fine: its metrics are measured from its file at the report
+        log.exception("sweep %s: measuring %s failed", tag["id"], tag["item"])
 
 
 def measure_missing(studio, sid: str) -> int:
@@ -145,8 +149,9 @@ def measure_missing(studio, sid: str) -> int:
         row = studio.history.get(render_id)
         try:
             frames, _ = media.read_video(row["video_path"])
-        except (StudioError, TypeError, KeyError):
+            measure(studio, sid, item_id, render_id, frames, dict(row["request"], steps=row["steps"]))
+        except (StudioError, TypeError, KeyError, ValueError, OSError) as exc:
+            log.warning("sweep %s: cannot measure %s from its file: %s", sid, render_id, exc)
             continue
-        measure(studio, sid, item_id, render_id, frames, dict(row["request"], steps=row["steps"]))
         done += 1
     return done

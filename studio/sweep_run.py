@@ -190,7 +190,10 @@ def report(studio, sid: str, export: bool = True) -> dict:
     counts = {"items": len(items), "rendered": sum(1 for i in items if i.get("render_status") == "ok"),
               "waiting": sum(1 for i in items if not i.get("render_id") and i.get("job_state") in ("queued", "running")),
               "reviewed": sum(1 for i in items if i.get("review") is not None)}
-    out = {"id": sid, "name": sweep["name"], "status": sweep["status"], "created_at": sweep["created_at"],
+    status = sweep["status"]
+    if status == "running" and not counts["waiting"]:  # its follower went away: say what it came to
+        status = "done" if counts["rendered"] == counts["items"] else "incomplete"
+    out = {"id": sid, "name": sweep["name"], "status": status, "created_at": sweep["created_at"],
            "spec": sweep["spec"], "counts": counts, "summary": summary,
            "cliffs": sweep_report.cliffs(items, summary), "off": _off(studio, sweep["spec"], items),
            "policies": sweep_policies.propose(summary)}
