@@ -35,7 +35,10 @@ def add_parser(sub, common) -> None:
     ssub = s.add_subparsers(dest="sweep_command", required=True)
     r = ssub.add_parser("run", help="render prompts x seeds x models x budgets, measure, report")
     common(r, many_models=True)
-    r.add_argument("--prompts", required=True, metavar="FILE", help="one prompt per line, or a JSON list")
+    source = r.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompts", metavar="FILE", help="one prompt per line, or a JSON list")
+    source.add_argument("--board", metavar="FILE", help="a storyboard file (board JSON): its shots' prompts, and "
+                                                        "their images (i2v) or clips (v2v)")
     r.add_argument("--budgets", type=_budgets, metavar="B1,B2,...", help="default 1,2,4,8,12,16,32")
     r.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2: seeds 0 and 1)")
     r.add_argument("--mode", choices=["t2v", "i2v", "v2v"], default="t2v")
@@ -100,7 +103,30 @@ def _inputs(folder: str | None, suffixes: tuple, count: int, flag: str) -> list[
     return files
 
 
+def board_prompts(path: str, mode: str) -> list[dict]:
+    """A storyboard file's shots as a sweep's prompts (with each shot's image or clip, relative to the file)."""
+    from .cli_jobs import board_job
+
+    board = board_job(SimpleNamespace(file=path, export_dir=None, stage="preview"))["board"]
+    shots = board.get("shots") if isinstance(board, dict) else None
+    if not isinstance(shots, list) or not shots:
+        raise StudioError(f"{Path(path).name}: a board file has a list of shots")
+    key = {"i2v": "image", "v2v": "video"}.get(mode)
+    prompts = []
+    for shot in shots:
+        entry = {"prompt": shot.get("prompt") if isinstance(shot, dict) else None}
+        if key and isinstance(shot, dict) and isinstance(shot.get(key), str):
+            entry[key] = str(Path(path).resolve().parent / shot[key])
+        prompts.append(entry)
+    return prompts
+
+
 def sweep_spec(args) -> dict:
+    if args.board:
+        spec = {"prompts": board_prompts(args.board, args.mode), "mode": args.mode, "seeds": args.seeds,
+                "models": args.model or [], "name": args.name or Path(args.board).stem}
+        return dict(spec, **({"budgets": args.budgets} if args.budgets else {}),
+                    **({"frames": args.frames} if args.frames else {}))
     prompts: list = read_prompts(args.prompts)
     if args.mode in ("i2v", "v2v"):
         key, folder, suffixes, flag = (("image", args.images, IMAGE_SUFFIXES, "--images") if args.mode == "i2v"

@@ -129,3 +129,32 @@ def test_writing_policies_keeps_the_rest_of_the_file(tmp_path):
     assert data["policies"]["final"] == {"steps": 8, "width": 320, "description": data["policies"]["final"]["description"],
                                          "source": "sweep:sw-1"}
     assert Policies.load(path).get("draft").steps == 2  # the studio reads what was written
+
+
+def test_the_cli_reads_prompt_files_boards_and_image_folders(tmp_path):
+    from types import SimpleNamespace
+
+    from studio.cli_sweep import sweep_spec
+    from studio.errors import StudioError
+
+    text = tmp_path / "p.txt"
+    text.write_text("# mine\n\na red circle\n  a blue square  \n", encoding="utf-8")
+    flags = dict(board=None, prompts=str(text), mode="t2v", seeds=2, model=None, name=None, budgets=[1, 4],
+                 frames=None, images=None, videos=None)
+    spec = sweep_spec(SimpleNamespace(**flags))
+    assert spec["prompts"] == ["a red circle", "a blue square"] and spec["budgets"] == [1, 4] and spec["seeds"] == 2
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("b.png", "a.png"):
+        (images / name).write_bytes(b"x")
+    spec = sweep_spec(SimpleNamespace(**dict(flags, mode="i2v", images=str(images))))
+    assert [p["image"].rsplit("/", 1)[-1] for p in spec["prompts"]] == ["a.png", "b.png"]  # name order
+    (images / "c.png").write_bytes(b"x")
+    with pytest.raises(StudioError, match="3 files for 2 prompts"):
+        sweep_spec(SimpleNamespace(**dict(flags, mode="i2v", images=str(images))))
+    board = tmp_path / "board.json"
+    board.write_text('{"name": "b", "shots": [{"prompt": "one", "image": "images/a.png"}, {"prompt": "two"}]}',
+                     encoding="utf-8")
+    spec = sweep_spec(SimpleNamespace(**dict(flags, prompts=None, board=str(board), mode="i2v")))
+    assert spec["prompts"][0] == {"prompt": "one", "image": str(images / "a.png")} and spec["name"] == "board"
+    assert spec["prompts"][1] == {"prompt": "two"}  # the studio says it needs an image
