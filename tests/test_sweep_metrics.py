@@ -158,3 +158,19 @@ def test_the_cli_reads_prompt_files_boards_and_image_folders(tmp_path):
     spec = sweep_spec(SimpleNamespace(**dict(flags, prompts=None, board=str(board), mode="i2v")))
     assert spec["prompts"][0] == {"prompt": "one", "image": str(images / "a.png")} and spec["name"] == "board"
     assert spec["prompts"][1] == {"prompt": "two"}  # the studio says it needs an image
+
+
+def test_peak_memory_is_measured_on_cuda_only(monkeypatch):
+    import torch
+
+    from studio import denoise
+
+    budget = lambda: ("frames", {"denoise": 1.0})  # noqa: E731
+    assert denoise._with_peak_memory("cpu", budget) == ("frames", {"denoise": 1.0})  # nothing guessed on a CPU
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(device))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * 2**30)
+    frames, timings = denoise._with_peak_memory("cuda:0", budget)
+    assert calls == ["cuda:0"] and timings == {"denoise": 1.0, "peak_memory_bytes": 3 * 2**30}
+    rows = [{"timings": timings}, {"timings": {"peak_memory_bytes": 2**30}}]
+    assert sweep_report._memory(rows) == 3.0 and sweep_report._memory([{"timings": {}}]) == "not measured"
