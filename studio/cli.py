@@ -36,9 +36,11 @@ def _folder_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-file", help="extra model entries (TOML); default <data dir>/models.toml")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, many_models: bool = False) -> None:
     _folder_flags(p)
-    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name")
+    p.add_argument("--model", help="model id (see `python -m studio models`), model folder, or hub repo id owner/name"
+                   + ("; repeat it to compare models" if many_models else ""),
+                   action="append" if many_models else "store")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"],
                    help="GPU memory mode (default auto: chosen from free memory and the model's needs)")
@@ -131,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_queue import add_parser as add_queue_parser
 
     add_queue_parser(sub, _common, _render_flags)
+    from .cli_sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub, _common)
     return parser
 
 
@@ -392,10 +397,16 @@ def cmd_queue(args) -> int:
     return run(args, _open_to_render)
 
 
+def cmd_sweep(args) -> int:
+    from .cli_sweep import run
+
+    return run(args, _open_to_render)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"render": cmd_render, "history": cmd_history, "models": cmd_models, "stats": cmd_stats,
-                "policies": cmd_policies, "board": cmd_board, "queue": cmd_queue}
+                "policies": cmd_policies, "board": cmd_board, "queue": cmd_queue, "sweep": cmd_sweep}
     try:
         return handlers[args.command](args)
     except StudioError as exc:

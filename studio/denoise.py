@@ -140,7 +140,8 @@ def _work(job: DenoiseJob, emit) -> None:
             for index, steps in enumerate(job.budgets):
                 if job.cancel.is_set():
                     raise RenderCancelled()
-                frames, timings = denoise_budget(job, entry, index, steps, embeds, extra, emit)
+                frames, timings = _with_peak_memory(
+                    getattr(entry, "device", ""), lambda: denoise_budget(job, entry, index, steps, embeds, extra, emit))
                 emit(Frames(index, steps, frames, dict(timings, encode=encode_s) if index == 0 else timings))
     except RenderCancelled:
         emit(Stopped(index, "cancelled", "Render cancelled."))
@@ -150,6 +151,18 @@ def _work(job: DenoiseJob, emit) -> None:
         emit(Stopped(index, *_describe_unexpected(exc)))
     finally:
         emit(_END)
+
+
+def _with_peak_memory(device: str, budget):
+    """Run one budget (``budget()`` -> (frames, timings)); on CUDA its timings carry the peak device memory it
+    allocated (``peak_memory_bytes``, torch.cuda.max_memory_allocated); elsewhere nothing is measured."""
+    if not str(device).startswith("cuda"):
+        return budget()
+    import torch
+
+    torch.cuda.reset_peak_memory_stats(device)
+    frames, timings = budget()
+    return frames, dict(timings, peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)))
 
 
 def _describe_unexpected(exc: Exception) -> tuple[str, str]:

@@ -230,9 +230,30 @@ def _m10_job_kinds(db: sqlite_utils.Database) -> None:
         "'$.board.shot') || ':' || json_extract(job, '$.board.stage') || ':0' WHERE kind = 'shot'")
 
 
+# ---- sweeps (issue 26; sweep_store.py). Kept apart so that migrations from parallel work renumber around it. ----
+def _m11_sweeps(db: sqlite_utils.Database) -> None:
+    """Sweeps: a record per sweep (its prompts, budgets, seeds, models as JSON ``spec``) and one row per render it
+    asks for (prompt x seed x model x budget): the queued job that renders it, the history row it became, the
+    metrics measured from its frames, and the blind review's verdict."""
+    db["sweeps"].create(
+        {"id": str, "name": str, "status": str, "spec": str, "source": str, "session": str, "created_at": str,
+         "finished_at": str},
+        pk="id", not_null={"id", "status", "spec"},
+    )
+    db["sweep_items"].create(
+        {"id": str, "sweep_id": str, "position": int, "prompt_index": int, "seed_index": int, "seed": int,
+         "model": str, "steps": int, "job_id": str, "render_id": str, "metrics": str, "signature": str,
+         "review": int, "reviewed_at": str, "review_rank": int, "blind": str},
+        pk="id", foreign_keys=[("sweep_id", "sweeps", "id")], not_null={"id", "sweep_id"},
+    )
+    db["sweep_items"].create_index(["sweep_id", "position"])
+    db["sweep_items"].create_index(["job_id"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_plans, _m3_policies, _m4_boards,
                                                              _m5_continuity, _m6_shot_loras, _m7_jobs,
-                                                             _m8_job_order, _m9_claimers, _m10_job_kinds]
+                                                             _m8_job_order, _m9_claimers, _m10_job_kinds,
+                                                             _m11_sweeps]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -86,6 +86,8 @@ def guess_kind(data: dict) -> str:
         return "shot"
     if isinstance(data, dict) and data.get("extend"):
         return "extension"
+    if isinstance(data, dict) and data.get("sweep"):
+        return "sweep"
     return "render"
 
 

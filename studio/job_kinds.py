@@ -1,4 +1,4 @@
-"""The kinds of queued jobs (job_kind.py says what a kind is): render, shot, extension; ``KINDS`` maps names to them.
+"""The kinds of queued jobs (job_kind.py says what a kind is): render, shot, extension, sweep; ``KINDS`` maps names.
 
     render     {"request": RenderRequest dict, "preview": STEPS | None, "compare": [B1, ...] | None,
                 "policy": NAME | None, "gif": bool, "previews": bool}
@@ -9,6 +9,8 @@
     extension  a render job (the V2V continuation) plus {"extend": {"source", "origin", "fps", "plan"}}
                owns: a copy of the source clip under the inputs folder (pinned when queued); each budget: the joined
                clip replaces the continuation's files, or the row is marked failed
+    sweep      a render job of one budget plus {"sweep": {"id", "item"}} (sweep_jobs.py)
+               owns: its request, seed pinned; key ``sweep:ITEM``; each budget: measured for its sweep
 
 A new kind: subclass JobKind (or RenderJob), give it a ``name``, decorate it with ``@register``.
 """
@@ -21,7 +23,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from . import continuity, extend, media
+from . import continuity, extend, media, sweep_jobs
 from .board_store import BoardStore, job_key
 from .errors import InvalidRequest, StudioError
 from .events import Result
@@ -219,3 +221,25 @@ class ExtensionJob(RenderJob):
 
     def on_kept(self, studio, row: dict, budget_row: dict) -> None:
         extend.rejoin_row(studio, self.info, budget_row)
+
+
+@register
+class SweepJob(RenderJob):
+    """One render of a sweep (a prompt, seed, model and budget; sweep_jobs.render_job), measured for its sweep
+    as it finishes. Its sweep is its batch: the queue caps do not count a sweep's own renders."""
+
+    name = "sweep"
+
+    @property
+    def key(self) -> str | None:  # one queued or running job per sweep item
+        item = (self.data.get("sweep") or {}).get("item")
+        return f"sweep:{item}" if item else None
+
+    @property
+    def batch(self) -> str | None:
+        return (self.data.get("sweep") or {}).get("id")
+
+    def on_result(self, studio, row: dict, event: Result) -> Result:
+        event = super().on_result(studio, row, event)
+        sweep_jobs.on_result(studio, self.data, event)
+        return event

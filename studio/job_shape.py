@@ -4,7 +4,7 @@ A job is JSON from another process: a wrong type (``"compare": "abc"``), a key t
 (``"extend"``, ``"board"`` in a render job: what the dispatcher adds to queued jobs), a structure nested hundreds
 deep or a path outside the studio's folders gets one message (a StudioError) here, not a traceback later.
 
-    job_shape.check(route, job)                     # "render" | "queue-add" | "board-run" | "queue-cancel"
+    job_shape.check(route, job)                     # a route of SHAPES ("render", "queue-add", "sweep-run", ...)
     job_shape.check_inputs(route, job, roots)       # after files sent with it are stored: paths stay inside
 """
 
@@ -19,7 +19,12 @@ MAX_DEPTH = 32  # a render job is 3 levels deep, a board job 5: anything far dee
 RENDER_KEYS = {"request": dict, "preview": int, "compare": list, "policy": str, "gif": bool}
 BOARD_KEYS = {"board": dict, "source": str, "stage": str, "export_dir": str}
 CANCEL_KEYS = {"id": str}
-SHAPES = {"render": RENDER_KEYS, "queue-add": RENDER_KEYS, "board-run": BOARD_KEYS, "queue-cancel": CANCEL_KEYS}
+SWEEP_KEYS = {"name": str, "prompts": list, "mode": str, "budgets": list, "seeds": object, "models": list,
+              "frames": int, "height": int, "width": int, "negative_prompt": str}  # sweep_run.checked_spec says more
+SWEEP_ID_KEYS = {"id": str, "write": bool}
+SHAPES = {"render": RENDER_KEYS, "queue-add": RENDER_KEYS, "board-run": BOARD_KEYS, "queue-cancel": CANCEL_KEYS,
+          "sweep-run": SWEEP_KEYS, "sweep-resume": SWEEP_ID_KEYS, "sweep-report": SWEEP_ID_KEYS,
+          "sweep-policies": SWEEP_ID_KEYS}
 STAGES = ("preview", "final")
 PATH_FIELDS = ("image", "video")
 
@@ -37,7 +42,8 @@ def depth(value) -> int:
 
 
 def _type_name(kind: type) -> str:
-    return {dict: "an object", list: "a list", int: "a whole number", str: "a string", bool: "true or false"}[kind]
+    return {dict: "an object", list: "a list", int: "a whole number", str: "a string", bool: "true or false",
+            object: "a value"}[kind]
 
 
 def _is(value, kind: type) -> bool:
@@ -75,6 +81,11 @@ def _inputs(route: str, job: dict):
     """(where, path) for each input file the job names."""
     if route in ("render", "queue-add"):
         yield from (("request", job["request"].get(f), f) for f in PATH_FIELDS)
+    elif route == "sweep-run":
+        prompts = job.get("prompts")
+        for i, prompt in enumerate(prompts if isinstance(prompts, list) else []):
+            if isinstance(prompt, dict):
+                yield from ((f"prompt {i + 1}", prompt.get(f), f) for f in PATH_FIELDS)
     elif route == "board-run":
         shots = job["board"].get("shots")
         for i, shot in enumerate(shots if isinstance(shots, list) else []):

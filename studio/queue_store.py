@@ -27,7 +27,7 @@ from .history import HistoryStore, _now, insert_with_fresh_id
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
-SOURCES = ("create", "compare", "storyboard", "extend", "cli", "api")  # api: the public API (ui/public_api.py)
+SOURCES = ("create", "compare", "storyboard", "extend", "cli", "api", "sweep")  # api: ui/public_api.py
 KEEP_FINISHED = 500  # finished jobs kept for the record; older ones are pruned
 
 
@@ -326,11 +326,13 @@ class QueueStore:
 
     def waiting(self, except_batch: str | None = None) -> int:
         """How many jobs wait to run (the number the queue caps look at); ``except_batch``: leave out a storyboard
-        batch's own shots (a board of 12 shots is one user's batch, not a crowd to cap for)."""
+        batch's own shots (a board of 12 shots is one user's batch, not a crowd to cap for), or a sweep's own
+        renders (its id)."""
         with self._lock:
             return self.db.execute(
                 "SELECT count(*) FROM jobs WHERE state = 'queued' AND "
-                "coalesce(json_extract(job, '$.board.batch'), '') != coalesce(?, '-')", [except_batch]).fetchone()[0]
+                "coalesce(json_extract(job, '$.board.batch'), json_extract(job, '$.sweep.id'), '') != "
+                "coalesce(?, '-')", [except_batch]).fetchone()[0]
 
     def prune(self, keep: int = KEEP_FINISHED) -> int:
         """Delete the finished jobs older than the newest ``keep``."""

@@ -343,10 +343,13 @@ class RenderEngine:
         video_path, thumb_path, write_s = self._write_outputs(job, rid, steps, frames)
         timings = {**first, **done.timings, "write": write_s}
         worker = timings.pop("worker", None)  # a farm worker names itself (node, GPU): kept in the timings JSON
+        peak = timings.pop("peak_memory_bytes", None)  # CUDA only (denoise.py): bytes, not seconds
         timings = {k: round(v, 4) for k, v in timings.items()}
         timings["total"] = round(sum(v for k, v in timings.items() if k != "wait"), 4)
         if worker:
             timings["worker"] = worker
+        if peak is not None:
+            timings["peak_memory_bytes"] = int(peak)
         self.history.finish(rid, "ok", timings=timings, video_path=video_path, thumb_path=thumb_path)
         request = dict(job.req.to_dict(), steps=steps)
         return Result(index, steps, job.plan.role(index), rid, video_path, thumb_path, timings, request, frames,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import (analytics, board_tab, compare, downloads, generate, guard, header, history, host_check, public_api,
-               queue_tab, serving, spacemode, theme)
+               queue_tab, serving, spacemode, sweep_review_tab, sweeps_tab, theme)
 
 
 def build_app(studio) -> gr.Blocks:
@@ -38,6 +38,10 @@ def build_app(studio) -> gr.Blocks:
                 stats = analytics.build(studio, session)
             with gr.Tab("Queue", id="queue", elem_id="tab-queue") as queue_view:
                 jobs = queue_tab.build(studio, session)
+            if not studio.settings.space:  # sweeps measure on your own machine, not on a shared Space
+                with gr.Tab("Sweeps", id="sweeps", elem_id="tab-sweeps") as sweeps_view:
+                    sweeps = sweeps_tab.build(studio, studio.settings.default_model)
+                sweeps_view.select(sweeps["refresh"], None, sweeps["picker"], api_visibility="private")
 
         def load_now(model_id):
             yield from header.load_model(studio, model_id)
@@ -72,7 +76,7 @@ def launch_options(studio, max_upload_mb: float = guard.MAX_UPLOAD_MB, host: str
         "app_kwargs": {"lifespan": host_check.lifespan(host_check.allowed_hosts(host, share))},
         "theme": theme.THEME,
         "css": theme.CSS,
-        "head": theme.HEAD,
+        "head": theme.HEAD + sweep_review_tab.KEYS_JS,
         "allowed_paths": [str(p) for p in guard.roots(studio)],
         "blocked_paths": guard.blocked(studio),
         "max_file_size": int(max_upload_mb * 1024 * 1024),

@@ -61,8 +61,10 @@ def _y_axis(out: list[str], box: tuple[float, float, float, float], y_top: float
                f'transform="rotate(-90 10 {top + ph / 2})">{html.escape(y_title)}</text>')
 
 
-def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: int = 360, height: int = 210) -> str:
-    """Render seconds against step budget, one line per model. ``rows``: dicts with steps, seconds and model."""
+def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: int = 360, height: int = 210,
+                  y_title: str = "seconds", unit: str = " s", y_max: float | None = None) -> str:
+    """Render seconds against step budget, one line per model. ``rows``: dicts with steps, seconds and model.
+    Any other value against steps draws the same way (a sweep's metrics): its ``y_title``, ``unit``, ``y_max``."""
     pts = [r for r in rows if r.get("seconds") is not None and r.get("steps")]
     left, right, top, bottom = 40, 12, 26, 46
     pw, ph = width - left - right, height - top - bottom
@@ -71,7 +73,7 @@ def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: in
         return _empty(out, (left, top, pw, ph), "timings appear here as budgets finish")
     budgets = sorted({int(r["steps"]) for r in pts})
     lo, hi = math.log2(budgets[0]), math.log2(budgets[-1])
-    y_top = _nice_top(max(float(r["seconds"]) for r in pts))
+    y_top = y_max or _nice_top(max(float(r["seconds"]) for r in pts))
 
     def x_of(steps: int) -> float:
         return left + (pw / 2 if hi == lo else (math.log2(steps) - lo) / (hi - lo) * pw)
@@ -79,7 +81,7 @@ def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: in
     def y_of(seconds: float) -> float:
         return top + ph - float(seconds) / y_top * ph
 
-    _y_axis(out, (left, top, pw, ph), y_top, "seconds")
+    _y_axis(out, (left, top, pw, ph), y_top, y_title)
     for b in budgets:
         out.append(f'<text x="{x_of(b):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="currentColor">{b}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{top + ph + 28}" text-anchor="middle" fill="#71717a">steps</text>')
@@ -94,7 +96,7 @@ def seconds_chart(rows: list[dict], title: str = "Seconds per budget", width: in
         for r in mine:
             out.append(f'<circle cx="{x_of(int(r["steps"])):.1f}" cy="{y_of(r["seconds"]):.1f}" r="3.5" '
                        f'fill="{colour}"><title>{html.escape(model)}: {int(r["steps"])} steps, '
-                       f'{float(r["seconds"]):.2f} s</title></circle>')
+                       f'{float(r["seconds"]):.3g}{html.escape(unit)}</title></circle>')
         if model:
             ly = height - 6
             out.append(f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" '

@@ -4,6 +4,8 @@
     POST /studio/api/render     a render job (studio/jobs.py) -> its events, one JSON object per line (NDJSON)
     POST /studio/api/board-run  a board job -> its events, the same way
     POST /studio/api/queue-add  a render job into the queue (checked first) -> one event: queued (id) or error
+    POST /studio/api/sweep-run, sweep-resume    a sweep spec / {"id"} -> its events (studio/sweep_run.py)
+    POST /studio/api/sweep-report, sweep-policies   {"id", "write"?} -> one event: answer, or error
 
     _, url, _ = demo.launch(...)
     serve(app, studio, url)     # mount the routes, then announce url + token in <data dir>/studio.json
@@ -28,7 +30,7 @@ import time
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .. import confine, job_shape, jobs
+from .. import confine, job_shape, jobs, sweep_run
 from ..errors import StudioError, internal_error
 from ..owner_client import API, TOKEN_HEADER
 from .guard import MAX_UPLOAD_MB
@@ -156,6 +158,14 @@ def _queue_cancel(studio, job: dict):
         yield {"type": "error", "message": str(exc)}
 
 
+def _answer(work):
+    """One event: the answer of ``work()``, or the error it raised (sweep report and policies)."""
+    try:
+        yield {"type": "answer", "answer": work()}
+    except StudioError as exc:
+        yield {"type": "error", "message": str(exc)}
+
+
 def router(studio, token: str, limit: int | None = None) -> APIRouter:
     limit = body_limit() if limit is None else limit
 
@@ -194,5 +204,22 @@ def router(studio, token: str, limit: int | None = None) -> APIRouter:
     @api.post("/queue-cancel")
     async def queue_cancel(request: Request):
         return await stream(request, lambda job, cancel: _queue_cancel(studio, job))
+
+    @api.post("/sweep-run")
+    async def sweep_run_(request: Request):
+        return await stream(request, lambda job, cancel: sweep_run.run_events(studio, job, cancel))
+
+    @api.post("/sweep-resume")
+    async def sweep_resume(request: Request):
+        return await stream(request, lambda job, cancel: sweep_run.resume_events(studio, str(job.get("id")), cancel))
+
+    @api.post("/sweep-report")
+    async def sweep_report(request: Request):
+        return await stream(request, lambda job, cancel: _answer(lambda: sweep_run.report(studio, str(job.get("id")))))
+
+    @api.post("/sweep-policies")
+    async def sweep_policies(request: Request):
+        return await stream(request, lambda job, cancel: _answer(
+            lambda: sweep_run.policies(studio, str(job.get("id")), bool(job.get("write")))))
 
     return api
