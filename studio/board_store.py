@@ -92,7 +92,7 @@ def shot_loras(value) -> list[list]:
 class BoardStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
-        self._lock = history._lock
+        self._lock = history.lock
 
     def mark_interrupted(self) -> int:
         """Crash recovery (only the data folder's owner, at start-up): a batch still "running" belongs to a process

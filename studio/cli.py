@@ -13,9 +13,7 @@ import argparse
 import json
 import sys
 
-from .errors import StudioError
-
-EXIT_USER_ERROR = 2
+from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, StudioError
 STANDALONE_HELP = ("render in this process (loads the model here) instead of sending the job to the studio that "
                    "owns the data folder; refused while one does")
 
@@ -370,6 +368,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early (e.g. piped into `head`)
         return 0

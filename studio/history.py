@@ -217,6 +217,11 @@ class HistoryStore:
             migrate(self.db)
 
     @property
+    def lock(self) -> threading.RLock:
+        """The lock around the one shared connection: the board and queue stores on this database take it too."""
+        return self._lock
+
+    @property
     def table(self) -> sqlite_utils.db.Table:
         return self.db["renders"]
 

@@ -126,7 +126,7 @@ def queue_job(studio, job: dict, *, source: str, session: str | None = None, can
         raise InvalidRequest({"session": "a session id is 32 hexadecimal digits"})
     req, plan, notes = _plan(studio, job)
     job = dict(job, request=dict(job["request"], seed=req.seed))  # a random seed is picked once, as reported
-    stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
+    stream = JobStream(studio.dispatcher(), cancel, cancel_on_close=True)
     stream.submit(job, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
     return req, plan, notes, stream
 

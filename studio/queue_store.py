@@ -62,7 +62,7 @@ _NEIGHBOUR = {  # the waiting job just before / after a position (of the same se
 class QueueStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
-        self._lock = history._lock
+        self._lock = history.lock
 
     @contextmanager
     def _write(self):
