@@ -30,10 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from .config import ASSETS_DIR
 from .errors import StudioError
 
 TITLE = "AnyFlow Studio"
-ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+ICON = ASSETS_DIR / "icon.png"
 PLACEMENT_NAME = "window.json"
 RAISE_NAME = "window.raise"
 INSTALL_HINT = "bash scripts/setup.sh --desktop"
