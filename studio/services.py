@@ -97,6 +97,11 @@ class Studio:
         return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir),
                        jobs=jobs)
 
+    @property
+    def running_dispatcher(self):
+        """The dispatcher running this studio's queue, or None when none has started (nothing is started here)."""
+        return self._dispatcher
+
     def dispatcher(self):
         """The dispatcher that runs this studio's renders (every render is a queued job): the one the app started
         for the whole queue (``start_dispatcher``), else one started here on first use that runs only the jobs

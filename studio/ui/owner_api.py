@@ -100,7 +100,7 @@ def _queue_add(studio, job: dict):
     try:
         _, plan, _ = jobs._plan(studio, job)
         plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
-        dispatcher = getattr(studio, "dispatcher", None)
+        dispatcher = studio.running_dispatcher
         jid = (dispatcher.submit(job, source="cli", plan=plan) if dispatcher is not None
                else QueueStore(studio.history).add(job, source="cli", plan=plan))
         yield {"type": "queued", "id": jid}
@@ -114,7 +114,7 @@ def _queue_cancel(studio, job: dict):
     from ..queue_store import QueueStore
 
     try:
-        dispatcher = getattr(studio, "dispatcher", None)
+        dispatcher = studio.running_dispatcher
         outcome = (dispatcher or QueueStore(studio.history)).cancel(str(job.get("id") or ""))
         yield {"type": "cancel", "id": job.get("id"), "outcome": outcome}
     except StudioError as exc:
