@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import lora
 from .errors import InvalidRequest, StudioError
-from .history import HistoryStore, _now, new_id
+from .history import HistoryStore, new_id, utc_now
 from .registry import MODES
 from .request import MAX_SEED
 
@@ -104,7 +104,7 @@ class BoardStore:
     def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",
                final_policy: str = "final", session: str | None = None, board_id: str | None = None) -> Board:
         name = (name or "").strip() or "Untitled board"
-        now = _now()
+        now = utc_now()
         row = {"id": board_id or new_id(), "name": name[:200], "model": model, "preview_policy": preview_policy,
                "final_policy": final_policy, "session": session, "created_at": now, "updated_at": now}
         with self._lock, self.db.conn:
@@ -138,7 +138,7 @@ class BoardStore:
             raise StudioError(f"Boards have no field(s) {', '.join(sorted(bad))}.")
         board = self.get(board_id)
         with self._lock, self.db.conn:
-            self.db["boards"].update(board_id, dict(changes, updated_at=_now()))
+            self.db["boards"].update(board_id, dict(changes, updated_at=utc_now()))
             # Renders made under the old setting no longer count: a new model invalidates every render,
             # a new preview / final policy that stage's renders (so a resumed batch redoes them).
             if "model" in changes and changes["model"] != board.model:
@@ -173,7 +173,7 @@ class BoardStore:
         return {path for row in rows for path in row if path}
 
     def _touch(self, board_id: str) -> None:
-        self.db["boards"].update(board_id, {"updated_at": _now()})
+        self.db["boards"].update(board_id, {"updated_at": utc_now()})
 
     # ---- shots -------------------------------------------------------------------
     def add_shot(self, board_id: str, prompt: str, *, mode: str = "t2v", negative_prompt: str = "",
@@ -189,7 +189,7 @@ class BoardStore:
         row = {"id": new_id(), "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
-               "updated_at": _now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
+               "updated_at": utc_now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
         with self._lock, self.db.conn:
             self.db.execute("UPDATE shots SET position = position + 1 WHERE board_id = ? AND position >= ?",
                             [board_id, position])
@@ -222,7 +222,7 @@ class BoardStore:
         if any(k in RENDER_FIELDS and changes[k] != getattr(shot, k) for k in changes):
             updates.update(preview_id=None, final_id=None)  # old renders no longer match
             updates.setdefault("approved", 0)  # nor does the approval, unless given with the edit
-        updates["updated_at"] = _now()
+        updates["updated_at"] = utc_now()
         with self._lock, self.db.conn:
             self.db["shots"].update(shot_id, updates)
             self._touch(shot.board_id)
@@ -265,19 +265,19 @@ class BoardStore:
         if stage not in STAGES:
             raise ValueError(stage)
         with self._lock, self.db.conn:
-            self.db["shots"].update(shot_id, {f"{stage}_id": record_id, "updated_at": _now()})
+            self.db["shots"].update(shot_id, {f"{stage}_id": record_id, "updated_at": utc_now()})
 
     # ---- batches -------------------------------------------------------------------
     def start_batch(self, board_id: str, stage: str) -> str:
         bid = new_id()
         with self._lock, self.db.conn:
             self.db["batches"].insert({"id": bid, "board_id": board_id, "stage": stage, "status": "running",
-                                       "created_at": _now(), "finished_at": None})
+                                       "created_at": utc_now(), "finished_at": None})
         return bid
 
     def finish_batch(self, batch_id: str, status: str) -> None:
         with self._lock, self.db.conn:
-            self.db["batches"].update(batch_id, {"status": status, "finished_at": _now()})
+            self.db["batches"].update(batch_id, {"status": status, "finished_at": utc_now()})
 
     def batches(self, board_id: str | None = None, status: str | None = None) -> list[dict]:
         where, args = [], []

@@ -20,7 +20,7 @@ import socket
 from contextlib import contextmanager
 
 from .errors import StudioError
-from .history import HistoryStore, _now, new_id
+from .history import HistoryStore, new_id, utc_now
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -90,7 +90,7 @@ class QueueStore:
                 "result_ids, cancel_requested, seq, created_at, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, "
                 "'[]', 0, 1, ?, ?)",
                 [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
-                 job.get("policy"), last + 1, session, source, _now(), after])
+                 job.get("policy"), last + 1, session, source, utc_now(), after])
         return jid
 
     def claim(self, worker: str, among: "set[str] | None" = None) -> dict | None:
@@ -104,7 +104,7 @@ class QueueStore:
                 "started_at = ?, progress = 0, seq = seq + 1 WHERE id = (SELECT id FROM jobs AS j WHERE state = 'queued'" + only +
                 " AND (after IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS a WHERE a.id = j.after AND a.state IN "
                 "('queued', 'running'))) ORDER BY position, rowid LIMIT 1) AND state = 'queued' RETURNING id",
-                [worker, worker, _now(), *(among or ())]).fetchone()
+                [worker, worker, utc_now(), *(among or ())]).fetchone()
         return self.get(row[0]) if row else None
 
     def set_progress(self, jid: str, fraction: float) -> None:
@@ -125,7 +125,7 @@ class QueueStore:
         with self._write() as conn:
             changed = conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1 "
-                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), jid])
+                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), utc_now(), jid])
         self.prune()
         return changed.rowcount == 1
 
@@ -159,7 +159,7 @@ class QueueStore:
             state = self._state(conn, jid, session)
             if state == "queued":
                 conn.execute("UPDATE jobs SET state = 'cancelled', error = 'Cancelled before it ran.', "
-                             "finished_at = ?, seq = seq + 1 WHERE id = ? AND state = 'queued'", [_now(), jid])
+                             "finished_at = ?, seq = seq + 1 WHERE id = ? AND state = 'queued'", [utc_now(), jid])
                 return "cancelled"
             conn.execute("UPDATE jobs SET cancel_requested = 1, seq = seq + 1 WHERE id = ? AND state = 'running'",
                          [jid])
