@@ -77,6 +77,8 @@ def compare_shot(page, out: Path) -> None:
     page.wait_for_timeout(1200)
     page.evaluate("() => document.querySelectorAll('#compare-videos video, #compare-teacher-videos video')"
                   ".forEach(v => v.pause())")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 1240})  # the videos below the plot too
+    page.wait_for_timeout(500)
     page.screenshot(path=str(out / "screenshot-compare.png"))
 
 
