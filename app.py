@@ -104,17 +104,17 @@ def _serve(args) -> int:
     if args.allow_download is False:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
-    from studio.errors import StudioError
+    from studio.errors import EXIT_USER_ERROR, StudioError
     from studio.services import Studio
     from studio.ui import build_app, launch_options, owner_api
     from studio.ui.serving import FOLLOWERS, auto_concurrency, set_concurrency
 
     if args.concurrency is not None and args.concurrency < 1:
         print("error: --concurrency must be 1 or more", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.max_upload_mb <= 0:
         print("error: --max-upload-mb must be more than 0", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.window:  # before anything starts: a window needs a display and the desktop extra
         from studio import desktop
         try:
@@ -122,7 +122,7 @@ def _serve(args) -> int:
             desktop.check_backend()
         except StudioError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USER_ERROR
         args.host, args.share, args.port = "127.0.0.1", False, args.port or desktop.free_port()
 
     from studio.space import running_on_space
@@ -150,7 +150,7 @@ def _serve(args) -> int:
         if studio is not None:
             studio.close()
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if not studio.claim_data_folder():  # one studio per data folder: it alone recovers and owns the files
         owner = studio.folder_owner()
         studio.close()
@@ -160,7 +160,7 @@ def _serve(args) -> int:
             return 0
         print(f"error: another studio ({owner.describe() if owner else 'its address is unknown'}) already owns "
               f"{studio.settings.data_dir}; use that one, or start this one with another --data-dir", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     recovered = studio.recover_after_crash()  # before anything renders: what is "running" now was a dead process's
     if recovered:
         print(f"Recovered after a crash: {recovered.describe()}", file=sys.stderr)
@@ -174,7 +174,7 @@ def _serve(args) -> int:
               f"budgets capped at {studio.policies.space_max_steps} steps. {space_note or ''}", file=sys.stderr)
     demo = build_app(studio)
     set_concurrency(demo, FOLLOWERS)  # browser renders that wait in the studio's queue at once (Gradio's limit)
-    print(f"Renders at once: {studio.dispatcher.capacity}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
+    print(f"Renders at once: {studio.dispatcher().capacity}; uploads up to {args.max_upload_mb:g} MB; listening on {args.host}",
           file=sys.stderr)
     try:
         options = launch_options(studio, max_upload_mb=args.max_upload_mb, host=args.host, share=args.share)
@@ -190,7 +190,7 @@ def _serve(args) -> int:
             signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl+C does (clean-up below)
             demo.block_thread()  # until Ctrl+C or the server closes
     finally:
-        studio.dispatcher.stop()  # the jobs it was running wait in the queue for the next start
+        studio.stop_dispatcher()  # the jobs it was running wait in the queue for the next start
         if studio.engine.cancel_running():  # renders still running stop and are recorded as cancelled
             print("Stopped the renders that were running (recorded as cancelled).", file=sys.stderr)
         if args.window:

@@ -4,7 +4,8 @@
 #   bash scripts/setup.sh --desktop   # also the desktop window (python app.py --window): requirements-desktop.txt,
 #                                     # and on Debian/Ubuntu the few system libraries Qt WebEngine needs
 #   bash scripts/setup.sh --farm      # also the render farm on Ray (python app.py --farm ray): requirements-farm.txt
-#   bash scripts/setup.sh --test      # everything the tests use: --desktop, --farm, plus chromium, ffmpeg and xvfb
+#   bash scripts/setup.sh --test      # everything the tests use: --desktop, --farm, requirements-test.txt
+#                                     # (pytest, playwright, import-linter), plus chromium, ffmpeg and xvfb
 # Flags combine. Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,7 @@ fi
 REQS=(-r requirements.txt)
 [[ $DESKTOP -eq 1 ]] && REQS+=(-r requirements-desktop.txt)
 [[ $FARM -eq 1 ]] && REQS+=(-r requirements-farm.txt)
+[[ $TEST -eq 1 ]] && REQS+=(-r requirements-test.txt)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQS[@]}"
 echo "ready: $VENV ($("$VENV/bin/python" -c 'import torch, diffusers, gradio; print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, gradio {gradio.__version__}")'))"
 if [[ $DESKTOP -eq 1 ]]; then

@@ -113,7 +113,7 @@ class BoardRunner:
         batch = self.boards.start_batch(board.id, stage)
         rendered, failed, status = [], {}, "running"
         try:
-            stream = JobStream(self.studio.render_queue(), cancel, cancel_on_close=True)
+            stream = JobStream(self.studio.dispatcher(), cancel, cancel_on_close=True)
             try:
                 shots = self._queue_shots(stream, board, stage, todo, policy, session, batch)
             except BaseException:

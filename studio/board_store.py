@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import liveness, lora
 from .errors import InvalidRequest, StudioError
-from .history import HistoryStore, _now, insert_with_fresh_id, new_id
+from .history import HistoryStore, insert_with_fresh_id, new_id, utc_now
 from .queue_store import QueueStore
 from .registry import MODES
 from .request import MAX_SEED
@@ -111,7 +111,7 @@ def shot_loras(value) -> list[list]:
 class BoardStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
-        self._lock = history._lock
+        self._lock = history.lock
         self.history = history
         self._queue = QueueStore(history)
 
@@ -135,7 +135,7 @@ class BoardStore:
     def create(self, name: str, *, model: str | None = None, preview_policy: str = "preview",
                final_policy: str = "final", session: str | None = None, board_id: str | None = None) -> Board:
         name = (name or "").strip() or "Untitled board"
-        now = _now()
+        now = utc_now()
         row = {"id": board_id or new_id(), "name": name[:200], "model": model, "preview_policy": preview_policy,
                "final_policy": final_policy, "session": session, "created_at": now, "updated_at": now}
         with self._lock, self.db.conn:
@@ -169,7 +169,7 @@ class BoardStore:
             raise StudioError(f"Boards have no field(s) {', '.join(sorted(bad))}.")
         board = self.get(board_id)
         with self._lock, self.db.conn:
-            self.db["boards"].update(board_id, dict(changes, updated_at=_now()))
+            self.db["boards"].update(board_id, dict(changes, updated_at=utc_now()))
             # Renders made under the old setting no longer count: a new model invalidates every render,
             # a new preview / final policy that stage's renders (so a resumed batch redoes them).
             changed = False
@@ -214,7 +214,7 @@ class BoardStore:
         return {path for row in rows for path in row if path}
 
     def _touch(self, board_id: str) -> None:
-        self.db["boards"].update(board_id, {"updated_at": _now()})
+        self.db["boards"].update(board_id, {"updated_at": utc_now()})
 
     # ---- shots -------------------------------------------------------------------
     def add_shot(self, board_id: str, prompt: str, *, mode: str = "t2v", negative_prompt: str = "",
@@ -227,7 +227,7 @@ class BoardStore:
         row = {"id": None, "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
-               "updated_at": _now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
+               "updated_at": utc_now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
         row["id"] = insert_with_fresh_id(lambda sid: self._insert_shot(row, sid, position))
         return _shot(row)
 
@@ -273,7 +273,7 @@ class BoardStore:
         if edited:
             updates.update(preview_id=None, final_id=None)  # old renders no longer match
             updates.setdefault("approved", 0)  # nor does the approval, unless given with the edit
-        updates["updated_at"] = _now()
+        updates["updated_at"] = utc_now()
         with self._lock, self.db.conn:
             self.db["shots"].update(shot_id, updates)
             if edited:
@@ -321,7 +321,7 @@ class BoardStore:
         if stage not in STAGES:
             raise ValueError(stage)
         with self._lock, self.db.conn:
-            changed = self.db.execute(_SET_RENDER[stage], [record_id, _now(), shot_id]).rowcount
+            changed = self.db.execute(_SET_RENDER[stage], [record_id, utc_now(), shot_id]).rowcount
         if not changed:
             raise StudioError(f"No shot with id {shot_id}.")
 
@@ -332,7 +332,7 @@ class BoardStore:
             raise ValueError(stage)
         with self._lock, self.db.conn:
             placed = self.db.execute(_SET_RENDER[stage] + " AND revision = ?",
-                                     [record_id, _now(), shot_id, int(revision)]).rowcount
+                                     [record_id, utc_now(), shot_id, int(revision)]).rowcount
             row = None if placed else self.db.execute("SELECT position FROM shots WHERE id = ?", [shot_id]).fetchone()
         if placed:
             return None
@@ -345,12 +345,12 @@ class BoardStore:
         bid = new_id()
         with self._lock, self.db.conn:
             self.db["batches"].insert({"id": bid, "board_id": board_id, "stage": stage, "status": "running",
-                                       "created_at": _now(), "finished_at": None, "claimed_by": liveness.identity()})
+                                       "created_at": utc_now(), "finished_at": None, "claimed_by": liveness.identity()})
         return bid
 
     def finish_batch(self, batch_id: str, status: str) -> None:
         with self._lock, self.db.conn:
-            self.db["batches"].update(batch_id, {"status": status, "finished_at": _now()})
+            self.db["batches"].update(batch_id, {"status": status, "finished_at": utc_now()})
 
     def batches(self, board_id: str | None = None, status: str | None = None) -> list[dict]:
         where, args = [], []

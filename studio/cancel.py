@@ -52,6 +52,11 @@ class CancelToken:
         self._event = event if event is not None else threading.Event()
         self.path = FLAG_DIR / f"{os.getpid()}-{secrets.token_hex(8)}"
 
+    @property
+    def event(self) -> threading.Event | None:
+        """The studio process's event, to wait on (None in a worker process, where the flag file is the signal)."""
+        return self._event
+
     def is_set(self) -> bool:
         if self._event is not None:
             return self._event.is_set()

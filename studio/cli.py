@@ -10,24 +10,10 @@ commands (history, stats, models, policies) import neither torch, diffusers nor 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from .errors import StudioError
-
-EXIT_USER_ERROR = 2
-STANDALONE_HELP = ("render in this process (loads the model here) instead of sending the job to the studio that "
-                   "owns the data folder; refused while one does")
-
-
-def _budgets(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected step budgets like 1,2,4,8; got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one step budget")
-    return values
+from .cli_args import STANDALONE_HELP, budgets, folder_settings, json_rows, read_rows
+from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, StudioError
 
 
 def _folder_flags(p: argparse.ArgumentParser) -> None:
@@ -78,7 +64,7 @@ def _render_flags(r: argparse.ArgumentParser) -> None:
     r.add_argument("--guidance-scale", type=float, help="keep 1.0 for AnyFlow (guidance is distilled)")
     plan = r.add_mutually_exclusive_group()
     plan.add_argument("--preview", type=int, metavar="STEPS", help="render a cheap preview first, then --steps")
-    plan.add_argument("--compare", type=_budgets, metavar="B1,B2,...", help="render the same seed at several budgets")
+    plan.add_argument("--compare", type=budgets, metavar="B1,B2,...", help="render the same seed at several budgets")
     r.add_argument("--policy", help="a budget policy by name (presets/policies.toml): its steps, size, frames")
     r.add_argument("--gif", action="store_true", help="also write a GIF next to each mp4")
     r.add_argument("--json", action="store_true", help="print a JSON summary instead of paths")
@@ -197,11 +183,6 @@ def cmd_render(args) -> int:
     return render(args, _open_to_render)
 
 
-def _settings(args):
-    from .config import Settings
-
-    return Settings.from_env(data_dir=args.data_dir, models_file=args.models_file)
-
 
 # render flags an extension does not use: it continues the original's clip (v2v, its size, fps and LoRAs)
 NOT_FOR_EXTEND = ("from_file", "lora", "mode", "image", "video", "height", "width", "fps", "preview", "compare",
@@ -221,7 +202,7 @@ def _check_extend(args) -> None:
         raise StudioError(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to --extend: an "
                                f"extension continues the original (its mode, size, fps and LoRAs); leave "
                                f"{'it' if len(bad) == 1 else 'them'} out.")
-    data_dir = _settings(args).data_dir
+    data_dir = folder_settings(args).data_dir
     owner = current_owner(data_dir)
     if owner is not None and owner.kind == "studio":
         raise FolderOwned(f"The studio {owner.describe()} owns {data_dir}: extend the render there (the Extend "
@@ -265,25 +246,6 @@ def _extend(studio, args) -> int:
     return 0
 
 
-def _rows(args, fetch) -> tuple[list[dict], bool]:
-    """Open the history alone (no models: no torch), fetch rows, close it; print them as JSON if --json.
-    Returns (rows, printed). Opening it changes nothing a running studio owns."""
-    from .history import HistoryStore
-
-    store = HistoryStore(_settings(args).history_path)
-    try:
-        rows = fetch(store)
-    finally:
-        store.close()
-    return _json_rows(args, rows)
-
-
-def _json_rows(args, rows: list[dict]) -> tuple[list[dict], bool]:
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-    return rows, args.json
-
-
 def cmd_history(args) -> int:
     from .history import Query
 
@@ -295,7 +257,7 @@ def cmd_history(args) -> int:
         matching.append(history.count_matching(query))
         return history.search(query)
 
-    rows, printed = _rows(args, fetch)
+    rows, printed = read_rows(args, fetch)
     if printed:
         return 0
     if not rows:
@@ -323,9 +285,9 @@ def cmd_models(args) -> int:
     from . import catalogue, owner_client
     from .registry import Registry
 
-    settings = _settings(args)  # files only; what is loaded, from the studio that owns the folder if one runs
+    settings = folder_settings(args)  # files only; what is loaded, from the studio that owns the folder if one runs
     loaded = owner_client.loaded_models(settings.data_dir)
-    rows, printed = _json_rows(args, catalogue.describe(Registry.load(settings.user_models_file), loaded))
+    rows, printed = json_rows(args, catalogue.describe(Registry.load(settings.user_models_file), loaded))
     if printed:
         return 0
     for row in rows:
@@ -361,7 +323,7 @@ def stats_table(rows: list[dict]) -> list[str]:
 
 
 def cmd_stats(args) -> int:
-    rows, printed = _rows(args, lambda history: history.stats())
+    rows, printed = read_rows(args, lambda history: history.stats())
     if printed:
         return 0
     if not rows:
@@ -375,7 +337,7 @@ def cmd_stats(args) -> int:
 def cmd_policies(args) -> int:
     from .policy import Policies
 
-    policies = Policies.load(_settings(args).user_policies_file)
+    policies = Policies.load(folder_settings(args).user_policies_file)
     for p in policies.policies.values():
         size = f" {p.width}x{p.height}" if p.width and p.height else ""
         frames = f" {p.frames} frames" if p.frames else ""
@@ -414,6 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early (e.g. piped into `head`)
         return 0

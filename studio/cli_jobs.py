@@ -17,9 +17,7 @@ from typing import Callable, Iterator
 
 from . import owner_client
 from .config import Settings
-from .errors import StudioError
-
-EXIT_USER_ERROR = 2
+from .errors import EXIT_USER_ERROR, StudioError
 LOCAL_ONLY = ("device", "offload", "vae_tiling", "compile", "memory_budget", "allow_download", "models_file")
 
 
@@ -75,10 +73,9 @@ def request_fields(args) -> dict:
 def _restored(args, given: dict) -> dict:
     """``--from FILE``: the settings in the file's metadata (inputs found through this folder's history)."""
     from . import restore
-    from .cli import _settings
     from .history import HistoryStore
 
-    history = HistoryStore(_settings(args).history_path)
+    history = HistoryStore(Settings.from_env(data_dir=args.data_dir).history_path)
     try:
         req, notes = restore.restore(args.from_file, history, given)
     finally:
@@ -88,7 +85,9 @@ def _restored(args, given: dict) -> dict:
     return req.to_dict()
 
 
-def _attach_inputs(job: dict, limit_mb: float) -> dict:
+def attach_inputs(job: dict, limit_mb: float) -> dict:
+    """The job with its input image and video attached as files (each under ``limit_mb``), to send to the studio
+    that owns the folder."""
     request = dict(job["request"], image=owner_client.attach(job["request"].get("image"), "--image", limit_mb),
                    video=owner_client.attach(job["request"].get("video"), "--video", limit_mb))
     return dict(job, request=request)
@@ -100,7 +99,7 @@ def render(args, open_studio) -> int:
 
     args.open_studio = open_studio
     printer = RenderPrinter(args.json, args.quiet)
-    events = _events(args, "render", render_job(args), _attach_inputs, jobs.render_events)
+    events = _events(args, "render", render_job(args), attach_inputs, jobs.render_events)
     try:
         for event in events:
             printer.show(event)

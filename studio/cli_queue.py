@@ -19,9 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import FolderOwned, StudioError
+from .errors import EXIT_USER_ERROR, FolderOwned, StudioError
 
-EXIT_USER_ERROR = 2
 LIST_LIMIT = 200
 
 
@@ -67,14 +66,14 @@ def _data_dir(args) -> Path:
 
 def _add(args, _open) -> int:
     from . import owner_client
-    from .cli_jobs import _attach_inputs, render_job
+    from .cli_jobs import attach_inputs, render_job
 
     if args.extend:
         raise StudioError("--extend is not queued yet: run `python -m studio render --extend ...`")
     job = render_job(args)
     owner = owner_client.find_studio(_data_dir(args))
     if owner is not None:
-        for event in owner_client.send(owner, "queue-add", _attach_inputs(job, owner_client.upload_limit_mb(owner))):
+        for event in owner_client.send(owner, "queue-add", attach_inputs(job, owner_client.upload_limit_mb(owner))):
             if event.get("type") == "error":
                 raise StudioError(event["message"])
             print(event["id"])

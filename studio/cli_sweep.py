@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from . import owner_client
+from .cli_args import STANDALONE_HELP, budgets, folder_settings, read_rows
 from .errors import StudioError
 
 EXIT_USER_ERROR = 2
@@ -29,8 +30,6 @@ TABLE_METRICS = (("convergence_ssim", "conv SSIM", "{:.3f}"), ("flicker", "flick
 
 
 def add_parser(sub, common) -> None:
-    from .cli import STANDALONE_HELP, _budgets
-
     s = sub.add_parser("sweep", help="measure what each step budget buys on your prompts; find cliffs; set policies")
     ssub = s.add_subparsers(dest="sweep_command", required=True)
     r = ssub.add_parser("run", help="render prompts x seeds x models x budgets, measure, report")
@@ -39,7 +38,7 @@ def add_parser(sub, common) -> None:
     source.add_argument("--prompts", metavar="FILE", help="one prompt per line, or a JSON list")
     source.add_argument("--board", metavar="FILE", help="a storyboard file (board JSON): its shots' prompts, and "
                                                         "their images (i2v) or clips (v2v)")
-    r.add_argument("--budgets", type=_budgets, metavar="B1,B2,...", help="default 1,2,4,8,12,16,32")
+    r.add_argument("--budgets", type=budgets, metavar="B1,B2,...", help="default 1,2,4,8,12,16,32")
     r.add_argument("--seeds", type=int, default=2, help="seeds per prompt (default 2: seeds 0 and 1)")
     r.add_argument("--mode", choices=["t2v", "i2v", "v2v"], default="t2v")
     r.add_argument("--images", metavar="DIR", help="i2v: one image per prompt (in name order), or one for all")
@@ -192,10 +191,9 @@ def _run_or_resume(args, open_studio) -> int:
 
 def _light_or_owner(args, route: str, body: dict, here):
     """Ask the studio that owns the folder, or do it here on the history alone (no model, no torch)."""
-    from .cli import _settings
     from .history import HistoryStore
 
-    settings = _settings(args)
+    settings = folder_settings(args)
     owner = owner_client.find_studio(settings.data_dir)
     if owner is not None:
         for event in owner_client.send(owner, route, body):
@@ -223,10 +221,9 @@ def _policies(studio, sid: str, write: bool) -> dict:
 
 
 def _list(args) -> int:
-    from .cli import _rows
     from .sweep_store import SweepStore
 
-    rows, printed = _rows(args, lambda history: SweepStore(history).list())
+    rows, printed = read_rows(args, lambda history: SweepStore(history).list())
     if printed:
         return 0
     if not rows:

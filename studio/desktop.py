@@ -31,11 +31,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from .config import ASSETS_DIR
 from .errors import StudioError
 from .owner_client import open_direct
 
 TITLE = "AnyFlow Studio"
-ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+ICON = ASSETS_DIR / "icon.png"
 PLACEMENT_NAME = "window.json"
 RAISE_NAME = "window.raise"
 INSTALL_HINT = "bash scripts/setup.sh --desktop"
@@ -113,14 +114,14 @@ def downloads_dir() -> Path:
 
 # ---- size and position ----------------------------------------------------------------------------------------
 @dataclass
-class Placement:
+class WindowGeometry:
     width: int = 1280
     height: int = 860
     x: int | None = None
     y: int | None = None
 
     @classmethod
-    def load(cls, path: Path) -> "Placement":
+    def load(cls, path: Path) -> "WindowGeometry":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             place = cls(int(data["width"]), int(data["height"]), *(None if data.get(k) is None else int(data[k])
@@ -137,7 +138,7 @@ class Placement:
         os.replace(tmp, path)
 
 
-def _track_placement(window, place: Placement) -> None:
+def _track_geometry(window, place: WindowGeometry) -> None:
     def resized(width, height):
         place.width, place.height = int(width), int(height)
 
@@ -304,10 +305,10 @@ def open_window(url: str, data_dir: Path, title: str = TITLE) -> None:
     qt = sys.platform.startswith("linux")
     webview.settings["ALLOW_DOWNLOADS"] = not qt  # WebView2 / WKWebView save downloads; Qt: _save_downloads_qt
     place_path = data_dir / PLACEMENT_NAME
-    place = Placement.load(place_path)
+    place = WindowGeometry.load(place_path)
     window = webview.create_window(title, url, width=place.width, height=place.height, x=place.x, y=place.y,
                                    min_size=(640, 480), text_select=True, background_color="#181a26")
-    _track_placement(window, place)
+    _track_geometry(window, place)
     stop = threading.Event()
     restore_signals = _close_on_signals(window)
     try:

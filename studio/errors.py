@@ -4,6 +4,11 @@ The UI shows ``str(err)``; the CLI prints it and exits non-zero. Anything that i
 not a StudioError is a bug and is reported as such.
 """
 
+# The exit codes of `python -m studio` and `python app.py`: the one place they are defined.
+EXIT_OK = 0
+EXIT_USER_ERROR = 2  # bad input, a refused or failed render: the message on stderr says why
+EXIT_INTERRUPTED = 130  # Ctrl+C (128 + SIGINT)
+
 
 class StudioError(Exception):
     """Base class: the message says what went wrong and what to do."""

@@ -106,6 +106,6 @@ class Waiting:
 
 
 Event = Status | Requeued | Progress | Preview | Chunk | Result | Failed | Cancelled | Waiting
-_DONE = object()
+END_OF_EVENTS = object()  # the sentinel a render's event queue ends with (render.py)
 
 

@@ -385,7 +385,7 @@ class RayFarm:
     def _watch_cancel(token, worker: _Worker, job_id: str, finished: threading.Event) -> None:
         """While an attempt runs: the studio's cancel (or a consumer gone) becomes ``worker.cancel(job_id)`` at
         once (it waits on the studio's event itself, so the cancel costs one actor call, not a poll period)."""
-        event = getattr(token, "_event", None)
+        event = getattr(token, "event", None)
         while not finished.is_set():
             hit = event.wait(_CANCEL_POLL_S) if event is not None else token.is_set() or finished.wait(_CANCEL_POLL_S)
             if hit and not finished.is_set():

@@ -56,7 +56,7 @@ def fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', "") + '"*' for w in words[:32])
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -329,6 +329,11 @@ class HistoryStore:
             raise disk.corrupt_database(self.path, exc) from None
 
     @property
+    def lock(self) -> threading.RLock:
+        """The lock around the one shared connection: the board and queue stores on this database take it too."""
+        return self._lock
+
+    @property
     def table(self) -> sqlite_utils.db.Table:
         return self.db["renders"]
 
@@ -376,7 +381,7 @@ class HistoryStore:
         rid = again["id"] if again else new_id()
         row = {
             "id": rid,
-            "created_at": _now(),
+            "created_at": utc_now(),
             "status": "running",
             "mode": request.get("mode"),
             "model": request.get("model"),
@@ -437,7 +442,7 @@ class HistoryStore:
                thumb_path: str | None = None, error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status}")
-        updates = {"status": status, "finished_at": _now(), "error": error}
+        updates = {"status": status, "finished_at": utc_now(), "error": error}
         if timings is not None:
             updates["timings"] = json.dumps(timings)
             updates["total_seconds"] = timings.get("total")

@@ -117,7 +117,7 @@ def queue_job(studio, job, *, source: str, session: str | None = None, cancel=No
     typed = render_job(job)
     req, plan, notes = typed.plan(studio)
     typed.pin_seed(req.seed)  # a random seed is picked once, as reported: a re-run renders the same
-    stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
+    stream = JobStream(studio.dispatcher(), cancel, cancel_on_close=True)
     stream.submit(typed, source=source, session=session, plan={"kind": plan.kind, "budgets": list(plan.budgets)})
     return req, plan, notes, stream
 
@@ -149,7 +149,7 @@ def queue_extension_rerun(studio, rid: str, session: str | None = None) -> tuple
     typed = ExtensionJob(extend.job(source, req, plan))
     resolved, budgets, _ = typed.plan(studio)
     typed.pin_seed(resolved.seed)
-    jid = studio.render_queue().submit(typed, source="extend", session=session,
+    jid = studio.dispatcher().submit(typed, source="extend", session=session,
                                        plan={"kind": budgets.kind, "budgets": list(budgets.budgets)})
     return jid, plan
 

@@ -95,7 +95,7 @@ def estimate_render_bytes(*, frames: int, height: int, width: int, temporal_fact
                           transformer: dict, vae: dict, guidance: bool, dtype_bytes: int,
                           device: str) -> dict:
     latent_frames = (frames - 1) // temporal_factor + 1
-    spatial = getattr_scale(vae)
+    spatial = vae_spatial_scale(vae)
     patch = transformer.get("patch_size") or (1, 2, 2)
     per_frame = (height // spatial // patch[1]) * (width // spatial // patch[2])
     tokens = latent_frames * per_frame
@@ -118,7 +118,7 @@ def estimate_render_bytes(*, frames: int, height: int, width: int, temporal_fact
             "output": output, "total": total}
 
 
-def getattr_scale(vae: dict) -> int:
+def vae_spatial_scale(vae: dict) -> int:
     """The VAE's spatial downscale (8 for Wan; fewer levels in tiny VAEs)."""
     if "scale_factor_spatial" in vae:
         return int(vae["scale_factor_spatial"])

@@ -49,6 +49,12 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _LOCK = threading.Lock()  # one resolution at a time: two UI sessions must not both append the same folder
 
 
+def open_registry(settings: Settings) -> Registry:
+    """The catalogue and the user's models file, whose ``get`` also takes a model folder or a hub repo id."""
+    return Registry.load(settings.user_models_file, resolver=lambda ref, registry: resolve_reference(ref, registry,
+                                                                                                       settings))
+
+
 def resolve_reference(ref: str, registry: Registry, settings: Settings) -> ModelSpec:
     """The registry entry for a catalogue id, a model folder or a hub repo id; adds (and saves) a new one.
 

@@ -27,6 +27,7 @@ from . import catalogue, memory, nvlabs
 from .config import Settings
 from .errors import NotEnoughMemory, StudioError, WeightsUnavailable
 from .memory import MEMORY_MODES, MODE_LABELS, Placement, choose_memory_mode, resident_bytes  # noqa: F401
+from .model_refs import open_registry
 from .registry import ModelSpec, Registry, limits_from_config
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class LoadedModel:
 class ModelManager:
     def __init__(self, settings: Settings, registry: Registry | None = None):
         self.settings = settings
-        self.registry = registry or Registry.load(settings.user_models_file, settings=settings)
+        self.registry = registry or open_registry(settings)
         self.device = self._pick_device(settings.device)
         self.load_counts: Counter[str] = Counter()  # how many times each model was really loaded
         self._loaded: dict[str, LoadedModel] = {}

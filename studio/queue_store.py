@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from . import disk
 from .errors import StudioError
 from . import liveness
-from .history import HistoryStore, _now, insert_with_fresh_id
+from .history import HistoryStore, insert_with_fresh_id, utc_now
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -50,7 +50,7 @@ _NEIGHBOUR = {  # the waiting job just before / after a position (of the same se
 class QueueStore:
     def __init__(self, history: HistoryStore):
         self.db = history.db
-        self._lock = history._lock
+        self._lock = history.lock
         self._folder = history.path.parent  # the data folder: named when its disk is full
 
     @contextmanager
@@ -96,7 +96,7 @@ class QueueStore:
                     "result_ids, cancel_requested, seq, created_at, after, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                     "'queued', 0, '[]', 0, 1, ?, ?, ?)",
                     [jid, kind, json.dumps(job, ensure_ascii=False), json.dumps(plan) if plan else None,
-                     job.get("policy"), last + 1, session, source, _now(), after, key])
+                     job.get("policy"), last + 1, session, source, utc_now(), after, key])
         jid = insert_with_fresh_id(insert)
         return (busy[0], False) if busy else (jid, True)
 
@@ -111,7 +111,7 @@ class QueueStore:
                 "started_at = ?, progress = 0, seq = seq + 1 WHERE id = (SELECT id FROM jobs AS j WHERE state = 'queued'" + only +
                 " AND (after IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS a WHERE a.id = j.after AND a.state IN "
                 "('queued', 'running'))) ORDER BY position, rowid LIMIT 1) AND state = 'queued' RETURNING id",
-                [worker, worker, _now(), *(among or ())]).fetchone()
+                [worker, worker, utc_now(), *(among or ())]).fetchone()
         return self.get(row[0]) if row else None
 
     def set_progress(self, jid: str, fraction: float) -> None:
@@ -133,7 +133,7 @@ class QueueStore:
             changed = conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, result_ids = ?, finished_at = ?, seq = seq + 1, "
                 "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END "  # done is all of it, not the last write
-                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), _now(), state, jid])
+                "WHERE id = ? AND state = 'running'", [state, error, json.dumps(list(result_ids)), utc_now(), state, jid])
         self.prune()
         return changed.rowcount == 1
 
@@ -170,7 +170,7 @@ class QueueStore:
             state = self._state(conn, jid, session)
             if state == "queued":
                 conn.execute("UPDATE jobs SET state = 'cancelled', error = 'Cancelled before it ran.', "
-                             "finished_at = ?, seq = seq + 1 WHERE id = ? AND state = 'queued'", [_now(), jid])
+                             "finished_at = ?, seq = seq + 1 WHERE id = ? AND state = 'queued'", [utc_now(), jid])
                 return "cancelled"
             conn.execute("UPDATE jobs SET cancel_requested = 1, seq = seq + 1 WHERE id = ? AND state = 'running'",
                          [jid])
@@ -184,7 +184,7 @@ class QueueStore:
                                 [len(prefix), prefix]).fetchall()
             for (jid,) in rows:
                 conn.execute("UPDATE jobs SET state = 'cancelled', error = ?, finished_at = ?, seq = seq + 1 "
-                             "WHERE id = ? AND state = 'queued'", [why, _now(), jid])
+                             "WHERE id = ? AND state = 'queued'", [why, utc_now(), jid])
         return [jid for (jid,) in rows]
 
     def cancel_requested(self, jid: str) -> bool:

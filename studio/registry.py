@@ -9,8 +9,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from .config import ASSETS_DIR, PRESETS_DIR, Settings
+from .config import ASSETS_DIR, PRESETS_DIR
 from .errors import StudioError, UnknownModel
 
 MODES = ("t2v", "i2v", "v2v")
@@ -153,27 +154,25 @@ def unknown_model_message(ref: str, ids: list[str], user_file: Path | None = Non
 @dataclass
 class Registry:
     specs: dict[str, ModelSpec] = field(default_factory=dict)
-    # Given settings, ``get`` also takes a model folder or a hub repo id, adds its entry and saves it in the
-    # user's models file (model_refs.py); without them, only ids.
-    settings: Settings | None = None
+    # With a resolver (model_refs.open_registry gives one), ``get`` also takes a model folder or a hub repo id,
+    # adds its entry and saves it in the user's models file; without one, only ids.
+    resolver: Callable[[str, "Registry"], ModelSpec] | None = None
 
     @classmethod
     def load(cls, user_file: Path | None = None, builtin_file: Path = PRESETS_DIR / "models.toml", *,
-             settings: Settings | None = None) -> "Registry":
+             resolver: Callable[[str, "Registry"], ModelSpec] | None = None) -> "Registry":
         specs = _read_file(builtin_file)
         if user_file is not None and user_file.is_file():
             specs.update(_read_file(user_file))
-        return cls(specs, settings)
+        return cls(specs, resolver)
 
     def get(self, model_id: str) -> ModelSpec:
-        """The entry for an id; with settings, also for a model folder or hub repo id (see model_refs.py)."""
+        """The entry for an id; with a resolver, also for a model folder or hub repo id (see model_refs.py)."""
         spec = self.specs.get(model_id)
         if spec is not None:
             return spec
-        if self.settings is not None and isinstance(model_id, str) and model_id.strip():
-            from .model_refs import resolve_reference
-
-            return resolve_reference(model_id, self, self.settings)
+        if self.resolver is not None and isinstance(model_id, str) and model_id.strip():
+            return self.resolver(model_id, self)
         raise UnknownModel(unknown_model_message(str(model_id), list(self.specs)))
 
     def add(self, spec: ModelSpec) -> None:

@@ -30,7 +30,7 @@ from . import chunks, denoise, disk, lora, media, restore, space
 from .cancel import CancelToken
 from .config import Settings
 from .errors import InvalidRequest, ModeNotServed, RenderCancelled, StudioError
-from .events import _DONE, Cancelled, Chunk, Event, Failed, Preview, Progress, Result, Status  # noqa: F401
+from .events import END_OF_EVENTS, Cancelled, Chunk, Event, Failed, Preview, Progress, Result, Status  # noqa: F401
 from .history import HistoryStore, new_id
 from .models import ModelManager
 from .policy import Policies, cap_budgets
@@ -228,7 +228,7 @@ class RenderEngine:
         worker.start()
         finished = False
         try:
-            while (event := events.get()) is not _DONE:
+            while (event := events.get()) is not END_OF_EVENTS:
                 yield event
             finished = True
         finally:
@@ -297,7 +297,7 @@ class RenderEngine:
             self._close_row(rid, "failed", message)
             emit(Failed(message, index, rid))
         finally:
-            emit(_DONE)
+            emit(END_OF_EVENTS)
 
     @contextmanager
     def _lent(self, model_id: str) -> Iterator["denoise.ModelRef"]:

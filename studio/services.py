@@ -14,6 +14,7 @@ from .cleanup import Recovery, recover_after_crash
 from .downloads import DownloadManager
 from .errors import StudioError
 from .history import HistoryStore, check_sqlite
+from .model_refs import open_registry
 from .models import ModelManager
 from .ownership import Announcement, FolderLock, read_announcement
 from .policy import Policies
@@ -48,7 +49,7 @@ class Studio:
     policies: Policies
     lock: FolderLock | None = None  # held while this process owns the data folder (claim_data_folder)
     downloads: DownloadManager | None = None  # model downloads from the hub (set by open)
-    dispatcher: object | None = None  # the render queue's runner (dispatcher.py), started by the owning app
+    _dispatcher: object | None = None  # the render queue's runner (dispatcher.py): ``dispatcher()`` starts one
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides) -> "Studio":
@@ -56,13 +57,13 @@ class Studio:
         settings = settings or Settings.from_env(**overrides)
         disk.make_folder(settings.data_dir)  # one clear message for a file, /proc/x, no permission
         quiet_libraries()
-        registry = Registry.load(settings.user_models_file, settings=settings)
+        registry = open_registry(settings)
         try:  # --model / STUDIO_MODEL may name a folder or a hub repo: the studio goes on with the entry's id
             settings = replace(settings, default_model=registry.get(settings.default_model).id)
         except StudioError:
             pass  # told where the default is used (a render, the app's start); history and stats work without
         if settings.space:
-            registry.settings = None  # a public Space: visitors pick from the catalogue, never a server path or repo
+            registry.resolver = None  # a public Space: visitors pick from the catalogue, never a server path or repo
         models = ModelManager(settings, registry)
         history = HistoryStore(settings.history_path)
         policies = Policies.load(settings.user_policies_file)
@@ -112,29 +113,38 @@ class Studio:
             log.warning("recovered after a process died: %s", report.describe())
         return report
 
-    def render_queue(self):
+    @property
+    def running_dispatcher(self):
+        """The dispatcher running this studio's queue, or None when none has started (nothing is started here)."""
+        return self._dispatcher
+
+    def dispatcher(self):
         """The dispatcher that runs this studio's renders (every render is a queued job): the one the app started
         for the whole queue (``start_dispatcher``), else one started here on first use that runs only the jobs
         this process queues (a script, a standalone CLI run: `queue run` or the next studio runs the others)."""
         with _DISPATCHER_LOCK:
-            if self.dispatcher is None:
+            if self._dispatcher is None:
                 self.start_dispatcher(own_only=True)
-            return self.dispatcher
+            return self._dispatcher
 
     def start_dispatcher(self, *, own_only: bool = False, slots: int | None = None):
         """Start running the queue: ``slots`` jobs at once (default: one per farm worker, else 1). The folder's
         owner calls this after ``recover_after_crash``, so the jobs a crash left wait again first."""
         from .dispatcher import Dispatcher
 
-        self.dispatcher = Dispatcher(self, own_only=own_only, slots=slots,
-                                     sweep=None if own_only else self.sweep_dead)
-        self.dispatcher.start()
-        return self.dispatcher
+        self._dispatcher = Dispatcher(self, own_only=own_only, slots=slots,
+                                      sweep=None if own_only else self.sweep_dead)
+        self._dispatcher.start()
+        return self._dispatcher
+
+    def stop_dispatcher(self) -> None:
+        """Stop running the queue: a job it runs stops within a step and waits for the next start."""
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
 
     def close(self) -> None:
-        if self.dispatcher is not None:  # a job it runs stops within a step and waits for the next start
-            self.dispatcher.stop()
-            self.dispatcher = None
+        self.stop_dispatcher()
         if getattr(self.engine, "executor", None) is not None:  # a render farm (farm.py): its workers stop
             self.engine.executor.close()
             self.engine.executor = None

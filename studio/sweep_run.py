@@ -130,7 +130,7 @@ def _follow(studio, sid: str, cancel) -> Iterator[dict]:
 
     store = SweepStore(studio.history)
     store.set_status(sid, "running")
-    stream = JobStream(studio.render_queue(), cancel, cancel_on_close=True)
+    stream = JobStream(studio.dispatcher(), cancel, cancel_on_close=True)
     try:
         followed = sweep_jobs.queue(studio, sid, stream)
     except BaseException:

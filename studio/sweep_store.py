@@ -15,7 +15,7 @@ import random
 import secrets
 
 from .errors import StudioError
-from .history import HistoryStore, _now, new_id
+from .history import HistoryStore, new_id, utc_now
 
 SWEEP_STATES = ("running", "done", "incomplete", "cancelled")
 
@@ -39,7 +39,7 @@ class SweepStore:
     def __init__(self, history: HistoryStore):
         self.history = history
         self.db = history.db
-        self._lock = history._lock
+        self._lock = history.lock
 
     # ---- writing ------------------------------------------------------------------------
     def create(self, spec: dict, *, source: str = "cli", session: str | None = None) -> str:
@@ -60,7 +60,7 @@ class SweepStore:
         with self._lock, self.db.conn:
             self.db["sweeps"].insert({"id": sid, "name": spec.get("name") or sid, "status": "running",
                                       "spec": json.dumps(spec, ensure_ascii=False), "source": source,
-                                      "session": session, "created_at": _now()})
+                                      "session": session, "created_at": utc_now()})
             self.db["sweep_items"].insert_all(rows)
         return sid
 
@@ -76,7 +76,7 @@ class SweepStore:
 
     def set_review(self, item_id: str, accepted: bool | None) -> None:
         self._update_item(item_id, {"review": None if accepted is None else int(bool(accepted)),
-                                    "reviewed_at": None if accepted is None else _now()})
+                                    "reviewed_at": None if accepted is None else utc_now()})
 
     def set_blind(self, item_id: str, path: str) -> None:
         self._update_item(item_id, {"blind": path})
@@ -84,7 +84,7 @@ class SweepStore:
     def set_status(self, sid: str, status: str) -> None:
         if status not in SWEEP_STATES:
             raise ValueError(f"unknown sweep status {status}")
-        finished = None if status == "running" else _now()
+        finished = None if status == "running" else utc_now()
         with self._lock, self.db.conn:
             self.db["sweeps"].update(sid, {"status": status, "finished_at": finished})
 

@@ -78,7 +78,7 @@ def test_a_reused_pid_does_not_keep_a_dead_job_running(tmp_path):
         jid = store.add(JOB)
         assert store.claim(_dead_claimer())["id"] == jid
         rid = history.start({"prompt": "x", "mode": "t2v", "model": "m"}, 1, jid, "single", 0)
-        with history._lock, history.db.conn:
+        with history.lock, history.db.conn:
             history.db.execute("UPDATE renders SET claimed_by = ? WHERE id = ?", [_dead_claimer(), rid])
         assert store.requeue_running(at_start=False) == 1 and store.get(jid)["state"] == "queued"
         assert history.mark_interrupted(liveness.alive) == 1 and history.get(rid)["status"] == "interrupted"

@@ -60,7 +60,7 @@ def test_a_six_shot_board_previews_and_finals_on_both_workers_through_the_queue(
         events = list(runner.run(board.id, stage))
         assert events[-1].kind == "batch_done" and not events[-1].failed and len(events[-1].rendered) == 6
         results += [e.event for e in events[:-1] if isinstance(e.event, Result)]
-    assert studio.render_queue().capacity == farm.size == 2
+    assert studio.dispatcher().capacity == farm.size == 2
     rows = [studio.history.get(r.record_id) for r in results]
     assert len({r.record_id for r in results}) == 12 and all(row["status"] == "ok" for row in rows)
     with sqlite3.connect(studio.settings.history_path) as db:

@@ -14,7 +14,7 @@ import pytest
 from studio import cli
 from studio.config import Settings
 from studio.errors import NotAModel, UnknownModel, WeightsUnavailable
-from studio.model_refs import resolve_reference
+from studio.model_refs import open_registry, resolve_reference
 from studio.registry import Registry
 from studio.request import RenderRequest
 from studio.services import Studio
@@ -31,7 +31,7 @@ def _copy(tiny_dirs, model_id, dst) -> Path:
 
 def _setup(tmp_path, **kw):
     settings = Settings(data_dir=tmp_path / "data", models_file=tmp_path / "user-models.toml", device="cpu", **kw)
-    return settings, Registry.load(settings.user_models_file, settings=settings)
+    return settings, open_registry(settings)
 
 
 def _saved(settings) -> dict:
@@ -167,7 +167,7 @@ def test_existing_user_entries_survive_the_append(tmp_path, tiny_dirs):
     before = ('# my own models\n[models."mine"]\ntitle = "Mine"  # keep this comment\nsource = "hub:me/mine"\n'
               'family = "causal"\nmodes = ["t2v", "i2v"]')  # no newline at the end
     settings.user_models_file.write_text(before, encoding="utf-8")
-    registry = Registry.load(settings.user_models_file, settings=settings)
+    registry = open_registry(settings)
     folder = _copy(tiny_dirs, "t-far", tmp_path / 'odd "name" [x]')
     spec = resolve_reference(str(folder), registry, settings)
     text = settings.user_models_file.read_text(encoding="utf-8")
@@ -182,7 +182,7 @@ def test_the_same_folder_twice_gives_one_entry(tmp_path, tiny_dirs, monkeypatch)
     settings, registry = _setup(tmp_path)
     first = resolve_reference(str(folder), registry, settings)
     monkeypatch.chdir(tmp_path)
-    fresh = Registry.load(settings.user_models_file, settings=settings)  # next time: read back from the file
+    fresh = open_registry(settings)  # next time: read back from the file
     second = resolve_reference("./twice/", fresh, settings)
     assert second.id == first.id == "twice"
     assert list(_saved(settings)) == ["twice"]
@@ -307,9 +307,9 @@ def test_resolving_reads_configs_only(tmp_path, tiny_dirs, hub_cache):
     """No torch, diffusers or gradio: the CLI's light commands go through here."""
     folder = _copy(tiny_dirs, "t-far", tmp_path / "light")
     _fake_hub_cache(hub_cache, "someone/light-hub", tiny_dirs["t-bidi"][1])
-    code = ("import sys; from pathlib import Path; from studio.config import Settings; from studio.registry import "
-            "Registry\ns = Settings(data_dir=Path(sys.argv[1]), models_file=Path(sys.argv[1]) / 'm.toml')\n"
-            "r = Registry.load(s.user_models_file, settings=s)\n"
+    code = ("import sys; from pathlib import Path; from studio.config import Settings; from studio.model_refs import "
+            "open_registry\ns = Settings(data_dir=Path(sys.argv[1]), models_file=Path(sys.argv[1]) / 'm.toml')\n"
+            "r = open_registry(s)\n"
             "print(r.get(sys.argv[2]).family, r.get('someone/light-hub').family)\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'gradio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data"), str(folder)], cwd=ROOT,

@@ -108,7 +108,7 @@ def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(
     job = {"request": {"prompt": PROMPT, "steps": 3, "seed": 1}}
     jid = store.add(job, source="cli", plan={"kind": "single", "budgets": [3]})
     store.set_steps(jid, 1)  # the Queue tab, while it waits
-    studio.dispatcher = dispatcher = Dispatcher(studio, slots=1)
+    studio._dispatcher = dispatcher = Dispatcher(studio, slots=1)
     events = dispatcher.follow(jid)  # listening before it can start
     dispatcher.start()
     seen = list(events)

@@ -301,7 +301,7 @@ def test_cancelling_one_shot_in_the_queue_leaves_the_rest_of_the_batch(studio, h
     first = next(events)  # the batch is queued; the first shot runs and holds at its first step
     assert hold.reached.wait(30)
     jid = QueueStore(studio.history).list(states=("running",))[0]["id"]
-    assert studio.render_queue().cancel(jid) == "cancelling"  # the Queue tab's Cancel on that one shot
+    assert studio.dispatcher().cancel(jid) == "cancelling"  # the Queue tab's Cancel on that one shot
     hold.release.set()
     *_, done = [first, *events]
     assert not done.cancelled and len(done.rendered) == 2

@@ -127,8 +127,8 @@ def test_a_running_studio_takes_queue_add_and_refuses_queue_run(tmp_path, tiny_d
         data = ["--data-dir", str(studio.settings.data_dir)]
         assert main(["queue", "add", *data, "--prompt", "sent to the studio", "--steps", "1", "--model", "t-bidi"]) == 0
         jid = capsys.readouterr().out.strip()
-        list(studio.dispatcher.follow(jid))  # until the studio's dispatcher has run it
-        job = studio.dispatcher.store.get(jid)
+        list(studio.dispatcher().follow(jid))  # until the studio's dispatcher has run it
+        job = studio.dispatcher().store.get(jid)
         assert job["state"] == "done" and studio.history.get(job["result_ids"][0])["status"] == "ok"
         assert main(["queue", "add", *data, "--prompt", "bad", "--steps", "0"]) == 2  # checked by the studio
         assert "steps" in capsys.readouterr().err
@@ -157,12 +157,12 @@ def test_queue_cancel_beside_a_running_studio_goes_to_it(tmp_path, tiny_dirs, ca
             assert main(["queue", "add", *data, "--prompt", prompt, "--steps", "2", "--model", "t-bidi"]) == 0
         first, second = capsys.readouterr().out.split()
         assert hold.reached.wait(60)
-        events = studio.dispatcher.follow(second)
+        events = studio.dispatcher().follow(second)
         assert main(["queue", "cancel", *data, second]) == 0
         assert capsys.readouterr().out.strip() == f"{second}: cancelled"
         assert [e.kind for e in events] == ["cancelled"]  # the follower heard it from the dispatcher itself
         hold.release.set()
-        list(studio.dispatcher.follow(first))
+        list(studio.dispatcher().follow(first))
         assert main(["queue", "cancel", *data, first]) == 2
         assert "already finished" in capsys.readouterr().err
     finally:

@@ -72,7 +72,7 @@ def test_render_queue_uses_the_configured_concurrency(app):
     demo, _, studio = app
     assert render_concurrency(demo) == FOLLOWERS
     assert demo._queue.default_concurrency_limit == FOLLOWERS
-    assert studio.render_queue().capacity == CONCURRENCY
+    assert studio.dispatcher().capacity == CONCURRENCY
 
 
 def _told_their_place(jobs, expected: list[str], timeout: float = 60) -> list[str]:
@@ -329,7 +329,7 @@ def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
 
     def start_dispatcher(studio, **kw):
         started.append(start(studio, **kw).capacity)
-        return studio.dispatcher
+        return studio.dispatcher()
 
     monkeypatch.setattr(Studio, "start_dispatcher", start_dispatcher)
 

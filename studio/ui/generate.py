@@ -17,6 +17,7 @@ from ..render import Plan, RenderRequest
 from . import format as fmt
 from . import extend_action, header, lora_picker, restore_file
 from .session import cancel, drive, friendly_error
+from .size_controls import size_controls
 
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 EXAMPLE_VIDEO = EXAMPLES_DIR / "blue_square_moving_right.mp4"
@@ -123,19 +124,6 @@ def build_request(mode, model, prompt, negative, image, video, steps, seed, rand
         seed=use_seed, steps=int(steps), height=height, width=width,
         frames=int(frames) if frames not in (None, "") else None, model=model or None, loras=tuple(loras or ()),
     )
-
-
-def size_controls(studio, model_id: str, resolution=None, frames=None):
-    """Resolution and frame-count dropdowns valid for the model: keeps the current values if valid, else native."""
-    try:
-        spec = studio.registry.get(model_id)
-    except StudioError:
-        return gr.Dropdown(), gr.Dropdown()
-    res = fmt.resolution_choices(spec)
-    counts = fmt.frame_choices(spec)
-    res_value = resolution if resolution in [v for _, v in res] else res[0][1]
-    frames_value = int(frames) if frames not in (None, "") and int(frames) in [v for _, v in counts] else spec.frames
-    return gr.Dropdown(choices=res, value=res_value), gr.Dropdown(choices=counts, value=frames_value)
 
 
 def mode_notes(studio, model_id: str) -> list:

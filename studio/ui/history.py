@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 from PIL import Image, ImageDraw, ImageFont
@@ -12,7 +13,7 @@ from ..errors import StudioError
 from ..history import Query
 from . import format as fmt
 from . import extend_action, guard, lora_picker, spacemode
-from .generate import size_controls
+from .size_controls import size_controls
 
 PAGE = 60
 STATUS_CHOICES = [fmt.ANY, "ok", "cancelled", "failed", "interrupted"]
@@ -156,70 +157,103 @@ def rerun_extension(studio, row: dict) -> str | None:
 
 
 def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session: gr.State | None = None) -> dict:
-    models, steps_choices = filter_choices(studio)
-    with gr.Row(equal_height=False):
-        text = gr.Textbox(label="Search prompts", placeholder="e.g. red circle", scale=4, elem_id="history-search")
-        mode = gr.Dropdown([fmt.ANY, "t2v", "i2v", "v2v"], value=fmt.ANY, label="Mode", scale=1, min_width=100)
-        model = gr.Dropdown(models, value=fmt.ANY, label="Model", scale=2, min_width=140)
-        steps = gr.Dropdown(steps_choices, value=fmt.ANY, label="Steps", scale=1, min_width=90, allow_custom_value=True)
-        status = gr.Dropdown(STATUS_CHOICES, value=fmt.ANY, label="Status", scale=1, min_width=110)
-        starred = gr.Checkbox(label="Starred only", value=False, scale=1, min_width=110)
-        search_btn = gr.Button("Search", variant="primary", scale=1, min_width=90, elem_id="history-search-btn")
-    with gr.Row(equal_height=True):
-        summary = gr.Markdown("", elem_id="history-summary")
-        newer_btn = gr.Button("◀ Newer", size="sm", visible=False, scale=0, min_width=90, elem_id="history-newer")
-        older_btn = gr.Button("Older ▶", size="sm", visible=False, scale=0, min_width=90, elem_id="history-older")
+    h = _search_rows(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Renders", show_label=False, columns=4, height=560, object_fit="cover",
-                                 fit_columns=False, allow_preview=False,
-                                 elem_id="history-gallery", elem_classes=["pixelated"])
-        with gr.Column(scale=2, min_width=320):
-            video = gr.Video(label="Selected render", interactive=False, loop=True, autoplay=True, height=240,
-                             visible=False, elem_id="history-video", elem_classes=["pixelated"])
-            with gr.Row(visible=False) as actions:
-                rerun_btn = gr.Button("↻ Re-run in Create", variant="primary", size="sm", elem_id="history-rerun")
-                star_btn = gr.Button("★ Star", size="sm", elem_id="history-star")
-                delete_btn = gr.Button("Delete…", variant="stop", size="sm", elem_id="history-delete")
-            with gr.Group(visible=False) as confirm_box:
-                confirm_md = gr.Markdown("")
-                with gr.Row():
-                    confirm_btn = gr.Button("Yes, delete it and its files", variant="stop", size="sm",
-                                            elem_id="history-confirm-delete")
-                    keep_btn = gr.Button("Keep it", size="sm")
-            extend_row = extend_action.build("history")
-            details = gr.Markdown(EMPTY_DETAILS, elem_id="history-details")
-    ids = gr.State([])
-    selected = gr.State(None)
-    nav = gr.State({"page": 0, "older": False})  # the pager: which page is shown, and whether an older one exists
+            h.gallery = gr.Gallery(label="Renders", show_label=False, columns=4, height=560, object_fit="cover",
+                                   fit_columns=False, allow_preview=False,
+                                   elem_id="history-gallery", elem_classes=["pixelated"])
+        _detail_panel(h)
+    h.ids = gr.State([])
+    h.selected = gr.State(None)
+    h.nav = gr.State({"page": 0, "older": False})  # the pager: which page is shown, and whether an older one exists
 
     # the session State rides along last (hidden from the API): Space mode scopes every search to it
-    filters = [text, mode, model, steps, status, starred] + ([session] if session is not None else [])
-    listing = [gallery, ids, summary, nav]
-    pager = [newer_btn, older_btn]
+    h.filters = [h.text, h.mode, h.model, h.steps, h.status, h.starred] + ([session] if session is not None else [])
+    h.listing = [h.gallery, h.ids, h.summary, h.nav]
+    do_search, paged = _wire_search(studio, h)
+    show, detail_outputs = _wire_details(studio, h, paged)
+
+    rerun_outputs = [top_tabs, create.mode_tabs, create.mode, create.pending_size, model_picker, create.prompt, create.negative,
+                     create.image, create.video, create.steps, create.seed, create.random_seed, create.resolution,
+                     create.frames, create.status, create.details, *create.loras.rows, create.loras.value]
+    h.rerun_btn.click(lambda rid: rerun(studio, rid), h.selected, rerun_outputs, api_name="history_rerun")
+    extend_action.wire_history(studio, h.extend_row, h.selected, create.session, show, detail_outputs,
+                               lambda nav_v, *values: search(studio, *values, page=_here(nav_v)), h.listing,
+                               [h.nav, *h.filters], create.steps)
+    return {"filters": h.filters, "listing": h.listing, "search": do_search, "paged": paged}
+
+
+def _search_rows(studio) -> SimpleNamespace:
+    """The search box and filters, and the pager."""
+    h = SimpleNamespace()
+    models, steps_choices = filter_choices(studio)
+    with gr.Row(equal_height=False):
+        h.text = gr.Textbox(label="Search prompts", placeholder="e.g. red circle", scale=4, elem_id="history-search")
+        h.mode = gr.Dropdown([fmt.ANY, "t2v", "i2v", "v2v"], value=fmt.ANY, label="Mode", scale=1, min_width=100)
+        h.model = gr.Dropdown(models, value=fmt.ANY, label="Model", scale=2, min_width=140)
+        h.steps = gr.Dropdown(steps_choices, value=fmt.ANY, label="Steps", scale=1, min_width=90,
+                              allow_custom_value=True)
+        h.status = gr.Dropdown(STATUS_CHOICES, value=fmt.ANY, label="Status", scale=1, min_width=110)
+        h.starred = gr.Checkbox(label="Starred only", value=False, scale=1, min_width=110)
+        h.search_btn = gr.Button("Search", variant="primary", scale=1, min_width=90, elem_id="history-search-btn")
+    with gr.Row(equal_height=True):
+        h.summary = gr.Markdown("", elem_id="history-summary")
+        h.newer_btn = gr.Button("◀ Newer", size="sm", visible=False, scale=0, min_width=90, elem_id="history-newer")
+        h.older_btn = gr.Button("Older ▶", size="sm", visible=False, scale=0, min_width=90, elem_id="history-older")
+    return h
+
+
+def _detail_panel(h: SimpleNamespace) -> None:
+    """Beside the gallery: the selected render, its actions (re-run, star, delete, extend) and details."""
+    with gr.Column(scale=2, min_width=320):
+        h.video = gr.Video(label="Selected render", interactive=False, loop=True, autoplay=True, height=240,
+                           visible=False, elem_id="history-video", elem_classes=["pixelated"])
+        with gr.Row(visible=False) as h.actions:
+            h.rerun_btn = gr.Button("↻ Re-run in Create", variant="primary", size="sm", elem_id="history-rerun")
+            h.star_btn = gr.Button("★ Star", size="sm", elem_id="history-star")
+            h.delete_btn = gr.Button("Delete…", variant="stop", size="sm", elem_id="history-delete")
+        with gr.Group(visible=False) as h.confirm_box:
+            h.confirm_md = gr.Markdown("")
+            with gr.Row():
+                h.confirm_btn = gr.Button("Yes, delete it and its files", variant="stop", size="sm",
+                                          elem_id="history-confirm-delete")
+                h.keep_btn = gr.Button("Keep it", size="sm")
+        h.extend_row = extend_action.build("history")
+        h.details = gr.Markdown(EMPTY_DETAILS, elem_id="history-details")
+
+
+def _here(nav_v) -> int:  # the page shown
+    return int((nav_v or {}).get("page") or 0)
+
+
+def _wire_search(studio, h):
+    """Search, filters and the pager; returns (the search handler, ``paged``: an event then the pager buttons)."""
+    pager = [h.newer_btn, h.older_btn]
 
     def do_search(*values):  # a new search or filter starts at the newest page
         return search(studio, *values)
 
     def paged(event):
-        return event.then(pager_buttons, nav, pager, api_visibility="private", queue=False)
+        return event.then(pager_buttons, h.nav, pager, api_visibility="private", queue=False)
 
-    paged(search_btn.click(do_search, filters, listing, api_name="history_search"))
-    paged(text.submit(do_search, filters, listing, api_visibility="private"))
-    for f in (mode, model, steps, status, starred):
-        paged(f.change(do_search, filters, listing, api_visibility="private"))
-
-    def here(nav_v):  # the page shown
-        return int((nav_v or {}).get("page") or 0)
+    paged(h.search_btn.click(do_search, h.filters, h.listing, api_name="history_search"))
+    paged(h.text.submit(do_search, h.filters, h.listing, api_visibility="private"))
+    for f in (h.mode, h.model, h.steps, h.status, h.starred):
+        paged(f.change(do_search, h.filters, h.listing, api_visibility="private"))
 
     def turn(delta):
         def go(nav_v, *values):
-            return search(studio, *values, page=here(nav_v) + delta)
+            return search(studio, *values, page=_here(nav_v) + delta)
         return go
 
-    paged(newer_btn.click(turn(-1), [nav, *filters], listing, api_visibility="private"))
-    paged(older_btn.click(turn(+1), [nav, *filters], listing, api_visibility="private"))
+    paged(h.newer_btn.click(turn(-1), [h.nav, *h.filters], h.listing, api_visibility="private"))
+    paged(h.older_btn.click(turn(+1), [h.nav, *h.filters], h.listing, api_visibility="private"))
+    return do_search, paged
 
+
+def _wire_details(studio, h, paged):
+    """Selecting a render shows it; star and delete (with a confirmation). Returns (show, its outputs)."""
     def show(rid):
         row = studio.history.get(rid) if rid else None
         if row is None:
@@ -235,28 +269,32 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
                 details_md, gr.Row(visible=True),
                 gr.Button(value="☆ Unstar" if row.get("accepted") else "★ Star"), gr.Group(visible=False))
 
-    detail_outputs = [selected, video, details, actions, star_btn, confirm_box]
+    detail_outputs = [h.selected, h.video, h.details, h.actions, h.star_btn, h.confirm_box]
 
     def on_select(ids_v, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
         return show(ids_v[index] if 0 <= index < len(ids_v) else None)
 
-    gallery.select(on_select, ids, detail_outputs, api_visibility="private")
+    h.gallery.select(on_select, h.ids, detail_outputs, api_visibility="private")
     # For scripts and tests: open a record by id.
     rid_box = gr.Textbox(visible=False)
-    rid_box.change(lambda rid, *s: show(rid if mine(studio, rid, *s) else None), [rid_box, *filters[6:]],
+    rid_box.change(lambda rid, *s: show(rid if mine(studio, rid, *s) else None), [rid_box, *h.filters[6:]],
                    detail_outputs, api_name="history_details")
 
     def toggle_star(rid, nav_v, *values):
         row = studio.history.get(rid) if rid else None
         if row is None:
-            return (*show(None), *search(studio, *values, page=here(nav_v)))
+            return (*show(None), *search(studio, *values, page=_here(nav_v)))
         studio.history.set_accepted(rid, not row.get("accepted"))
-        return (*show(rid), *search(studio, *values, page=here(nav_v)))
+        return (*show(rid), *search(studio, *values, page=_here(nav_v)))
 
-    paged(star_btn.click(toggle_star, [selected, nav, *filters], [*detail_outputs, *listing],
-                         api_visibility="private"))
+    paged(h.star_btn.click(toggle_star, [h.selected, h.nav, *h.filters], [*detail_outputs, *h.listing],
+                           api_visibility="private"))
+    _wire_delete(studio, h, show, detail_outputs, paged)
+    return show, detail_outputs
 
+
+def _wire_delete(studio, h, show, detail_outputs, paged) -> None:
     def ask_delete(rid):
         row = studio.history.get(rid) if rid else None
         if row is None:
@@ -266,23 +304,14 @@ def build(studio, top_tabs: gr.Tabs, create, model_picker: gr.Dropdown, session:
         what = f" and its files ({', '.join(files)})" if files else ""
         return gr.Group(visible=True), f"Delete `{rid}`{what}? This can't be undone."
 
-    delete_btn.click(ask_delete, selected, [confirm_box, confirm_md], api_visibility="private", queue=False)
-    keep_btn.click(lambda: gr.Group(visible=False), None, confirm_box, api_visibility="private", queue=False)
+    h.delete_btn.click(ask_delete, h.selected, [h.confirm_box, h.confirm_md], api_visibility="private", queue=False)
+    h.keep_btn.click(lambda: gr.Group(visible=False), None, h.confirm_box, api_visibility="private", queue=False)
 
     def do_delete(rid, nav_v, *values):
         if rid:
             studio.history.delete(rid)
             gr.Info("Deleted the render and its files.")
-        return (*show(None), *search(studio, *values, page=here(nav_v)))
+        return (*show(None), *search(studio, *values, page=_here(nav_v)))
 
-    paged(confirm_btn.click(do_delete, [selected, nav, *filters], [*detail_outputs, *listing],
-                            api_name="history_delete"))
-
-    rerun_outputs = [top_tabs, create.mode_tabs, create.mode, create.pending_size, model_picker, create.prompt, create.negative,
-                     create.image, create.video, create.steps, create.seed, create.random_seed, create.resolution,
-                     create.frames, create.status, create.details, *create.loras.rows, create.loras.value]
-    rerun_btn.click(lambda rid: rerun(studio, rid), selected, rerun_outputs, api_name="history_rerun")
-    extend_action.wire_history(studio, extend_row, selected, create.session, show, detail_outputs,
-                               lambda nav_v, *values: search(studio, *values, page=here(nav_v)), listing,
-                               [nav, *filters], create.steps)
-    return {"filters": filters, "listing": listing, "search": do_search, "paged": paged}
+    paged(h.confirm_btn.click(do_delete, [h.selected, h.nav, *h.filters], [*detail_outputs, *h.listing],
+                              api_name="history_delete"))

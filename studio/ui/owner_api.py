@@ -134,7 +134,7 @@ def _queue_add(studio, job: dict):
         req, plan, _ = typed.plan(studio)
         typed.pin_seed(req.seed)  # a re-run renders the seed it was queued with
         plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
-        dispatcher = getattr(studio, "dispatcher", None)
+        dispatcher = studio.running_dispatcher
         jid = (dispatcher.submit(typed, source="cli", plan=plan) if dispatcher is not None
                else QueueStore(studio.history).add(typed.to_json(), source="cli", plan=plan, kind=typed.name))
         yield {"type": "queued", "id": jid}
@@ -151,7 +151,7 @@ def _queue_cancel(studio, job: dict):
     from ..queue_store import QueueStore
 
     try:
-        dispatcher = getattr(studio, "dispatcher", None)
+        dispatcher = studio.running_dispatcher
         outcome = (dispatcher or QueueStore(studio.history)).cancel(str(job.get("id") or ""))
         yield {"type": "cancel", "id": job.get("id"), "outcome": outcome}
     except StudioError as exc:

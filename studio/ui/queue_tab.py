@@ -65,7 +65,7 @@ def act(studio, session_v, jid: str, action: str, steps=None) -> str:
     jid = (jid or "").strip()
     if not allowed or not jid:
         return "Pick a job in the table first."
-    store, dispatcher = QueueStore(studio.history), getattr(studio, "dispatcher", None)
+    store, dispatcher = QueueStore(studio.history), studio.running_dispatcher
     try:
         if action == "cancel":
             outcome = (dispatcher or store).cancel(jid, sid)

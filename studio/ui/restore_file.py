@@ -9,6 +9,7 @@ from ..errors import StudioError
 from . import format as fmt
 from . import guard, lora_picker, spacemode
 from .session import friendly_error
+from .size_controls import size_controls
 
 
 def build() -> gr.File:
@@ -29,8 +30,6 @@ def outputs(c) -> list:
 
 
 def on_restore(studio, path, session=None) -> list:
-    from .generate import size_controls
-
     if not path:
         return [gr.skip()] * COUNT
     try:

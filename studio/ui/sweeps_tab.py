@@ -10,7 +10,6 @@ import pandas as pd
 
 from .. import sweep_run
 from ..errors import StudioError
-from ..sweep_report import METRICS
 from ..sweep_store import SweepStore
 from . import charts, sweep_review_tab
 from .session import cancel, cancel_scope
