@@ -382,15 +382,13 @@ def test_a_cli_render_through_the_studio_ignores_http_proxy(app):
     assert out.stdout.strip().endswith(".mp4") and heard == []
 
 
-def test_desktop_answers_ignores_http_proxy(app, monkeypatch):
-    from studio import desktop
-
+def test_desktop_answers_ignores_http_proxy(app):
+    """In a fresh process (urllib caches its default opener, proxies included, at the first call)."""
     _, url, _, _ = app
-    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there: a proxied HEAD would fail
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    assert desktop.answers(url)
+    env = dict(os.environ, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    out = subprocess.run([sys.executable, "-c", f"from studio.desktop import answers; print(answers({url!r}))"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out.stderr[-400:]  # through the proxy (nothing listens on :9) it is False
 
 
 # ---- 9. hostile bodies at the owner API ------------------------------------------------------------------------
