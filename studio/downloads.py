@@ -360,9 +360,9 @@ class DownloadJob:
             part.unlink(missing_ok=True)
             kind = "sha256" if len(f.blob) == 64 else "git blob id"
             raise _BadFile(f"Download of '{self.spec.id}' ({self.plan.repo}) failed: {f.path} does not match the "
-                                 f"{kind} the hub listed ({f.blob[:16]}…, the file gives {got[:16]}…); the file was "
-                                 f"deleted. The hub at {hub_endpoint()} sent a damaged or different file: try again, "
-                                 f"or check HF_ENDPOINT.")
+                           f"{kind} the hub listed ({f.blob[:16]}…, the file gives {got[:16]}…); the file was "
+                           f"deleted. The hub at {hub_endpoint()} sent a damaged or different file: try again, or "
+                           f"check HF_ENDPOINT.")
 
     def _fetch_locked(self, f: RemoteFile, part: Path) -> None:
         import httpx2
@@ -436,8 +436,8 @@ class DownloadJob:
                         raise _Cancelled
         if have > f.size:
             part.unlink(missing_ok=True)
-            raise _BadFile(f"Download of '{self.spec.id}' ({self.plan.repo}) failed: the hub sent more of {f.path} than "
-                           f"the {f.size} bytes it listed; the file was deleted. Try again, or check HF_ENDPOINT.")
+            raise _BadFile(f"Download of '{self.spec.id}' ({self.plan.repo}) failed: the hub sent more of {f.path} "
+                           f"than the {f.size} bytes it listed; the file was deleted. Try again, or check HF_ENDPOINT.")
 
     def _lay_out(self) -> Path:
         """Lay the snapshot out as huggingface_hub does (``snapshots/<commit>/<path>`` linking to ``blobs/<id>``,

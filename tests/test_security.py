@@ -237,7 +237,8 @@ def test_a_foreign_host_gets_403_on_every_route(app):
             assert status == 403, (method, path, host, status, body[:200])
             assert "access-control-allow-origin" not in headers
     status, headers, _ = _raw(url, "OPTIONS", "/gradio_api/queue/join", host=f"evil.example:{port}",
-                              headers={"Origin": f"http://evil.example:{port}", "Access-Control-Request-Method": "POST"})
+                              headers={"Origin": f"http://evil.example:{port}",
+                                       "Access-Control-Request-Method": "POST"})
     assert status == 403 and "access-control-allow-origin" not in headers
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
         assert _raw(url, "GET", "/gradio_api/info", host=host)[0] == 200, host
@@ -297,7 +298,8 @@ def _written_outside(root: Path, cache: Path) -> list[Path]:
 
 @pytest.mark.parametrize("entry", [
     {"oid": "../../../../../outside"}, {"path": "../../../../outside.json"}, {"path": "/tmp/outside.json"},
-    {"path": "a/../../../../../outside.json"}, {"lfs": {"oid": "../../../../../../outside", "size": 3, "pointerSize": 134}},
+    {"path": "a/../../../../../outside.json"},
+    {"lfs": {"oid": "../../../../../../outside", "size": 3, "pointerSize": 134}},
 ])
 def test_a_traversal_in_the_hub_listing_writes_nothing_outside_the_cache(hostile_hub, entry):
     fake, manager, cache, root = hostile_hub
@@ -382,15 +384,13 @@ def test_a_cli_render_through_the_studio_ignores_http_proxy(app):
     assert out.stdout.strip().endswith(".mp4") and heard == []
 
 
-def test_desktop_answers_ignores_http_proxy(app, monkeypatch):
-    from studio import desktop
-
+def test_desktop_answers_ignores_http_proxy(app):
+    """In a fresh process (urllib caches its default opener, proxies included, at the first call)."""
     _, url, _, _ = app
-    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there: a proxied HEAD would fail
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    assert desktop.answers(url)
+    env = dict(os.environ, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
+    out = subprocess.run([sys.executable, "-c", f"from studio.desktop import answers; print(answers({url!r}))"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out.stderr[-400:]  # through the proxy (nothing listens on :9) it is False
 
 
 # ---- 9. hostile bodies at the owner API ------------------------------------------------------------------------
@@ -412,8 +412,8 @@ def test_the_owner_api_answers_hostile_bodies_with_400_or_413(app, outside):
         "extend key": (json.dumps({"request": {"prompt": "x"}, "extend": {"source": str(outside["video"])}}).encode(),
                        400, "unknown key"),
         "board key": (json.dumps({"request": {"prompt": "x"}, "board": {"shot": "s"}}).encode(), 400, "unknown key"),
-        "outside image": (json.dumps({"request": {"prompt": "x", "mode": "i2v", "image": str(outside["png"])}}).encode(),
-                          400, "was sent as a path"),
+        "outside image": (json.dumps({"request": {"prompt": "x", "mode": "i2v",
+                                                  "image": str(outside["png"])}}).encode(), 400, "was sent as a path"),
         "not json": (b"{nope", 400, "not JSON"),
         "a list": (b"[1, 2]", 400, "JSON object"),
     }
@@ -427,7 +427,7 @@ def test_the_owner_api_answers_hostile_bodies_with_400_or_413(app, outside):
     assert status == 400 and b"shot 1: image" in answer
 
 
-def test_the_owner_api_refuses_a_large_body_by_length_and_while_reading(app, monkeypatch):
+def test_the_owner_api_refuses_a_large_body_by_length_and_while_reading(app):
     _, url, studio, token = app
     limit = owner_api.body_limit(1)
     status, _, answer = _post(url, token, "render", b"{}", headers={"Content-Length": str(limit + 1)})

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import socket
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 
+log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 ENV = "STUDIO_ALLOWED_HOSTS"
@@ -112,12 +114,22 @@ class HostCheck:
 
     def __init__(self, app, rule: HostRule):
         self.app, self.rule = app, rule
+        self._noted: set = set()
+
+    def _note(self, host, origin) -> None:
+        """One log line per refused (host, origin): the studio's owner can see who knocked, and list a name."""
+        key = (str(host)[:100], str(origin)[:100])
+        if key not in self._noted and len(self._noted) < 100:
+            self._noted.add(key)
+            log.warning("refused a request for host %r from origin %r (not a host this studio serves; see "
+                        "STUDIO_ALLOWED_HOSTS)", *key)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = Headers(scope=scope)
             host, origin = headers.get("host"), headers.get("origin")
             if not self.rule.allows(host) or (origin is not None and not self.rule.allows_origin(origin, host)):
+                self._note(host, origin)
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
