@@ -351,10 +351,34 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise FarmError(f"--ray-address must be HOST:PORT (the head node's GCS port, usually 6379) or auto, not "
                         f"'{address}'.")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            speaks = _speaks_grpc(conn, timeout)
     except OSError as exc:
         raise FarmError(f"Could not reach the Ray cluster at {address}: {exc.strerror or exc}. Start it with "
                         "`ray start --head` on that machine, or check --ray-address.") from None
+    if not speaks:  # Ray would retry for half a minute, with a screen of warnings
+        raise FarmError(f"{address} answers, but not as a Ray cluster's head (its GCS port speaks gRPC): check "
+                        "--ray-address (HOST:PORT that `ray start --head` printed, usually port 6379).")
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def _speaks_grpc(conn: socket.socket, timeout: float) -> bool:
+    """True if the server answers an HTTP/2 client preface with a SETTINGS frame, as a gRPC server (Ray's GCS)
+    does; False for one that says nothing within ``timeout`` or answers in another protocol."""
+    conn.settimeout(min(timeout, 3.0))
+    try:
+        conn.sendall(_H2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:  # timed out, or reset
+        return False
+    return header[3] == 0x04  # frame type SETTINGS
 
 
 def _import_ray():
