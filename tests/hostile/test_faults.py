@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,7 +139,10 @@ def _start_studio(root: Path, tiny_dirs) -> tuple[subprocess.Popen, Path]:
     data = root / "data"
     env = dict(os.environ, HF_HUB_OFFLINE="1", STUDIO_MODELS_FILE=str(models), STUDIO_MODEL="t-far",
                STUDIO_DEVICE="cpu", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "app.py", "--data-dir", str(data), "--port", "0"], cwd=ROOT, env=env,
+    with socket.socket() as probe:  # a free port (Gradio refuses port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "app.py", "--data-dir", str(data), "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
