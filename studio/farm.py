@@ -170,7 +170,7 @@ class RayFarm:
                 cpus = max(os.cpu_count() or 1, self.cpu_workers or 0)
                 ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
                          object_store_memory=100 * 1024**2)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception too ("node timed out during startup")
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise FarmError(f"Could not reach {where}: {exc}. Start one with `ray start --head`, or check "
                             "--ray-address (HOST:PORT of the head node, or auto).") from None
