@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import owner_client
+from . import input_files, owner_client
 from .config import Settings
 from .errors import EXIT_USER_ERROR, StudioError
+
+BOARD_FILE_MB = 20.0  # a board file is text: shots and their settings
 LOCAL_ONLY = ("device", "offload", "vae_tiling", "compile", "memory_budget", "allow_download", "models_file")
 
 
@@ -196,11 +198,12 @@ class RenderPrinter:
 # ---- board run ------------------------------------------------------------------------
 def board_job(args) -> dict:
     path = Path(args.file)
+    if not os.path.lexists(path):
+        raise StudioError(f"Board file not found: {path}")
+    raw = input_files.read(path, "board file", BOARD_FILE_MB, "the limit for a board file")  # not a FIFO or /dev/zero: a file, read with a bound
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudioError(f"Board file not found: {path}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StudioError(f"{path.name} is not valid JSON: {exc}") from None
     export_dir = str(Path(args.export_dir).resolve()) if args.export_dir else None
     return {"board": data, "source": str(path.resolve()), "stage": args.stage, "export_dir": export_dir}

@@ -30,7 +30,7 @@ def make_folder(path: str | Path) -> Path:
         raise DataFolderUnusable(f"The data folder {path} is a file, not a folder: give --data-dir (or "
                                  "STUDIO_DATA_DIR) a folder.") from None
     except OSError as exc:
-        if is_full(exc, path):
+        if is_full(exc):  # ENOSPC itself: /proc and the like report 0 MB free too, so no guess from free space
             raise full(path, "free space and try again") from None
         raise DataFolderUnusable(f"Cannot use {path} as the data folder: {exc.strerror or exc}. Give --data-dir "
                                  "(or STUDIO_DATA_DIR) a folder you can write to.") from None

@@ -186,7 +186,7 @@ class RayFarm:
                 cpus = max(os.cpu_count() or 1, self.cpu_workers or 0)
                 ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
                          object_store_memory=100 * 1024**2)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception too ("node timed out during startup")
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise FarmError(f"Could not reach {where}: {exc}. Start one with `ray start --head`, or check "
                             "--ray-address (HOST:PORT of the head node, or auto).") from None
@@ -423,10 +423,34 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise FarmError(f"--ray-address must be HOST:PORT (the head node's GCS port, usually 6379) or auto, not "
                         f"'{address}'.")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            speaks = _speaks_grpc(conn, timeout)
     except OSError as exc:
         raise FarmError(f"Could not reach the Ray cluster at {address}: {exc.strerror or exc}. Start it with "
                         "`ray start --head` on that machine, or check --ray-address.") from None
+    if not speaks:  # Ray would retry for half a minute, with a screen of warnings
+        raise FarmError(f"{address} answers, but not as a Ray cluster's head (its GCS port speaks gRPC): check "
+                        "--ray-address (HOST:PORT that `ray start --head` printed, usually port 6379).")
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def _speaks_grpc(conn: socket.socket, timeout: float) -> bool:
+    """True if the server answers an HTTP/2 client preface with a SETTINGS frame, as a gRPC server (Ray's GCS)
+    does; False for one that says nothing within ``timeout`` or answers in another protocol."""
+    conn.settimeout(min(timeout, 3.0))
+    try:
+        conn.sendall(_H2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:  # timed out, or reset
+        return False
+    return header[3] == 0x04  # frame type SETTINGS
 
 
 def _import_ray():

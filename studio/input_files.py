@@ -33,17 +33,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _checked(path: Path, what: str, st: os.stat_result, limit_mb: float) -> int:
-    what = f"{what}: " if what.startswith("--") else ""  # a flag's name; a request's field names itself
+UPLOAD_LIMIT = "its --max-upload-mb"
+
+
+def _checked(path: Path, what: str, st: os.stat_result, limit_mb: float, limit_is: str = UPLOAD_LIMIT) -> int:
+    what = f"{what}: " if what.startswith("--") or " " in what else ""  # a flag or a description; a field names itself
     if not stat.S_ISREG(st.st_mode):
         raise MediaError(f"{what}{path} is {_kind(st.st_mode)}, not a regular file: give an image or video file.")
     if st.st_size > limit_mb * 2**20:
         raise MediaError(f"{what}{path} is {st.st_size / 2**20:,.0f} MB; the studio takes files up to "
-                         f"{limit_mb:g} MB (its --max-upload-mb).")
+                         f"{limit_mb:g} MB ({limit_is}).")
     return st.st_size
 
 
-def check(path: str | Path, what: str = "The file", limit_mb: float = DEFAULT_LIMIT_MB) -> int:
+def check(path: str | Path, what: str = "The file", limit_mb: float = DEFAULT_LIMIT_MB,
+          limit_is: str = UPLOAD_LIMIT) -> int:
     """The file's size; MediaError when it is missing, not a regular file, or over ``limit_mb``."""
     path = Path(path).expanduser()
     try:
@@ -51,24 +55,25 @@ def check(path: str | Path, what: str = "The file", limit_mb: float = DEFAULT_LI
     except OSError as exc:
         raise MediaError(f"{what} not found: {path}" + ("" if isinstance(exc, FileNotFoundError) else
                                                          f" ({exc.strerror or exc})")) from None
-    return _checked(path, what, st, limit_mb)
+    return _checked(path, what, st, limit_mb, limit_is)
 
 
-def read(path: str | Path, what: str = "The file", limit_mb: float = DEFAULT_LIMIT_MB) -> bytes:
+def read(path: str | Path, what: str = "The file", limit_mb: float = DEFAULT_LIMIT_MB,
+         limit_is: str = UPLOAD_LIMIT) -> bytes:
     """The bytes of a regular file of at most ``limit_mb`` (see ``check``), read in chunks up to the limit."""
     path = Path(path).expanduser()
-    check(path, what, limit_mb)
+    check(path, what, limit_mb, limit_is)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise MediaError(f"{what}: cannot read {path}: {exc.strerror or exc}.") from None
     with os.fdopen(fd, "rb") as f:
-        _checked(path, what, os.fstat(f.fileno()), limit_mb)  # the path may have been swapped since the check
+        _checked(path, what, os.fstat(f.fileno()), limit_mb, limit_is)  # the path may have been swapped since the check
         bound = int(limit_mb * 2**20)
         parts, total = [], 0
         while chunk := f.read(min(_CHUNK, bound + 1 - total)):
             parts.append(chunk)
             total += len(chunk)
             if total > bound:
-                raise MediaError(f"{what}: {path} grew past {limit_mb:g} MB while it was read (its --max-upload-mb).")
+                raise MediaError(f"{what}: {path} grew past {limit_mb:g} MB while it was read ({limit_is}).")
     return b"".join(parts)
