@@ -75,7 +75,8 @@ def recover_after_crash(history: HistoryStore, boards, renders_dir: Path, at_sta
             return rid not in dead
         return rid in live or (others and history.get(rid or "-") is None)
 
-    return Recovery(renders, batches, remove_partial_files(renders_dir, keep))
+    walk = at_start or dead  # a sweep while the studio runs looks at the files only when a render died
+    return Recovery(renders, batches, remove_partial_files(renders_dir, keep) if walk else 0)
 
 
 def _loose(path: Path, renders_dir: Path) -> bool:
