@@ -199,6 +199,16 @@ class Workload:
                 for event in owner_client.send(owner, "queue-cancel", {"id": jid}):
                     if event.get("type") == "cancel":
                         self.cancelled.add(jid)
+        finally:
+            history.close()
+        self.star()
+
+    def star(self) -> None:
+        """Star a finished render (the History tab's star), if there is one."""
+        from studio.history import HistoryStore
+
+        history = HistoryStore(self.data / "history.db")
+        try:
             ok = [r["id"] for r in history.search(limit=50) if r["status"] == "ok"]
             if ok:
                 rid = self.rng.choice(ok)
@@ -245,6 +255,8 @@ def trial(number: int, rng: random.Random, root: Path, models: Path, args) -> tu
             deadline = time.monotonic() + DRAIN_S
             while not work.done() and time.monotonic() < deadline:
                 work.board(owner)
+                if not work.stars:
+                    work.star()
                 time.sleep(1.0)
         finally:
             studio.kill(signal.SIGINT)

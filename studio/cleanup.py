@@ -73,9 +73,11 @@ def recover_after_crash(history: HistoryStore, boards, renders_dir: Path, at_sta
         rid = _row_of_partial(path)
         if not at_start:
             return rid not in dead
-        return rid in live or (others and history.get(rid or "-") is None)
+        row = history.get(rid) if rid else None  # looked up now: a live process may have started it meanwhile
+        return others if row is None else row["status"] == "running" and spared(row.get("claimed_by"))
 
-    return Recovery(renders, batches, remove_partial_files(renders_dir, keep))
+    walk = at_start or dead  # a sweep while the studio runs looks at the files only when a render died
+    return Recovery(renders, batches, remove_partial_files(renders_dir, keep) if walk else 0)
 
 
 def _loose(path: Path, renders_dir: Path) -> bool:

@@ -184,8 +184,9 @@ class RayFarm:
 
                 gpus = torch.cuda.device_count()
                 cpus = max(os.cpu_count() or 1, self.cpu_workers or 0)
-                ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
-                         object_store_memory=100 * 1024**2)
+                # "local": a Ray of its own, never the latest cluster another process started on this machine
+                ray.init(address="local", num_cpus=cpus, num_gpus=gpus, include_dashboard=False,
+                         log_to_driver=False, object_store_memory=100 * 1024**2)
         except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception too ("node timed out during startup")
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise FarmError(f"Could not reach {where}: {exc}. Start one with `ray start --head`, or check "
