@@ -3,10 +3,10 @@
     .venv/bin/python bench/engine.py [--model ID] [--steps 4] [--repeats 5]
 
 1. Cold load (a fresh ModelManager: from_pretrained + move to device) vs a warm cache hit.
-2. The engine's overhead over the bare recipe for the same job: prompt -> frames -> mp4. The bare recipe makes
-   the same pipeline calls as engine.run (counted on a warm-up run: a request may plan a preview and a final,
-   two calls) and writes each with the studio's own mp4 writer; engine.run also validates, records history,
-   writes metadata and a thumbnail. Runs are interleaved (A B A B ...) and every torch call runs on one worker
+2. The engine's overhead over the bare recipe for the same job: prompt -> frames -> mp4. The bare recipe replays
+   the pipeline calls engine.run made on a warm-up run (a T2V render is two: its first frame alone, then the
+   clip), with the same inputs, and writes the frames with the studio's own mp4 writer; engine.run also
+   validates, records history, writes metadata and a thumbnail. Runs are interleaved (A B A B ...) and every torch call runs on one worker
    thread (the engine runs pipelines on worker threads; in one process, once the main thread has called torch,
    worker-thread calls run 1.5-1.9x slower, and on a loaded 2-core machine a main-thread call was 6-20x slower).
    Medians and their ratio are printed.
@@ -80,35 +80,28 @@ def main() -> None:
     prompt = "a red circle moving left on a black background"
     loaded = worker.submit(studio.models.get, model).result()
     pipe = loaded.pipe
-    extra = {}
-    if spec.family == "causal":
-        from studio import chunks
 
-        template = list(pipe.transformer.config.chunk_partition)
-        extra["chunk_partition"] = chunks.chunk_partition(chunks.latent_frames(spec.frames, spec.temporal_factor), template)
-    num_frames = spec.frames - 1 if pipe.vae_scale_factor_temporal == 1 else spec.frames
-
-    # Like with like (issue 27): the bare recipe makes the same pipeline calls as the engine (counted on its
-    # warm-up run: a request may plan a preview and a final budget, two calls), and writes each with the same
-    # mp4 writer; and every torch call of this section runs on a worker thread, never the main one (in one process,
+    # Like with like (issue 27): the bare recipe replays the pipeline calls the engine made on its warm-up run (a
+    # T2V render is two: its first frame alone, then the clip from it), with the same inputs, and writes the
+    # frames with the same mp4 writer; and every torch call of this section runs on a worker thread, never the main one (in one process,
     # worker-thread calls run 1.5-1.9x slower once the main thread has called torch: same CPU, far more switches).
     pipe_class = type(pipe)
-    calls: list[int] = []
+    calls: list[dict] = []  # the keyword arguments of each pipeline call the engine makes (its warm-up run)
 
     def counted(self, *a, **k):
-        calls.append(k.get("num_inference_steps"))
+        calls.append({key: v for key, v in k.items() if not key.startswith("callback_on_step_end")})
         return original(self, *a, **k)
 
     def bare_recipe(i: int) -> float:
-        """The engine's pipeline calls, bare, each written with the studio's own mp4 writer."""
+        """The engine's pipeline calls replayed bare (the same inputs: embeddings, latents, sizes, steps; no
+        step callbacks), each frames output written with the studio's own mp4 writer."""
         from studio import media
 
         t = time.perf_counter()
-        for n, steps in enumerate(calls):
-            out = pipe(prompt=prompt, height=spec.height, width=spec.width, num_frames=num_frames,
-                       num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(i),
-                       output_type="np", **extra)
-            media.write_video(out.frames[0], tmp / f"bare{i}-{n}.mp4", fps=spec.fps)
+        for n, kwargs in enumerate(calls):
+            out = pipe(**kwargs)
+            if kwargs.get("output_type") != "latent":
+                media.write_video(media.to_uint8(out.frames[0]), tmp / f"bare{i}-{n}.mp4", fps=spec.fps)
         return time.perf_counter() - t
 
     def engine(i: int) -> float:
@@ -129,7 +122,8 @@ def main() -> None:
         engine_times.append(worker.submit(engine, i).result())
     worker.shutdown()
     mb, me = statistics.median(bare_times), statistics.median(engine_times)
-    print(f"[overhead] request of {args.steps} steps = {len(calls)} pipeline call(s) at {calls} steps; "
+    shapes = [(k.get("num_frames"), k.get("output_type", "np")) for k in calls]
+    print(f"[overhead] request of {args.steps} steps = {len(calls)} pipeline call(s) (frames, output): {shapes}; "
           f"{len(bare_times)} interleaved rounds, every torch call on one worker thread (medians):")
     print(f"  bare recipe: the same pipeline calls + the studio's mp4 writer  {mb * 1000:7.0f} ms")
     print(f"  engine.run (validate, history, metadata, thumbnail)             {me * 1000:7.0f} ms")

@@ -79,3 +79,32 @@ def test_render_play_and_find_in_history(app_url, page):
     except Exception:
         shot(page, "99-failure")
         raise
+
+
+def test_a_finished_shot_fills_its_own_tile_while_the_batch_runs(app_url, page, hold_step):
+    """Issue 27: during a batch a finished shot's thumbnail reaches its tile by itself (the live component's
+    JSON, put in place by its script), not by re-sending the gallery; the gallery comes whole at the end."""
+    from diffusers import FlowMapEulerDiscreteScheduler
+
+    from studio.board_store import BoardStore
+
+    url, studio = app_url
+    boards = BoardStore(studio.history)
+    board = boards.create("live tiles", preview_policy="draft")  # 2 steps a call
+    for i in range(3):
+        boards.add_shot(board.id, f"{PROMPT}, take {i}", seed=i)
+    hold = hold_step(FlowMapEulerDiscreteScheduler, at=5)  # shot 1 (one or two calls of 2 steps) is done by then
+    page.goto(url)
+    page.get_by_role("tab", name="Storyboard").click()
+    page.wait_for_function("document.querySelectorAll('#board-gallery .thumbnail-item').length === 3")
+    page.click("#board-preview-all")
+    live = "[...document.querySelectorAll('#board-gallery .thumbnail-item img')].filter(i => i.src.startsWith('data:'))"
+    page.wait_for_function(f"{live}.length >= 1", timeout=120_000)
+    assert hold.reached.wait(60) and not hold.release.is_set()  # the batch is still running
+    assert page.inner_text("#board-gallery .gallery-item:nth-of-type(1) .caption-label") == "#1 preview"
+    assert "Done" not in page.inner_text("#board-status")
+    hold.release.set()
+    page.wait_for_selector("#board-status:has-text('✓ Done')", timeout=180_000)
+    page.wait_for_function(f"{live}.length === 0")  # the whole gallery, sent once at the end, took their place
+    captions = [page.inner_text(f"#board-gallery .gallery-item:nth-of-type({i}) .caption-label") for i in (1, 2, 3)]
+    assert captions == ["#1 preview", "#2 preview", "#3 preview"]

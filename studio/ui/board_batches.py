@@ -1,9 +1,10 @@
 """The Storyboard tab's batches: Preview all, Render finals, re-preview and re-roll, shot by shot.
 
-Updates are proportional to what changed: a finished shot's event carries the status line (and, at most every
-LIVE_EVERY_S, the player and the board's thumbnails and table, read in one query); the whole board is sent once
-more when the batch ends. Re-sending every thumbnail after every shot made a 200-shot batch from the page cost
-3.4x its renders (Gradio re-checks each gallery file on each update).
+Updates are proportional to what changed: a finished shot sends the status line and its own tile and table row
+(``c.live``, a few kB, patched into the page by board_layout.LIVE_JS); the table, the finals note and the player
+follow at most every LIVE_EVERY_S; the whole board, thumbnails included, is sent once when the batch ends.
+Re-sending every thumbnail after every shot made a 200-shot batch from the page cost 3.4x its renders (Gradio
+re-checks each gallery file on each update).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import spacemode
 from .session import cancel_scope
 
 STATUS_EVERY_S = 0.3
-LIVE_EVERY_S = 2.0  # how often a running batch refreshes the thumbnails, table and player
+LIVE_EVERY_S = 5.0  # how often a running batch refreshes the table, the finals note and the player
 
 @dataclass
 class Batch:
@@ -39,6 +40,13 @@ class Batch:
     last_live: float = 0.0  # when the thumbnails and table were last sent (``live_board``)
     player: tuple | None = None  # the last finished shot's (video, label), for the player
     fresh: dict = field(default_factory=dict)  # shots finished in this batch, as read again (id -> Shot)
+    numbers: dict = field(default_factory=dict)  # shot id -> its number on the board (1-based)
+
+    def number(self, shot_id: str) -> int:
+        """A shot's number on the board, without a scan of its shots per event."""
+        if not self.numbers:
+            self.numbers = {s.id: s.position + 1 for s in self.board.shots}
+        return self.numbers.get(shot_id) or self.board.shot(shot_id).position + 1
 
 
 class BatchHandlers:
@@ -104,7 +112,9 @@ class BatchHandlers:
     def shot_update(self, batch, ev, sid, progress, elapsed) -> dict | None:
         """One engine event of one shot of a batch: progress, a status line, or its finished render."""
         c, e = self.c, ev.event
-        n = batch.board.shot(ev.shot_id).position + 1
+        if e.kind == "waiting" and batch.rendering:  # every waiting shot, every second: nothing to say
+            return None
+        n = batch.number(ev.shot_id)
         lead = f"{batch.word.title()} {ev.index + 1} of {ev.total} (shot {n})"
         if e.kind in ("progress", "status"):
             batch.rendering.add(ev.shot_id)
