@@ -188,6 +188,21 @@ def wait_for_query(query: str, db_path: Path, timeout: float = 120) -> None:
     raise AssertionError(f"timed out waiting for: {query}")
 
 
+def page_client(url: str, **kwargs):
+    """A gradio_client.Client that drives the page's own handlers, as the browser does. They are hidden from the API
+    page (studio/ui/public_api.hide_ui_handlers), so a plain Client knows neither their parameters nor their
+    defaults; this one reads the info of every endpoint. Strangers use the public API (tests/test_public_api.py)."""
+    from gradio_client import Client
+    from gradio_client import utils as client_utils
+
+    plain = client_utils.RAW_API_INFO_URL
+    client_utils.RAW_API_INFO_URL = plain + "&all_endpoints=True"
+    try:
+        return Client(url, **{"verbose": False, **kwargs})
+    finally:
+        client_utils.RAW_API_INFO_URL = plain
+
+
 def launch_app(root: Path, tiny_dirs: dict | None = None, *, concurrency: int | None = None,
                max_upload_mb: float = 200, policies: str | None = None, space: bool = False):
     """Open a Studio under ``root`` (on the tiny test models when given), build the UI and launch it in-process

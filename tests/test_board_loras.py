@@ -72,12 +72,12 @@ def test_duplicating_a_shot_keeps_its_loras(runner):
 def test_shot_editor_lora_field(tmp_path, tiny_dirs):
     """The shot editor's "file:strength, ..." text: parsed into the shot, shown back, a bad one refused."""
     gradio_client = pytest.importorskip("gradio_client")
-    from conftest import launch_app
+    from conftest import launch_app, page_client
     from studio.board_store import BoardStore
 
     demo, url, studio = launch_app(tmp_path / "app", tiny_dirs)
     try:
-        client = gradio_client.Client(url, verbose=False)
+        client = page_client(url)
         client.predict("Styled", "t-far", api_name="/board_create")
         store = BoardStore(studio.history)
         (board,) = store.list()

@@ -7,9 +7,8 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
-from gradio_client import Client  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 from studio.queue_store import QueueStore  # noqa: E402
 from studio.ui import queue_tab  # noqa: E402
 
@@ -41,7 +40,7 @@ def test_the_cap_fires_for_renders_from_the_create_tab(app, hold_step):
     url, studio = app
     store = QueueStore(studio.history)
     hold = hold_step(FlowMapEulerDiscreteScheduler, at=1)
-    clients = [Client(url, verbose=False) for _ in range(4)]
+    clients = [page_client(url) for _ in range(4)]
     jobs = [clients[0].submit(*render_args("capped 0", 0), api_name="/render")]
     assert hold.reached.wait(60)  # the first render runs, held at its first step
     for i in (1, 2, 3):  # one at a time, so the queue's order is known
@@ -63,7 +62,7 @@ def test_cancel_takes_a_waiting_browser_render_out_of_the_queue(app, hold_step):
     url, studio = app
     store = QueueStore(studio.history)
     hold = hold_step(FlowMapEulerDiscreteScheduler, at=1)
-    first, second = Client(url, verbose=False), Client(url, verbose=False)
+    first, second = page_client(url), page_client(url)
     running = first.submit(*render_args("runs first", 0), api_name="/render")
     assert hold.reached.wait(60)
     waiting = second.submit(*render_args("waits then cancelled", 1), api_name="/render")

@@ -81,9 +81,9 @@ def test_cli_render_without_prompt_or_from_asks_for_one(settings, capsys):
 
 
 def test_create_restores_a_dropped_file_into_its_controls(tmp_path, tiny_dirs):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    from conftest import launch_app
+    from conftest import launch_app, page_client
 
     demo, url, studio = launch_app(tmp_path / "ui", tiny_dirs)
     try:
@@ -91,7 +91,7 @@ def test_create_restores_a_dropped_file_into_its_controls(tmp_path, tiny_dirs):
         req = RenderRequest(prompt="a blue fox jumping", negative_prompt="blurry", seed=1234, steps=3, frames=5,
                             height=16, width=16, model="t-bidi", loras=(("ink.safetensors", 0.75),))
         result = studio.engine.run(req)[0]
-        client = Client(url, verbose=False)
+        client = page_client(url)
         out = client.predict(handle_file(result.thumb_path), api_name="/restore_from_file")
         out = [o.get("value") if isinstance(o, dict) else o for o in out]  # (tabs and states are not in the API)
         (mode, model, prompt, negative, image, video, steps, seed, random_seed, resolution, frames, status,

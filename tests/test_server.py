@@ -17,9 +17,8 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
-from gradio_client import Client  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 from studio import media, space  # noqa: E402
 from studio.render import RenderRequest  # noqa: E402
 from studio.ui import guard  # noqa: E402
@@ -93,7 +92,7 @@ def test_eight_clients_at_once_each_get_their_own_render(app, hold_step):
     demo, url, studio = app
     n = 8
     asks = [(f"visitor {i} {uuid.uuid4().hex[:6]} a red circle moving left", 1000 + i, 1 + i % 2) for i in range(n)]
-    clients = [Client(url, verbose=False) for _ in range(n)]  # one session each, like 8 browsers
+    clients = [page_client(url) for _ in range(n)]  # one session each, like 8 browsers
     before = studio.history.count()
     assert studio.models.load_counts["t-bidi"] == 0  # nothing loaded yet: 8 renders race for the first load
     # the first render to reach a denoising step waits there: the queue holds still while we read it
@@ -139,7 +138,7 @@ def test_waiting_browser_sees_its_place_in_the_queue(app, tmp_path, hold_step):
     if not Path("/usr/bin/chromium").is_file():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
     _, url, studio = app
-    blockers = [Client(url, verbose=False) for _ in range(CONCURRENCY + 2)]
+    blockers = [page_client(url) for _ in range(CONCURRENCY + 2)]
     jobs = []
     # the first blocker holds at its first step until the page has been measured: the page's render waits
     hold = hold_step(FlowMapEulerDiscreteScheduler, at=1, timeout=240)
@@ -206,7 +205,7 @@ def test_file_route_serves_renders_and_refuses_everything_else(app, tmp_path):
 
 def test_history_row_pointing_elsewhere_is_not_served(app, tmp_path):
     _, url, studio = app
-    client = Client(url, verbose=False)
+    client = page_client(url)
     prompt = "an edited row about a purple fox"
     client.submit(*render_args(prompt, 5), api_name="/render").result(timeout=120)
     (row,) = [r for r in studio.history.search(text="purple fox") if r["prompt"] == prompt]
@@ -277,7 +276,7 @@ def test_oversized_upload_is_refused_with_a_message(app):
 def test_space_sessions_cannot_guess_each_others_files(tmp_path, tiny_dirs):
     demo, url, studio = _launch(tmp_path, tiny_dirs, concurrency=1, space_mode=True)
     try:
-        owner = Client(url, verbose=False)  # a visitor renders through the UI
+        owner = page_client(url)  # a visitor renders through the UI
         job = owner.submit(*render_args("a private fox", 1), api_name="/render")
         job.result(timeout=120)
         video = Path(result_info(job.outputs())["video"])

@@ -93,13 +93,12 @@ def test_space_analytics_first_paint_shows_nobodys_stats(tmp_path, settings):
 
 def test_compare_in_the_app_labels_the_dropped_slot(tmp_path, tiny_dirs):
     """Through the running app: a queue cap of 2 steps (threshold -1: always on) turns budgets 1, 2, 4 into 1, 2."""
-    from gradio_client import Client
 
-    from conftest import launch_app
+    from conftest import launch_app, page_client
 
     demo, url, studio = launch_app(tmp_path, tiny_dirs, policies="[queue]\nthreshold = -1\nmax_steps = 2\n")
     try:
-        job = Client(url, verbose=False).submit("t-far", "a red circle", [1, 2, 4], 3, False, False,
+        job = page_client(url).submit("t-far", "a red circle", [1, 2, 4], 3, False, False,
                                                 api_name="/compare_budgets")
         job.result(timeout=120)
         outs = job.outputs()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile  # noqa: E402
@@ -27,7 +27,7 @@ def app(tmp_path_factory, tiny_dirs):
     root = tmp_path_factory.mktemp("ui-bad")
     demo, url, studio = launch_app(root, tiny_dirs)
     files = {"image": hostile.make_images(root / "img"), "video": _videos(root / "vid")}
-    yield Client(url, verbose=False), studio, files
+    yield page_client(url), studio, files
     demo.close()
     studio.close()
 

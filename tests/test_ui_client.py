@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
 from studio.history import Query  # noqa: E402
 from studio.ui import format as fmt  # noqa: E402
@@ -24,7 +24,7 @@ def app(tmp_path_factory, tiny_dirs):
 
         runpy.run_path(str(ASSETS_DIR.parent / "scripts" / "make_examples.py"), run_name="__main__")
     demo, url, studio = launch_app(tmp_path_factory.mktemp("ui"), tiny_dirs)
-    client = Client(url, verbose=False)
+    client = page_client(url)
     yield client, studio
     demo.close()
     studio.close()

@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client  # noqa: E402
 from lora_files import make_lora  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 from studio import media  # noqa: E402
 from studio.render import RenderRequest  # noqa: E402
 
@@ -42,7 +41,7 @@ def render(client, prompt=PROMPT) -> dict:
 
 def test_extend_from_create_then_from_history(app):
     url, studio = app
-    client = Client(url, verbose=False)
+    client = page_client(url)
     info = render(client)
     rid = info["record_id"]
     outs = outputs_of(client, info, 7, "", api_name="/extend_create")
@@ -77,7 +76,7 @@ def _filters():
 
 def test_extend_without_a_finished_render_says_so(app):
     url, _ = app
-    outs = outputs_of(Client(url, verbose=False), None, 8, "", api_name="/extend_create")
+    outs = outputs_of(page_client(url), None, 8, "", api_name="/extend_create")
     assert "Pick a finished render to extend" in outs[-1][1] and "Traceback" not in outs[-1][1]
 
 
@@ -86,7 +85,7 @@ def test_rerun_in_create_fills_the_lora_picker_and_the_next_render_uses_it(app):
     make_lora(studio.settings.loras_dir / "ink.safetensors", TINY_INNER)
     original = studio.engine.run(RenderRequest(prompt="a green square", model="t-far", seed=2, steps=1,
                                                loras=(("ink.safetensors", 0.75),)))[-1]
-    client = Client(url, verbose=False)  # a fresh browser session: its picker starts empty
+    client = page_client(url)  # a fresh browser session: its picker starts empty
     client.predict(original.record_id, api_name="/history_details")  # select it in History
     rerun = client.predict(api_name="/history_rerun")
     rows = [r.get("value") if isinstance(r, dict) else r for r in rerun[-6:]]

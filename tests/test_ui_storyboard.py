@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
-from conftest import launch_app  # noqa: E402
+from conftest import launch_app, page_client  # noqa: E402
 from studio import space  # noqa: E402
 from studio.board_store import BoardStore  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
@@ -36,7 +36,7 @@ def _launch(root, tiny_dirs, space_mode=False):
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_dirs):
     demo, url, studio = _launch(tmp_path_factory.mktemp("boards-ui"), tiny_dirs)
-    yield Client(url, verbose=False), studio
+    yield page_client(url), studio
     demo.close()
     studio.close()
 
@@ -202,7 +202,7 @@ def test_space_sessions_do_not_see_each_other(tmp_path, tiny_dirs):
     demo, url, studio = _launch(tmp_path, tiny_dirs, space_mode=True)
     studio.policies.space_max_steps = 2
     try:
-        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        a, b = page_client(url), page_client(url)
         ra = run(a, *render_args("visitor a fox", 1), api_name="/render")
         rb = run(b, *render_args("visitor b fox", 2, steps=4), api_name="/render")
         items_a, _ = a.predict("fox", "Any", "Any", "Any", "Any", False, api_name="/history_search")

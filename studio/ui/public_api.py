@@ -262,9 +262,9 @@ class PublicApi:
             events = spacemode.render_events(self.studio, req, plan, None, self.caller.session(request), False,
                                               source="api")
             done = list(results(events, plan, started))
+            files = [file_out(self.studio, r.video_path) for r, _ in done]
         except StudioError as exc:
             raise _error(exc) from None
-        files = [file_out(self.studio, r.video_path) for r, _ in done]
         info = [rendered(self.studio, r, t) for r, t in done]
         return files, {"seed": int(req.seed), "model": req.model or "",
                        "budgets": [{"steps": i["steps"], "seconds": i["seconds"], "history_id": i["history_id"]}
@@ -291,11 +291,12 @@ class PublicApi:
                                                     steps=steps)
             events = extension.queued(self.studio, source, req, plan, source_name="api", session=sid)
             *_, (r, elapsed) = results(events, Plan.single(req.steps), started)
+            video = file_out(self.studio, r.video_path)
         except StudioError as exc:
             raise _error(exc) from None
         except ValueError:  # no result at all: the job ended without one
             raise gr.Error("The extension ended without a video.", print_exception=False) from None
-        return file_out(self.studio, r.video_path), rendered(self.studio, r, elapsed)
+        return video, rendered(self.studio, r, elapsed)
 
     def _source(self, history_id, clip, sid) -> extension.Source:
         if bool(history_id) == bool(clip):
