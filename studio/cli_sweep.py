@@ -19,9 +19,8 @@ from types import SimpleNamespace
 
 from . import owner_client
 from .cli_args import STANDALONE_HELP, budgets, folder_settings, read_rows
-from .errors import StudioError
+from .errors import EXIT_USER_ERROR, StudioError
 
-EXIT_USER_ERROR = 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".gif")
 TABLE_METRICS = (("convergence_ssim", "conv SSIM", "{:.3f}"), ("flicker", "flicker", "{:.4f}"),

@@ -71,7 +71,6 @@ def test_duplicating_a_shot_keeps_its_loras(runner):
 
 def test_shot_editor_lora_field(tmp_path, tiny_dirs):
     """The shot editor's "file:strength, ..." text: parsed into the shot, shown back, a bad one refused."""
-    gradio_client = pytest.importorskip("gradio_client")
     from conftest import launch_app, page_client
     from studio.board_store import BoardStore
 
