@@ -46,6 +46,16 @@ def _events(args, route: str, job: dict, attach: Callable[[dict], dict], run_her
     yield from owner_client.send(owner, route, attach(job))
 
 
+def _run_here(name: str):
+    """``jobs.<name>``, imported only when the job runs in this process: a client of a running studio imports no
+    engine (no torch)."""
+    def run(studio, job):
+        from . import jobs
+
+        return getattr(jobs, name)(studio, job)
+    return run
+
+
 # ---- render ---------------------------------------------------------------------------
 def render_job(args) -> dict:
     return {"request": request_fields(args), "preview": args.preview, "compare": args.compare,
@@ -96,11 +106,9 @@ def _attach_inputs(job: dict) -> dict:
 
 def render(args, open_studio) -> int:
     """Run `render`; ``open_studio(args)`` opens a Studio in this process when no studio owns the folder."""
-    from . import jobs
-
     args.open_studio = open_studio
     printer = RenderPrinter(args.json, args.quiet)
-    events = _events(args, "render", render_job(args), _attach_inputs, jobs.render_events)
+    events = _events(args, "render", render_job(args), _attach_inputs, _run_here("render_events"))
     try:
         for event in events:
             printer.show(event)
@@ -221,11 +229,9 @@ def _attach_shot_inputs(job: dict) -> dict:
 
 def board(args, open_studio) -> int:
     """Run `board run`; ``open_studio(args)`` opens a Studio in this process when no studio owns the folder."""
-    from . import jobs
-
     args.open_studio = open_studio
     printer = BoardPrinter(args.quiet)
-    events = _events(args, "board-run", board_job(args), _attach_shot_inputs, jobs.board_events)
+    events = _events(args, "board-run", board_job(args), _attach_shot_inputs, _run_here("board_events"))
     try:
         for event in events:
             printer.show(event)
