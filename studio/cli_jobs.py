@@ -46,6 +46,16 @@ def _events(args, route: str, job: dict, attach: Callable[[dict, float], dict], 
     yield from owner_client.send(owner, route, attach(job, owner_client.upload_limit_mb(owner)))
 
 
+def _run_here(name: str):
+    """``jobs.<name>``, imported only when the job runs in this process: a client of a running studio imports no
+    engine (no torch)."""
+    def run(studio, job):
+        from . import jobs
+
+        return getattr(jobs, name)(studio, job)
+    return run
+
+
 # ---- render ---------------------------------------------------------------------------
 def render_job(args) -> dict:
     return {"request": request_fields(args), "preview": args.preview, "compare": args.compare,
@@ -97,11 +107,9 @@ def attach_inputs(job: dict, limit_mb: float) -> dict:
 
 def render(args, open_studio) -> int:
     """Run `render`; ``open_studio(args)`` opens a Studio in this process when no studio owns the folder."""
-    from . import jobs
-
     args.open_studio = open_studio
     printer = RenderPrinter(args.json, args.quiet)
-    events = _events(args, "render", render_job(args), attach_inputs, jobs.render_events)
+    events = _events(args, "render", render_job(args), attach_inputs, _run_here("render_events"))
     try:
         for event in events:
             printer.show(event)
@@ -226,11 +234,9 @@ def _attach_shot_inputs(job: dict, limit_mb: float) -> dict:
 
 def board(args, open_studio) -> int:
     """Run `board run`; ``open_studio(args)`` opens a Studio in this process when no studio owns the folder."""
-    from . import jobs
-
     args.open_studio = open_studio
     printer = BoardPrinter(args.quiet)
-    events = _events(args, "board-run", board_job(args), _attach_shot_inputs, jobs.board_events)
+    events = _events(args, "board-run", board_job(args), _attach_shot_inputs, _run_here("board_events"))
     try:
         for event in events:
             printer.show(event)
