@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _serve(args)
     except (OSError, sqlite3.DatabaseError) as exc:  # a full disk at start-up (the lock, the announcement, recovery)
-        from studio import disk
+        from studio.store import disk
         from studio.config import Settings
 
         data_dir = Settings.from_env(data_dir=args.data_dir).data_dir
@@ -105,7 +105,7 @@ def _serve(args) -> int:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
     from studio.errors import EXIT_USER_ERROR, StudioError
-    from studio.services import Studio
+    from studio.app.services import Studio
     from studio.ui import build_app, launch_options, owner_api
     from studio.ui.serving import FOLLOWERS, auto_concurrency, set_concurrency
 
@@ -116,7 +116,7 @@ def _serve(args) -> int:
         print("error: --max-upload-mb must be more than 0", file=sys.stderr)
         return EXIT_USER_ERROR
     if args.window:  # before anything starts: a window needs a display and the desktop extra
-        from studio import desktop
+        from studio.app import desktop
         try:
             desktop.check_display(f"http://127.0.0.1:{args.port or 7860}")
             desktop.check_backend()
@@ -125,7 +125,7 @@ def _serve(args) -> int:
             return EXIT_USER_ERROR
         args.host, args.share, args.port = "127.0.0.1", False, args.port or desktop.free_port()
 
-    from studio.space import running_on_space
+    from studio.engine.space import running_on_space
     from studio.ui.spacemode import space_default_model
 
     space_mode = bool(args.space) or running_on_space()
@@ -144,7 +144,7 @@ def _serve(args) -> int:
                              compile=None if space_mode else args.compile, farm=args.farm, workers=args.workers,
                              ray_address=args.ray_address, max_upload_mb=args.max_upload_mb)
         studio.registry.get(studio.settings.default_model)
-        from studio.farm import attach
+        from studio.farm.ray_farm import attach
         attach(studio)  # --farm ray: renders run on Ray workers (nothing of Ray is imported otherwise)
     except StudioError as exc:
         if studio is not None:

@@ -7,7 +7,7 @@ Renders ``--n`` clips per step budget with the shipped pipelines (``assets/model
 seen and the held-out colour/shape/direction/background combinations, and scores them with ``studio.judge``.
 T2V is keyframe-first, as the studio renders this model; one-call T2V (seen combinations) is reported beside it.
 Also I2V (the first frame of a ground-truth clip + its caption) at each budget, and render times. Each model
-renders on the step grid the studio gives it (its catalogue entry's ``last_jump_sigma``, ``studio/schedule.py``);
+renders on the step grid the studio gives it (its catalogue entry's ``last_jump_sigma``, ``studio/engine/schedule.py``);
 where that differs from the scheduler's own grid, seen T2V on the scheduler's grid is reported beside it.
 Prints the table and writes ``any_step.json``, ``any_step.md`` and ``any_step.png`` (score vs steps, Pillow).
 Same seeds for both models; each clip's noise comes from ``torch.Generator().manual_seed(1000 + i)``.
@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from studio import schedule  # noqa: E402
-from studio.judge import METRICS, score_batch  # noqa: E402
-from studio.registry import Registry  # noqa: E402
+from studio.engine import schedule  # noqa: E402
+from studio.engine.judge import METRICS, score_batch  # noqa: E402
+from studio.models.registry import Registry  # noqa: E402
 from training import data  # noqa: E402
 
 MODELS = {"student": "anyflow-shapes", "teacher": "anyflow-shapes-teacher"}
@@ -60,7 +60,7 @@ def render(pipe, params, steps, batch=48, video=None, seed0=1000, keyframe=True,
     """Videos for ``params``' captions. T2V is keyframe-first by default, as the studio renders this model (the
     registry's ``t2v = "keyframe"``): a one-frame call on the first frame of the clip's noise, then the clip continued
     from that frame's latents. ``keyframe=False``: one T2V call from noise. ``video``: I2V/V2V context frames.
-    ``jump``: the step grid's ``last_jump_sigma`` (``studio/schedule.py``; 0: the scheduler's own grid)."""
+    ``jump``: the step grid's ``last_jump_sigma`` (``studio/engine/schedule.py``; 0: the scheduler's own grid)."""
     out = []
     for s in range(0, len(params), batch):
         chunk = params[s:s + batch]
@@ -92,7 +92,7 @@ def timings(pipe, steps_list, jump=0.0):
         t1 = time.perf_counter()
         mp4 = None
         try:
-            from studio import media
+            from studio.engine import media
 
             media.write_video(media.to_uint8(frames), Path("/tmp/_anystep_bench.mp4"), 8, {"steps": s})
             mp4 = time.perf_counter() - t1
@@ -217,7 +217,7 @@ def main(argv=None):
              "(the studio's T2V for this model); 'one-call T2V' is a single pipeline call from noise. "
              "Every row uses the step grid the studio renders the model with (catalogue last_jump_sigma: "
              + ", ".join(f"{m} {r['last_jump_sigma']}" for m, r in results.items())
-             + "; studio/schedule.py) except 'scheduler's own grid'.", "",
+             + "; studio/engine/schedule.py) except 'scheduler's own grid'.", "",
              "| model | split | steps | " + " | ".join(METRICS) + " | all |",
              "|---|---|---|" + "---|" * (len(METRICS) + 1)]
     for model, res in results.items():

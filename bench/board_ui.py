@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.board_store import BoardStore  # noqa: E402
-from studio.history import HistoryStore  # noqa: E402
+from studio.store.boards import BoardStore  # noqa: E402
+from studio.store.history import HistoryStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

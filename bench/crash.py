@@ -42,7 +42,7 @@ NATIVE = dict(height=32, width=32, frames=9, fps=8)
 
 def build_models(root: Path) -> Path:
     """Tiny pipelines saved once (causal and bidirectional) and a models file naming them."""
-    from studio.tiny import tiny_pipeline
+    from studio.models.tiny import tiny_pipeline
 
     lines = []
     for model_id, family, modes in (("t-far", "causal", ("t2v", "i2v", "v2v")), ("t-bidi", "bidirectional", ("t2v",))):
@@ -73,7 +73,7 @@ class Studio:
         self.proc: subprocess.Popen | None = None
 
     def start(self):
-        from studio import owner_client, ownership
+        from studio.app import owner_client, ownership
 
         env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", STUDIO_MODELS_FILE=str(self.models))
         self.proc = subprocess.Popen([sys.executable, "app.py", "--data-dir", str(self.data), "--model", "t-far",
@@ -144,7 +144,7 @@ class Workload:
 
     def queue(self, owner) -> None:
         """The renders, once: two singles, a refine, a compare."""
-        from studio import owner_client
+        from studio.app import owner_client
 
         base = {"mode": "t2v", "model": "t-far", "negative_prompt": "", **NATIVE}
         jobs = [{"request": dict(base, prompt="refined", steps=6, seed=13), "preview": 1},
@@ -164,7 +164,7 @@ class Workload:
             self._board.start()
 
     def _stages(self, owner) -> None:
-        from studio import owner_client
+        from studio.app import owner_client
         from studio.errors import StudioError
 
         job = {"board": json.loads(self.board_file.read_text()), "source": str(self.board_file), "export_dir": None}
@@ -180,9 +180,9 @@ class Workload:
 
     def poke(self, owner) -> None:
         """A user's actions between kills: a cancel, a step change of a waiting job, a star."""
-        from studio import owner_client
-        from studio.history import HistoryStore
-        from studio.queue_store import QueueStore
+        from studio.app import owner_client
+        from studio.store.history import HistoryStore
+        from studio.store.queue import QueueStore
 
         history = HistoryStore(self.data / "history.db")
         try:
@@ -205,7 +205,7 @@ class Workload:
 
     def star(self) -> None:
         """Star a finished render (the History tab's star), if there is one."""
-        from studio.history import HistoryStore
+        from studio.store.history import HistoryStore
 
         history = HistoryStore(self.data / "history.db")
         try:
@@ -218,8 +218,8 @@ class Workload:
             history.close()
 
     def done(self) -> bool:
-        from studio.history import HistoryStore
-        from studio.queue_store import QueueStore
+        from studio.store.history import HistoryStore
+        from studio.store.queue import QueueStore
 
         history = HistoryStore(self.data / "history.db")
         try:

@@ -157,7 +157,7 @@ def _extensions(jobs: list[dict], renders: list[dict]) -> list[str]:
 
 def _starts_with(joined: str | None, source: str | None) -> bool:
     try:
-        from studio import media
+        from studio.engine import media
 
         a, _ = media.read_video(joined)
         b, _ = media.read_video(source)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from studio.desktop import answers, free_port  # noqa: E402
+from studio.app.desktop import answers, free_port  # noqa: E402
 
 EXTRA = ["PyQt6", "qtpy", "webview", "bottle.py", "proxy_tools"]
 SLIDER = "document.querySelectorAll('input[type=range]').length > 0"

@@ -35,8 +35,8 @@ def main() -> None:
 
     from fake_hub import FakeHub
     from studio.config import Settings
-    from studio.downloads import DownloadManager
-    from studio.tiny import tiny_pipeline
+    from studio.models.downloads import DownloadManager
+    from studio.models.tiny import tiny_pipeline
 
     root = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
     tiny_pipeline("causal", seed=0).save_pretrained(root / "repo")

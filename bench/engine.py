@@ -44,9 +44,9 @@ def main() -> None:
     from diffusers.utils import export_to_video
 
     from studio.config import Settings
-    from studio.models import ModelManager
-    from studio.render import RenderRequest
-    from studio.services import Studio
+    from studio.models.manager import ModelManager
+    from studio.engine.render import RenderRequest
+    from studio.app.services import Studio
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     settings = Settings.from_env(data_dir=tmp, device="cpu")
@@ -95,7 +95,7 @@ def main() -> None:
     def bare_recipe(i: int) -> float:
         """The engine's pipeline calls replayed bare (the same inputs: embeddings, latents, sizes, steps; no
         step callbacks), each frames output written with the studio's own mp4 writer."""
-        from studio import media
+        from studio.engine import media
 
         t = time.perf_counter()
         for n, kwargs in enumerate(calls):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio import extend  # noqa: E402
-from studio.render import RenderRequest
-from studio.services import Studio  # noqa: E402
+from studio.jobs import extend  # noqa: E402
+from studio.engine.render import RenderRequest
+from studio.app.services import Studio  # noqa: E402
 
 
 def main() -> None:

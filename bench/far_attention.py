@@ -1,4 +1,4 @@
-"""FAR renders with diffusers' stock causal attention vs the studio's (studio/far_attention.py), not a test.
+"""FAR renders with diffusers' stock causal attention vs the studio's (studio/models/far_attention.py), not a test.
 
     .venv/bin/python bench/far_attention.py [--folder assets/models/anyflow-tiny-far] [--steps 4] [--frames 17]
                                             [--seed 0] [--repeats 7]
@@ -57,7 +57,8 @@ def main(argv=None) -> dict:
     from diffusers.utils import logging as dlogging
     from transformers.utils import logging as tlogging
 
-    from studio import chunks, far_attention, media
+    from studio.engine import chunks, media
+    from studio.models import far_attention
 
     dlogging.set_verbosity_error()
     dlogging.disable_progress_bar()

@@ -49,8 +49,8 @@ def main() -> None:
 
 def _studio(root: Path, name: str, model: str | None, workers: int | None):
     from studio.config import Settings
-    from studio.farm import RayFarm
-    from studio.services import Studio
+    from studio.farm.ray_farm import RayFarm
+    from studio.app.services import Studio
 
     settings = Settings(data_dir=root / name, device="cpu", **({"default_model": model} if model else {}))
     studio = Studio.open(settings)
@@ -61,7 +61,7 @@ def _studio(root: Path, name: str, model: str | None, workers: int | None):
 
 def _warm(studio, workers: int) -> None:
     """One render on every worker at once, so each has loaded the model before the clock starts."""
-    from studio.request import RenderRequest
+    from studio.engine.request import RenderRequest
 
     threads = [threading.Thread(target=studio.engine.run, args=(RenderRequest(prompt="warm", seed=i, steps=1),))
                for i in range(workers)]
@@ -72,7 +72,7 @@ def _warm(studio, workers: int) -> None:
 
 
 def board_stage(root: Path, args) -> None:
-    from studio.board_runner import BoardRunner
+    from studio.jobs.boards import BoardRunner
 
     seconds = {}
     for workers in (1, 2):
@@ -103,8 +103,8 @@ def _rows(studio) -> list[dict]:
 
 def _queued(studio):
     """``engine.run`` as a job: queued, claimed by the dispatcher's thread, followed here."""
-    from studio import jobs
-    from studio.events import Result
+    from studio.jobs import following as jobs
+    from studio.engine.events import Result
 
     def run(req):
         _, _, _, stream = jobs.queue_job(studio, {"request": req.to_dict()}, source="cli")
@@ -114,7 +114,7 @@ def _queued(studio):
 
 
 def overhead(root: Path, args) -> None:
-    from studio.request import RenderRequest
+    from studio.engine.request import RenderRequest
 
     local, farm = _studio(root, "local", args.model, None), _studio(root, "farm", args.model, 1)
     try:

@@ -1,7 +1,7 @@
 """Real-size AnyFlow benchmark without downloads: the published architectures with random weights.
 
     python bench/gpu.py                 # CUDA, 480x832, 81 frames, bf16: 1.3B bidirectional and FAR
-    python bench/gpu.py --modes         # also peak memory and time per memory mode (see studio/models.py)
+    python bench/gpu.py --modes         # also peak memory and time per memory mode (see studio/models/manager.py)
     python bench/gpu.py --small         # the same code at a tiny size on the CPU (a test runs this)
 
 Builds AnyFlowTransformer3DModel / AnyFlowFARTransformer3DModel (1.3B: 30 layers, 12 heads of 128,
@@ -53,7 +53,7 @@ def build(cfg: dict, family: str, device, dtype):
                            AnyFlowTransformer3DModel, AutoencoderKLWan, FlowMapEulerDiscreteScheduler)
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from studio.tiny import tiny_tokenizer
+    from studio.models.tiny import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     text_cfg = dict(cfg["text"])
@@ -71,9 +71,9 @@ def build(cfg: dict, family: str, device, dtype):
     pipe = cls(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     if family == "causal":
-        from studio import far_attention
+        from studio.models import far_attention
 
-        far_attention.install(pipe)  # time the attention the studio runs (see studio/far_attention.py)
+        far_attention.install(pipe)  # time the attention the studio runs (see studio/models/far_attention.py)
     return pipe
 
 
@@ -123,7 +123,7 @@ def flops_per_step(transformer, tokens: int, text_tokens: int = 512) -> float:
 def measure(pipe, family: str, height: int, width: int, frames: int, steps_list, device) -> dict:
     import torch
 
-    from studio import chunks
+    from studio.engine import chunks
 
     extra = {}
     latent = chunks.latent_frames(frames, pipe.vae_scale_factor_temporal)
@@ -190,7 +190,7 @@ def measure_modes(cfg, family, device, dtype, height, width, frames) -> list[dic
     """Peak GPU memory and 4-step time per memory mode (CUDA only)."""
     import torch
 
-    from studio.models import apply_memory_mode
+    from studio.models.manager import apply_memory_mode
 
     rows = []
     for mode, tiling in (("none", False), ("none", True), ("model", False), ("group", False), ("sequential", False)):
@@ -222,7 +222,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
 
-    from studio.services import quiet_libraries
+    from studio.app.services import quiet_libraries
 
     quiet_libraries()
     cfg = SMALL if args.small else REAL

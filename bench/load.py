@@ -94,7 +94,7 @@ def main() -> int:
 
     from gradio_client import Client
 
-    from studio.services import Studio
+    from studio.app.services import Studio
     from studio.ui import build_app, launch_options
     from studio.ui.serving import auto_concurrency, render_concurrency, set_concurrency
 

@@ -54,10 +54,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     args = ap.parse_args()
 
-    from studio import lora
+    from studio.engine import lora
     from studio.config import Settings
-    from studio.render import RenderRequest
-    from studio.services import Studio
+    from studio.engine.render import RenderRequest
+    from studio.app.services import Studio
 
     studio = Studio.open(Settings(data_dir=Path(tempfile.mkdtemp()), device="auto"))
     spec = studio.registry.get(studio.settings.default_model)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio.dispatcher import Dispatcher, JobStream  # noqa: E402
-from studio.history import HistoryStore  # noqa: E402
-from studio.queue_store import QueueStore  # noqa: E402
+from studio.jobs.dispatcher import Dispatcher, JobStream  # noqa: E402
+from studio.store.history import HistoryStore  # noqa: E402
+from studio.store.queue import QueueStore  # noqa: E402
 
 
 def queue_of(n: int, folder: Path) -> tuple[HistoryStore, QueueStore, list[str]]:

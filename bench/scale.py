@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import board_ui  # noqa: E402
 import queue_scale  # noqa: E402
 
-from studio.history import new_id  # noqa: E402
+from studio.store.history import new_id  # noqa: E402
 
 
 def id_collisions(n: int = 200_000) -> int:

@@ -30,8 +30,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
 
-    from studio.render import RenderRequest
-    from studio.services import Studio
+    from studio.engine.render import RenderRequest
+    from studio.app.services import Studio
 
     studio = Studio.open(data_dir=tempfile.mkdtemp(prefix="bench-stream-"), device="cpu")
     model = args.model or studio.settings.default_model

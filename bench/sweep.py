@@ -44,10 +44,10 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from studio import sweep_run
+    from studio.jobs import sweep_run
     from studio.config import Settings
-    from studio.services import Studio
-    from studio.sweep_store import SweepStore
+    from studio.app.services import Studio
+    from studio.store.sweeps import SweepStore
 
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="sweep-bench-"))
     studio = Studio.open(Settings(data_dir=data, device="cpu"))

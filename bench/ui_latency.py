@@ -46,7 +46,7 @@ def main() -> None:
 
     from gradio_client import Client
 
-    from studio.services import Studio
+    from studio.app.services import Studio
     from studio.ui import build_app, launch_options
 
     studio = Studio.open(data_dir=tempfile.mkdtemp(prefix="studio-bench-"))

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.tiny import tiny_pipeline  # noqa: E402
+from studio.models.tiny import tiny_pipeline  # noqa: E402
 
 TARGETS = {"anyflow-tiny": "bidirectional", "anyflow-tiny-far": "causal"}
 

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio import media  # noqa: E402
+from studio.engine import media  # noqa: E402
 
 OUT = ROOT / "assets" / "examples"
 SIZE = 256

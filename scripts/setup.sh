@@ -70,7 +70,7 @@ REQS=(-r requirements.txt)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQS[@]}"
 echo "ready: $VENV ($("$VENV/bin/python" -c 'import torch, diffusers, gradio; print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, gradio {gradio.__version__}")'))"
 if [[ $DESKTOP -eq 1 ]]; then
-  "$VENV/bin/python" -c 'from studio.desktop import check_backend; check_backend()' \
+  "$VENV/bin/python" -c 'from studio.app.desktop import check_backend; check_backend()' \
     && echo "desktop window: ready (python app.py --window)"
 fi
 if [[ $FARM -eq 1 ]]; then

@@ -37,7 +37,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from studio.services import Studio
+    from studio.app.services import Studio
     from studio.ui import build_app, launch_options
 
     studio = Studio.open(data_dir=args.data_dir or tempfile.mkdtemp(prefix="studio-screens-"))

@@ -41,7 +41,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from studio.services import Studio
+    from studio.app.services import Studio
     from studio.ui import build_app, launch_options
 
     studio = Studio.open(data_dir=tempfile.mkdtemp(prefix="studio-boards-"), space=args.space or None)

@@ -78,7 +78,7 @@ class NoStudioMetadata(StudioError):
 
 class OutsideFolders(StudioError):
     """A file named from outside (a browser, an API client, a database row) that is not a regular file inside the
-    studio's folders, or does not exist: the message is the same (studio/confine.py)."""
+    studio's folders, or does not exist: the message is the same (studio/engine/confine.py)."""
 
 
 class DataFolderUnusable(StudioError):

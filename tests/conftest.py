@@ -22,8 +22,8 @@ from ci_skips import (  # noqa: E402,F401
     pytest_terminal_summary,
 )
 from studio.config import Settings  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.tiny import tiny_pipeline  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
+from studio.models.tiny import tiny_pipeline  # noqa: E402
 
 # Small enough that a render takes a fraction of a second on 2 cores.
 NATIVE = dict(height=32, width=32, frames=9, fps=8)
@@ -95,7 +95,7 @@ _GONE = ('\n[models."t-gone"]\nsource = "local:{root}/gone"\nfamily = "causal"\n
 @pytest.fixture(scope="session")
 def shared_farm(ray_instance, tiny_dirs, tmp_path_factory):
     """Two CPU workers for every farm test (test_farm*.py): they load the tiny model once, not once per test."""
-    from studio.farm import RayFarm
+    from studio.farm.ray_farm import RayFarm
 
     root = tmp_path_factory.mktemp("farm")
     (root / "models.toml").write_text(_models_toml(tiny_dirs) + _GONE.format(root=root.as_posix()), encoding="utf-8")
@@ -157,7 +157,7 @@ def sample_media(tmp_path_factory):
     import numpy as np
     from PIL import Image
 
-    from studio import media
+    from studio.engine import media
 
     root = tmp_path_factory.mktemp("media")
     rng = np.random.default_rng(0)

@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio.config import Settings  # noqa: E402
-from studio.render import Plan, RenderRequest  # noqa: E402
-from studio.services import Studio  # noqa: E402
-from studio.board_runner import BoardRunner  # noqa: E402
+from studio.engine.render import Plan, RenderRequest  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
+from studio.jobs.boards import BoardRunner  # noqa: E402
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     elif what == "finals":  # a board whose finals are slow; killed after the first one lands
         boards = BoardRunner(studio)
         (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 96\n")
-        from studio.policy import Policies
+        from studio.engine.policy import Policies
 
         studio.policies = studio.engine.policies = Policies.load(Path(data_dir) / "policies.toml")
         board = boards.boards.create("crash board", board_id="crash-board")
@@ -46,7 +46,7 @@ def main() -> None:
     elif what == "previews":  # a board's preview stage, slow shots (the second continues the first); killed mid-way
         boards = BoardRunner(studio)
         (Path(data_dir) / "policies.toml").write_text("[policies.preview]\nsteps = 12\n")
-        from studio.policy import Policies
+        from studio.engine.policy import Policies
 
         studio.policies = studio.engine.policies = Policies.load(Path(data_dir) / "policies.toml")
         studio.start_dispatcher()  # the whole queue, as app.py runs it

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio import desktop  # noqa: E402
+from studio.app import desktop  # noqa: E402
 
 _original_started = desktop._started
 

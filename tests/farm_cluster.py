@@ -20,10 +20,10 @@ import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from studio.config import Settings  # noqa: E402
-from studio.farm import RayFarm  # noqa: E402
-from studio.events import Failed, Progress, Result, Status  # noqa: E402
-from studio.request import Plan, RenderRequest  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.farm.ray_farm import RayFarm  # noqa: E402
+from studio.engine.events import Failed, Progress, Result, Status  # noqa: E402
+from studio.engine.request import Plan, RenderRequest  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 
 _STORE = 80 * 1024**2
 

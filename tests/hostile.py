@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from studio import media
+from studio.engine import media
 
 
 def _ffmpeg(*args: str) -> None:

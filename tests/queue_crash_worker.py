@@ -11,8 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio.config import Settings  # noqa: E402
-from studio.dispatcher import Dispatcher  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.jobs.dispatcher import Dispatcher  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 
 
 def main() -> None:

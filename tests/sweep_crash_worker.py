@@ -11,9 +11,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio import sweep_run  # noqa: E402
+from studio.jobs import sweep_run  # noqa: E402
 from studio.config import Settings  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 
 
 def slow_steps(seconds: float) -> None:

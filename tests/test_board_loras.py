@@ -5,9 +5,9 @@ import json
 import pytest
 from lora_files import make_lora
 
-from studio.board_runner import BoardRunner
+from studio.jobs.boards import BoardRunner
 from studio.errors import InvalidRequest
-from studio.policy import Policies
+from studio.engine.policy import Policies
 
 POLICIES = "[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 1\n"
 TINY_INNER = 24  # the tiny models' transformer: 2 heads x 12
@@ -72,7 +72,7 @@ def test_duplicating_a_shot_keeps_its_loras(runner):
 def test_shot_editor_lora_field(tmp_path, tiny_dirs):
     """The shot editor's "file:strength, ..." text: parsed into the shot, shown back, a bad one refused."""
     from conftest import launch_app, page_client
-    from studio.board_store import BoardStore
+    from studio.store.boards import BoardStore
 
     demo, url, studio = launch_app(tmp_path / "app", tiny_dirs)
     try:

@@ -5,7 +5,7 @@ import pickle
 import stat
 import threading
 
-from studio import cancel
+from studio.engine import cancel
 
 
 def test_the_flag_folder_is_this_users_and_private(monkeypatch, tmp_path):

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from studio import dispatcher as dispatcher_module
-from studio import liveness
-from studio.board_store import BoardStore
-from studio.history import HistoryStore
-from studio.queue_store import QueueStore
-from studio.services import Studio
+from studio.jobs import dispatcher as dispatcher_module
+from studio.store import liveness
+from studio.store.boards import BoardStore
+from studio.store.history import HistoryStore
+from studio.store.queue import QueueStore
+from studio.app.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = {"request": {"prompt": "a render beside the owner", "steps": 1, "seed": 0, "model": "t-bidi"}, "policy": None}
@@ -24,10 +24,10 @@ JOB = {"request": {"prompt": "a render beside the owner", "steps": 1, "seed": 0,
 BESIDE = f"""
 import json, sys
 from pathlib import Path
-from studio.board_store import BoardStore
-from studio.history import HistoryStore
-from studio.liveness import identity
-from studio.queue_store import QueueStore
+from studio.store.boards import BoardStore
+from studio.store.history import HistoryStore
+from studio.store.liveness import identity
+from studio.store.queue import QueueStore
 data = Path(sys.argv[1])
 store = HistoryStore(data / "history.db")
 queue = QueueStore(store)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from studio.board_store import BoardStore
-from studio.cleanup import Janitor, purge_expired, purge_expired_files
-from studio.history import HistoryStore
+from studio.store.boards import BoardStore
+from studio.app.cleanup import Janitor, purge_expired, purge_expired_files
+from studio.store.history import HistoryStore
 
 SID = "0123456789abcdef0123456789abcdef"
 OLD = "2020-01-01T00:00:00.000+00:00"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from studio.history import HistoryStore
-from studio.queue_store import QueueStore
+from studio.store.history import HistoryStore
+from studio.store.queue import QueueStore
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "diffusers", "gradio", "transformers", "pandas", "numpy")
-CLI = ("import sys, json; from studio.cli import main; code = main(sys.argv[1:]); "
+CLI = ("import sys, json; from studio.cli.commands import main; code = main(sys.argv[1:]); "
        f"print('HEAVY ' + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr); "
        "sys.exit(code)")
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from studio import continuity, media
-from studio.board_runner import BoardRunner
-from studio.policy import Policies
-from studio.render import RenderRequest, _read_inputs
+from studio.jobs import continuity
+from studio.engine import media
+from studio.jobs.boards import BoardRunner
+from studio.engine.policy import Policies
+from studio.engine.render import RenderRequest, _read_inputs
 
 POLICIES = "[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 1\n"
 

@@ -1,9 +1,10 @@
 """A continuing i2v shot's first frame (the previous render's last) goes to the session's own inputs folder,
 which the Space janitor purges, not to one shared by every session."""
 
-from studio import cleanup, space
-from studio.board_runner import BoardRunner
-from studio.policy import Policies
+from studio.app import cleanup
+from studio.engine import space
+from studio.jobs.boards import BoardRunner
+from studio.engine.policy import Policies
 
 POLICIES = "[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 1\n"
 

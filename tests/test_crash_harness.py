@@ -11,8 +11,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import crash  # noqa: E402
 from crash_invariants import check  # noqa: E402
 
-from studio.history import HistoryStore  # noqa: E402
-from studio.queue_store import QueueStore  # noqa: E402
+from studio.store.history import HistoryStore  # noqa: E402
+from studio.store.queue import QueueStore  # noqa: E402
 
 def test_the_checks_catch_what_they_name(tmp_path):
     history = HistoryStore(tmp_path / "history.db")

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, _models_toml
-from studio import desktop
-from studio.ownership import is_owned
+from studio.app import desktop
+from studio.app.ownership import is_owned
 
 DRIVER = ROOT / "tests" / "desktop_driver.py"
 ARTIFACTS = ROOT / "artifacts"
@@ -281,7 +281,7 @@ def test_missing_qt_library_names_the_debian_package():
 
 # ---- renders still running when the studio stops --------------------------------------------------------------------
 def test_cancel_running_records_a_held_render_as_cancelled(studio, hold_step):
-    from studio.render import Cancelled, RenderRequest
+    from studio.engine.render import Cancelled, RenderRequest
 
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
     events = []

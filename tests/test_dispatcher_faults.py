@@ -10,14 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio import dispatcher as dispatcher_module
-from studio import jobs
-from studio.cli import main
-from studio.dispatcher import Dispatcher, JobStream
+from studio.jobs import dispatcher as dispatcher_module
+from studio.jobs import following as jobs
+from studio.cli.commands import main
+from studio.jobs.dispatcher import Dispatcher, JobStream
 from studio.errors import InvalidRequest, StudioError
-from studio.events import Cancelled
-from studio.history import HistoryStore, check_sqlite
-from studio.queue_store import QueueStore
+from studio.engine.events import Cancelled
+from studio.store.history import HistoryStore, check_sqlite
+from studio.store.queue import QueueStore
 
 
 @pytest.fixture()
@@ -47,7 +47,7 @@ def test_the_loop_survives_any_error_but_a_closed_database(bare, monkeypatch, ca
         return []
 
     monkeypatch.setattr(bare, "_fill", fill)
-    with caplog.at_level(logging.INFO, logger="studio.dispatcher"):
+    with caplog.at_level(logging.INFO, logger="studio.jobs.dispatcher"):
         bare.start()
         bare._thread.join(30)
     assert not bare._thread.is_alive() and len(calls) == 4  # it went on after the first two, stopped at the last
@@ -59,7 +59,7 @@ def test_the_loop_survives_any_error_but_a_closed_database(bare, monkeypatch, ca
 def test_a_programming_error_is_an_internal_error_with_a_traceback(bare, monkeypatch, caplog):
     jid = bare.store.add(_job())
     monkeypatch.setattr(jobs, "plan_for_row", lambda *a: (_ for _ in ()).throw(TypeError("unhashable: 'list'")))
-    with caplog.at_level(logging.ERROR, logger="studio.dispatcher"):
+    with caplog.at_level(logging.ERROR, logger="studio.jobs.dispatcher"):
         [job] = bare.run_pending()
     assert job["id"] == jid and job["state"] == "failed"
     assert job["error"].startswith("Internal error (TypeError: unhashable: 'list')") and "not your input" in job["error"]

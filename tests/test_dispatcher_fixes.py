@@ -1,9 +1,9 @@
-"""Review fixes in studio/dispatcher.py: an unexpected error finishes the job as failed, progress is written at
+"""Review fixes in studio/jobs/dispatcher.py: an unexpected error finishes the job as failed, progress is written at
 most every CANCEL_CHECK_S, and the store's cancel flag is watched while a job runs, progress or not."""
 
-from studio import dispatcher as dispatcher_mod
-from studio.dispatcher import Dispatcher
-from studio.events import Progress
+from studio.jobs import dispatcher as dispatcher_mod
+from studio.jobs.dispatcher import Dispatcher
+from studio.engine.events import Progress
 
 
 def _job(prompt="a queued render"):
@@ -52,9 +52,9 @@ def test_a_cancel_from_another_process_stops_a_job_before_its_first_step(studio,
     """`queue cancel ID` while the job's model loads (no progress yet): the flag watcher sets its event."""
     import threading
 
-    from studio.events import Cancelled
-    from studio.history import HistoryStore
-    from studio.queue_store import QueueStore
+    from studio.engine.events import Cancelled
+    from studio.store.history import HistoryStore
+    from studio.store.queue import QueueStore
 
     loading = threading.Event()
 

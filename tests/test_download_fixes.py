@@ -1,4 +1,4 @@
-"""Review fixes in studio/downloads.py and its panel: off on a shared Space, an unexpected error ends the job,
+"""Review fixes in studio/models/downloads.py and its panel: off on a shared Space, an unexpected error ends the job,
 an empty repo file downloads, and the panel does not ask the hub when it cannot help."""
 
 import dataclasses
@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 
 from fake_hub import FakeHub
-from studio import downloads
+from studio.models import downloads
 from studio.errors import DownloadFailed
-from studio.services import Studio
+from studio.app.services import Studio
 from test_downloads import REPO, _blobs, hub_settings, online, studio  # noqa: F401  (fixtures)
 
 

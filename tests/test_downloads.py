@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from fake_hub import FakeHub
-from studio import downloads
+from studio.models import downloads
 from studio.config import Settings
-from studio.downloads import DownloadManager
+from studio.models.downloads import DownloadManager
 from studio.errors import DownloadFailed, NotEnoughDisk
-from studio.render import RenderRequest
-from studio.services import Studio
+from studio.engine.render import RenderRequest
+from studio.app.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "test-org/tiny-far"

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from studio import extend, media
+from studio.jobs import extend
+from studio.engine import media
 from studio.errors import InvalidRequest
-from studio.render import RenderRequest
+from studio.engine.render import RenderRequest
 
 
 def _original(studio, model, prompt="a red ball rolls"):
@@ -57,7 +58,7 @@ def test_extend_refuses_a_model_without_v2v(studio):
 
 def _cli(settings, capsys, *args) -> tuple[int, str, str]:
     """``python -m studio render ARGS`` in this process (the same parser and code path, without a fresh import)."""
-    from studio.cli import main
+    from studio.cli.commands import main
 
     code = main(["render", "--data-dir", str(settings.data_dir), "--models-file", str(settings.models_file),
                  "--device", "cpu", "--quiet", *args])

@@ -1,11 +1,11 @@
 """``render --extend ID`` without --prompt continues with the original render's prompt (issue 17)."""
 
-from studio import media
-from studio.render import RenderRequest
+from studio.engine import media
+from studio.engine.render import RenderRequest
 
 
 def test_cli_extend_without_prompt_uses_the_originals(studio, settings, capsys):
-    from studio.cli import main
+    from studio.cli.commands import main
 
     original = studio.engine.run(RenderRequest(prompt="a red ball rolls", model="t-bidi-kf", seed=3, steps=2))[-1]
     studio.close()
@@ -16,7 +16,7 @@ def test_cli_extend_without_prompt_uses_the_originals(studio, settings, capsys):
     path = out.out.strip().splitlines()[-1]
     assert len(media.read_video(path)[0]) == 13
     meta = media.read_metadata(path)
-    from studio.history import HistoryStore
+    from studio.store.history import HistoryStore
 
     store = HistoryStore(settings.history_path)
     try:
@@ -31,7 +31,7 @@ def test_cli_extend_of_a_copied_mp4_without_prompt_uses_its_metadata(studio, set
     """An mp4 from another data folder (no history row here): the prompt comes from the file's metadata."""
     import shutil
 
-    from studio.cli import main
+    from studio.cli.commands import main
 
     original = studio.engine.run(RenderRequest(prompt="a blue cube spins", model="t-bidi-kf", seed=3, steps=2))[-1]
     studio.close()

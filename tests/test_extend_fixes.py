@@ -1,12 +1,13 @@
-"""Review fixes in studio/extend.py: an extension keeps the original's LoRAs and guidance, its thumbnail restores,
+"""Review fixes in studio/jobs/extend.py: an extension keeps the original's LoRAs and guidance, its thumbnail restores,
 and a join that fails on the disk marks the row failed."""
 
 import numpy as np
 import pytest
 
-from studio import extend, media, restore
+from studio.jobs import extend
+from studio.engine import media, restore
 from studio.errors import StudioError
-from studio.render import RenderRequest
+from studio.engine.render import RenderRequest
 
 
 def _original(studio, model="t-bidi-kf"):

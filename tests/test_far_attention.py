@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.transformers.transformer_anyflow_far import AnyFlowCausalAttnProcessor, apply_rotary_emb
 
-from studio import chunks
-from studio.far_attention import MaskedPaddingCausalAttnProcessor
-from studio.registry import ModelSpec
-from studio.request import RenderRequest
+from studio.engine import chunks
+from studio.models.far_attention import MaskedPaddingCausalAttnProcessor
+from studio.models.registry import ModelSpec
+from studio.engine.request import RenderRequest
 
 FRAMES = 29  # 8 latent frames: chunks [1, 3, 3, 1], the last one beside a compressed (FAR) context chunk
 
@@ -94,7 +94,7 @@ def test_far_render_equals_unpadded_sdpa_reference(studio, tiny_dirs, sample_med
 
 
 def test_stock_processor_still_pads(studio, tiny_dirs, sample_media):
-    """The day this fails, diffusers pads only under a mask: delete studio/far_attention.py and its call in
+    """The day this fails, diffusers pads only under a mask: delete studio/models/far_attention.py and its call in
     ModelManager._load (and this file)."""
     req = _request("t2v", sample_media)
     reference = _render(studio, _reference_copy(studio, tiny_dirs, SDPAReference()), req)
@@ -102,6 +102,6 @@ def test_stock_processor_still_pads(studio, tiny_dirs, sample_media):
     diff = (stock - reference).abs().max().item()
     assert diff > 1e-3, (
         f"diffusers' stock AnyFlowCausalAttnProcessor now matches unpadded attention (max diff {diff:.1e}): "
-        "upstream no longer pads without a mask, so studio/far_attention.py and its call in "
+        "upstream no longer pads without a mask, so studio/models/far_attention.py and its call in "
         "ModelManager._load can go (and this test with them)."
     )

@@ -1,4 +1,4 @@
-"""The render farm on Ray (studio/farm.py): workers as actors, routing, faults, cancel, bad input.
+"""The render farm on Ray (studio/farm/ray_farm.py): workers as actors, routing, faults, cancel, bad input.
 
 One Ray instance for the whole file (start-up costs seconds); tiny models; two CPU workers."""
 
@@ -16,12 +16,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from studio import media  # noqa: E402
-from studio.board_runner import BoardRunner  # noqa: E402
+from studio.engine import media  # noqa: E402
+from studio.jobs.boards import BoardRunner  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
-from studio.farm import RETRIES, FarmError, RayFarm, check_options  # noqa: E402
-from studio.render import Cancelled, Preview, Progress, RenderRequest, Result, Status  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.farm.ray_farm import RETRIES, FarmError, RayFarm, check_options  # noqa: E402
+from studio.engine.render import Cancelled, Preview, Progress, RenderRequest, Result, Status  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 from conftest import _GONE  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -173,7 +173,7 @@ def test_cli_bad_farm_flags_one_line(tmp_path):
 
 
 def test_local_path_imports_no_ray(tmp_path):
-    code = ("import sys; from studio.services import Studio; from studio import farm; "
+    code = ("import sys; from studio.app.services import Studio; from studio.farm import ray_farm as farm; "
             "s = Studio.open(data_dir=sys.argv[1]); farm.attach(s); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)

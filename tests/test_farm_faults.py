@@ -14,12 +14,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from studio import memory  # noqa: E402
-from studio.cancel import CancelToken  # noqa: E402
-from studio.denoise import DenoiseJob, ModelRef  # noqa: E402
-from studio.farm import RETRIES  # noqa: E402
-from studio.render import Progress, RenderRequest, Result  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.models import memory  # noqa: E402
+from studio.engine.cancel import CancelToken  # noqa: E402
+from studio.engine.denoise import DenoiseJob, ModelRef  # noqa: E402
+from studio.farm.ray_farm import RETRIES  # noqa: E402
+from studio.engine.render import Progress, RenderRequest, Result  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 
 
 @pytest.fixture()
@@ -81,7 +81,7 @@ def test_an_abandoned_attempt_frees_its_worker_only_when_its_stream_ended(farm_s
 
 
 def _refine():
-    from studio.request import Plan
+    from studio.engine.request import Plan
 
     return Plan.refine(1, 128)
 

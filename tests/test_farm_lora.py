@@ -15,9 +15,9 @@ pytest.importorskip("ray")
 
 from lora_files import make_lora  # noqa: E402
 
-from studio import farm_loras  # noqa: E402
-from studio.request import RenderRequest  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.farm import loras as farm_loras  # noqa: E402
+from studio.engine.request import RenderRequest  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 
 TINY_INNER = 24  # the tests' tiny models: 2 heads x 12
 
@@ -60,7 +60,7 @@ def test_a_farm_render_with_a_lora_gets_its_bytes_never_its_path(lora_studio, mo
 
 
 def test_each_file_version_is_put_once(tmp_path, ray_instance):
-    from studio.lora import adapters
+    from studio.engine.lora import adapters
 
     make_lora(tmp_path / "a.safetensors", TINY_INNER)
     packer = farm_loras.Packer()

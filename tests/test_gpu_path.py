@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.models import GB, MEMORY_MODES, apply_memory_mode, choose_memory_mode
+from studio.models.manager import GB, MEMORY_MODES, apply_memory_mode, choose_memory_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -51,7 +51,7 @@ def _plan_on_a_simulated_gpu(monkeypatch, settings, spec, pipe, free):
 
     import torch
 
-    from studio.models import ModelManager
+    from studio.models.manager import ModelManager
 
     with monkeypatch.context() as m:
         m.setattr(torch.cuda, "is_available", lambda: True)
@@ -66,9 +66,9 @@ def test_vae_tiling_follows_the_memory_plan_and_really_tiles(studio, monkeypatch
 
     The tiny VAE's tiles are shrunk to 16 px (the default 256 px never tiles a 32x32 frame). Its random
     weights make a tiled decode differ from an untiled one, so only the path is checked, not the pixels."""
-    from studio import memory
-    from studio.models import _component_bytes
-    from studio.render import RenderRequest
+    from studio.models import memory
+    from studio.models.manager import _component_bytes
+    from studio.engine.render import RenderRequest
 
     spec, pipe = studio.registry.get("t-bidi"), studio.models.get("t-bidi").pipe
     est = memory.estimate_render_bytes(

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from studio.errors import StudioError
-from studio.history import HistoryStore
-from studio.queue_store import QueueStore
-from studio.render import RenderRequest
-from studio.services import Studio
-from studio.board_runner import BoardRunner
+from studio.store.history import HistoryStore
+from studio.store.queue import QueueStore
+from studio.engine.render import RenderRequest
+from studio.app.services import Studio
+from studio.jobs.boards import BoardRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostile  # noqa: E402
@@ -214,7 +214,7 @@ def test_kill_during_finals_then_resume(tmp_path, models_file):
         _kill(proc)
     assert _integrity(db) == "ok"
     studio = _owner(data_dir=tmp_path, models_file=models_file, device="cpu", default_model="t-bidi")
-    from studio.policy import Policies
+    from studio.engine.policy import Policies
 
     (tmp_path / "policies.toml").write_text("[policies.preview]\nsteps = 1\n[policies.final]\nsteps = 2\n")
     studio.policies = studio.engine.policies = Policies.load(tmp_path / "policies.toml")

@@ -6,7 +6,7 @@ import threading
 import pytest
 import sqlite_utils
 
-from studio.history import SCHEMA_VERSION, HistoryStore, Query, migrate
+from studio.store.history import SCHEMA_VERSION, HistoryStore, Query, migrate
 
 REQ = {"mode": "t2v", "model": "m", "prompt": "a red panda eating bamboo", "negative_prompt": "blurry", "seed": 7,
        "steps": 4, "height": 64, "width": 64, "frames": 17, "fps": 8}

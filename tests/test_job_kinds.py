@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from studio import extend, jobs, media
-from studio.board_runner import BoardRunner
-from studio.dispatcher import Dispatcher, JobStream
+from studio.jobs import extend, following as jobs
+from studio.engine import media
+from studio.jobs.boards import BoardRunner
+from studio.jobs.dispatcher import Dispatcher, JobStream
 from studio.errors import StudioError
-from studio.history import HistoryStore, migrate
-from studio.job_kind import load
-from studio.job_kinds import KINDS, ShotJob
-from studio.queue_store import QueueStore
-from studio.render import RenderRequest
+from studio.store.history import HistoryStore, migrate
+from studio.jobs.kind import load
+from studio.jobs.kinds import KINDS, ShotJob
+from studio.store.queue import QueueStore
+from studio.engine.render import RenderRequest
 
 
 def _refine(prompt: str) -> dict:
@@ -63,7 +64,7 @@ def test_take_back_never_takes_a_finished_budget(tmp_path):
 
 
 def test_a_refine_job_stopped_after_its_preview_keeps_it(studio, hold_step, capsys):
-    from studio.cli import main
+    from studio.cli.commands import main
 
     jid, preview = _stop_after_preview(studio, hold_step, "kept preview")
     (job,) = Dispatcher(studio).run_pending()  # the next start

@@ -7,9 +7,9 @@ import pytest
 from lora_files import make_lora
 from safetensors.torch import save_file
 
-from studio import lora
+from studio.engine import lora
 from studio.errors import BadLora, InvalidRequest
-from studio.render import RenderRequest
+from studio.engine.render import RenderRequest
 
 SHAPES_INNER = 128  # anyflow-shapes: 4 heads x 32
 TINY_INNER = 24  # the tests' tiny models: 2 heads x 12
@@ -18,7 +18,7 @@ TINY_INNER = 24  # the tests' tiny models: 2 heads x 12
 @pytest.fixture(scope="module")
 def shapes_studio(tmp_path_factory):
     from studio.config import Settings
-    from studio.services import Studio
+    from studio.app.services import Studio
 
     studio = Studio.open(Settings(data_dir=tmp_path_factory.mktemp("lora-shapes"), device="cpu"))
     make_lora(studio.settings.loras_dir / "style.safetensors", SHAPES_INNER, layers=4)
@@ -51,7 +51,7 @@ def test_a_warm_switch_to_another_lora_and_two_at_once(shapes_studio):
 
 
 def test_the_request_records_the_lora_in_history_and_the_file(shapes_studio):
-    from studio import media
+    from studio.engine import media
 
     req = RenderRequest(prompt="a green square", seed=1, steps=1, frames=9, loras=(("style.safetensors", 0.5),))
     result = shapes_studio.engine.run(req)[0]
@@ -124,7 +124,7 @@ def test_the_folder_lists_safetensors_files(tmp_path):
 def test_cli_lora_flags_reach_the_render_and_a_bad_one_is_one_line(settings, tmp_path, capsys):
     import json
 
-    from studio import cli
+    from studio.cli import commands as cli
 
     make_lora(settings.loras_dir / "ink.safetensors", TINY_INNER)
     make_lora(settings.loras_dir / "big.safetensors", 40)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio import media
+from studio.engine import media
 from studio.errors import MediaError
 
 

@@ -13,9 +13,9 @@ import torch
 
 from studio.config import Settings
 from studio.errors import NotEnoughMemory
-from studio.models import GB, ModelManager
-from studio.registry import ModelSpec
-from studio.render import RenderEngine, RenderRequest
+from studio.models.manager import GB, ModelManager
+from studio.models.registry import ModelSpec
+from studio.engine.render import RenderEngine, RenderRequest
 
 WAN = {  # transformer dims, (transformer, text encoder, vae) bytes as loaded on a GPU
     "14b": ({"num_attention_heads": 40, "attention_head_dim": 128, "ffn_dim": 13824, "num_layers": 40},

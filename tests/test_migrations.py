@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from studio import history
-from studio.history import SCHEMA_VERSION, HistoryStore, migrate
+from studio.store import history
+from studio.store.history import SCHEMA_VERSION, HistoryStore, migrate
 
 
 class Boom(Exception):

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from studio.errors import NotEnoughMemory, StudioError, WeightsUnavailable
-from studio.models import GB, LoadedModel, ModelManager
+from studio.models.manager import GB, LoadedModel, ModelManager
 
 
 class InterleavingLock:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from studio import cli
+from studio.cli import commands as cli
 from studio.config import Settings
 from studio.errors import NotAModel, UnknownModel, WeightsUnavailable
-from studio.model_refs import open_registry, resolve_reference
-from studio.registry import Registry
-from studio.request import RenderRequest
-from studio.services import Studio
+from studio.models.refs import open_registry, resolve_reference
+from studio.models.registry import Registry
+from studio.engine.request import RenderRequest
+from studio.app.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--height", "32", "--width", "32", "--frames", "9", "--steps", "1", "--seed", "0"]
@@ -307,7 +307,7 @@ def test_resolving_reads_configs_only(tmp_path, tiny_dirs, hub_cache):
     """No torch, diffusers or gradio: the CLI's light commands go through here."""
     folder = _copy(tiny_dirs, "t-far", tmp_path / "light")
     _fake_hub_cache(hub_cache, "someone/light-hub", tiny_dirs["t-bidi"][1])
-    code = ("import sys; from pathlib import Path; from studio.config import Settings; from studio.model_refs import "
+    code = ("import sys; from pathlib import Path; from studio.config import Settings; from studio.models.refs import "
             "open_registry\ns = Settings(data_dir=Path(sys.argv[1]), models_file=Path(sys.argv[1]) / 'm.toml')\n"
             "r = open_registry(s)\n"
             "print(r.get(sys.argv[2]).family, r.get('someone/light-hub').family)\n"

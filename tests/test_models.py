@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from studio.errors import ModeNotServed, NotEnoughMemory, UnknownModel, WeightsUnavailable
-from studio.models import ModelManager
-from studio.registry import ModelSpec, Registry
-from studio.render import RenderRequest
+from studio.models.manager import ModelManager
+from studio.models.registry import ModelSpec, Registry
+from studio.engine.render import RenderRequest
 
 
 def test_cached_model_is_not_loaded_again(studio):
@@ -205,7 +205,7 @@ def test_embedded_default_loads_through_the_manager(tmp_path):
 def shapes_studio(tmp_path_factory):
     """A Studio on the shipped default model (loaded once for the tests below)."""
     from studio.config import Settings
-    from studio.services import Studio
+    from studio.app.services import Studio
 
     studio = Studio.open(Settings(data_dir=tmp_path_factory.mktemp("shapes"), device="cpu"))
     yield studio
@@ -214,8 +214,8 @@ def shapes_studio(tmp_path_factory):
 
 def test_embedded_default_renders_what_the_caption_says(shapes_studio):
     """The shipped default is trained (issue 4): through the engine, colour and background follow the caption."""
-    from studio.judge import judge_clip
-    from studio.render import RenderRequest
+    from studio.engine.judge import judge_clip
+    from studio.engine.render import RenderRequest
 
     for i, (colour, shape, direction, background) in enumerate(
             [("red", "circle", "right", "black"), ("yellow", "square", "up", "gray"),
@@ -229,8 +229,8 @@ def test_embedded_default_renders_what_the_caption_says(shapes_studio):
 
 def test_studio_i2v_examples_move_the_way_their_captions_say(shapes_studio):
     """The Create tab's I2V examples (first frames where such a clip starts) work on the shipped default."""
-    from studio.judge import judge_clip
-    from studio.render import RenderRequest
+    from studio.engine.judge import judge_clip
+    from studio.engine.render import RenderRequest
     from studio.ui.generate import I2V_EXAMPLES
 
     for prompt, image in I2V_EXAMPLES:

@@ -3,10 +3,10 @@
 import gradio as gr
 import pytest
 
-from studio import judge
+from studio.engine import judge
 from studio.errors import StudioError
-from studio.events import Progress
-from studio.render import Plan, RenderRequest
+from studio.engine.events import Progress
+from studio.engine.render import Plan, RenderRequest
 from studio.ui import format as fmt
 from studio.ui import generate, header
 from studio.ui import session as ui_session
@@ -100,9 +100,9 @@ def test_a_follower_hears_that_the_queue_changed_its_steps_and_done_is_all_done(
     import logging
 
     caplog.set_level(logging.INFO, logger="studio.renders")
-    from studio.dispatcher import Dispatcher
-    from studio.events import Result, Status
-    from studio.queue_store import QueueStore
+    from studio.jobs.dispatcher import Dispatcher
+    from studio.engine.events import Result, Status
+    from studio.store.queue import QueueStore
 
     store = QueueStore(studio.history)
     job = {"request": {"prompt": PROMPT, "steps": 3, "seed": 1}}
@@ -133,7 +133,7 @@ def test_native_noise_goes_to_the_log_and_the_studios_lines_to_the_console(tmp_p
     import os
     import sys
 
-    from studio.desktop import native_noise_to
+    from studio.app.desktop import native_noise_to
 
     log = tmp_path / "desktop.log"
     with native_noise_to(log):
@@ -155,8 +155,8 @@ def test_the_console_names_the_studios_share_switch():
 
 # ---- 5: storyboard ------------------------------------------------------------------------------------------
 def test_a_continuation_shot_shows_the_mode_it_renders_in(studio):
-    from studio import continuity
-    from studio.board_store import BoardStore
+    from studio.jobs import continuity
+    from studio.store.boards import BoardStore
 
     boards = BoardStore(studio.history)
     board = boards.create("b")
@@ -169,7 +169,7 @@ def test_a_continuation_shot_shows_the_mode_it_renders_in(studio):
 
 
 def test_exported_paths_are_relative_or_names(tmp_path):
-    from studio.board_runner import portable
+    from studio.jobs.boards import portable
 
     render = tmp_path / "data" / "renders" / "a.mp4"
     assert portable(str(render), tmp_path / "exports" / "b") == "../../data/renders/a.mp4"
@@ -188,7 +188,7 @@ def test_history_details_say_loras_and_extends_once():
 
 
 def test_stats_columns_line_up():
-    from studio.cli import stats_table
+    from studio.cli.commands import stats_table
 
     rows = [{"model": "anyflow-shapes-teacher", "steps": 4, "renders": 12, "accepted_rate": 0.5, "median_seconds": 1.5},
             {"model": "t-far", "steps": 16, "renders": 3, "accepted_rate": None, "median_seconds": None}]
@@ -198,7 +198,7 @@ def test_stats_columns_line_up():
 
 
 def test_light_commands_list_no_gpu_flags(capsys):
-    from studio.cli import build_parser
+    from studio.cli.commands import build_parser
 
     for command in ("history", "stats", "policies"):
         with pytest.raises(SystemExit):

@@ -8,8 +8,8 @@ import shutil
 import pytest
 from safetensors.torch import load_file, save_file
 
-from studio.registry import ModelSpec
-from studio.request import RenderRequest
+from studio.models.registry import ModelSpec
+from studio.engine.request import RenderRequest
 
 
 def _nvlabs_folder(src, dst, flowmap: bool):

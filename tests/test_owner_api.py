@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from conftest import launch_app
-from studio import ownership
-from studio.history import Query
+from studio.app import ownership
+from studio.store.history import Query
 from studio.ui import guard, owner_api
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "diffusers", "gradio")
 # Runs the CLI, then says on stderr which heavy libraries the process imported.
-CLI = ("import sys; from studio.cli import main; code = main(sys.argv[1:]); "
+CLI = ("import sys; from studio.cli.commands import main; code = main(sys.argv[1:]); "
        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr); sys.exit(code)")
 
 
@@ -133,7 +133,7 @@ def test_board_run_goes_to_the_studio(owner, tmp_path, sample_media):
 
 
 # A process that owns a data folder and announces an address where nothing answers, until its stdin closes.
-STALE = ("import sys; from studio.ownership import FolderLock; lock = FolderLock(sys.argv[1]); "
+STALE = ("import sys; from studio.app.ownership import FolderLock; lock = FolderLock(sys.argv[1]); "
          "lock.acquire(); lock.announce(sys.argv[2], 'token'); print('owned', flush=True); sys.stdin.read()")
 
 
@@ -164,7 +164,7 @@ def test_a_studio_that_does_not_answer_is_named_with_how_to_clear_it(tmp_path):
 def test_a_client_that_hangs_up_cancels_its_render(owner):
     import time
 
-    from studio import owner_client
+    from studio.app import owner_client
 
     note = ownership.current_owner(owner.settings.data_dir)
     job = {"request": {"prompt": "a render nobody waits for", "steps": 128, "seed": 9, "model": "t-far"}}

@@ -10,7 +10,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from conftest import launch_app  # noqa: E402
-from studio import media  # noqa: E402
+from studio.engine import media  # noqa: E402
 from studio.ui import public_api  # noqa: E402
 
 PROMPT = "a red circle moving left on a black background"

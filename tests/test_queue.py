@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from studio.dispatcher import Dispatcher
-from studio.history import HistoryStore
-from studio.policy import Policies
-from studio.queue_store import JobFinished, QueueStore, UnknownJob
+from studio.jobs.dispatcher import Dispatcher
+from studio.store.history import HistoryStore
+from studio.engine.policy import Policies
+from studio.store.queue import JobFinished, QueueStore, UnknownJob
 
 
 def _job(prompt="a queued render", steps=1, **request):
@@ -130,7 +130,7 @@ def test_input_that_vanished_before_the_job_ran(studio, tmp_path, sample_media):
 
 
 def test_the_thread_runs_submitted_jobs_and_listeners_see_them(studio):
-    from studio.events import Result
+    from studio.engine.events import Result
 
     dispatcher = Dispatcher(studio)
     jid = dispatcher.submit(_job("followed"), source="create")
@@ -168,7 +168,7 @@ def test_the_queue_tab_shows_and_touches_only_the_sessions_jobs(studio):
 
 
 def test_cancel_from_another_process_stops_the_running_job(studio, hold_step, monkeypatch):
-    from studio import dispatcher as dispatcher_module
+    from studio.jobs import dispatcher as dispatcher_module
 
     monkeypatch.setattr(dispatcher_module, "CANCEL_CHECK_S", 0.02)  # the flag watcher reads it often
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
@@ -215,8 +215,8 @@ def test_a_studio_that_stops_puts_its_running_job_back_in_the_queue(studio, hold
 def test_storyboard_shots_queued_before_a_crash_land_on_their_board(studio):
     """A studio that dies with a batch's shots queued: the next one runs them and puts each render on its shot. The
     continuing shot waits for the shot it continues (even with two slots) and takes that render as context."""
-    from studio.board_runner import BoardRunner
-    from studio.dispatcher import JobStream
+    from studio.jobs.boards import BoardRunner
+    from studio.jobs.dispatcher import JobStream
 
     runner = BoardRunner(studio)
     board = runner.boards.create("crash", model="t-far")
@@ -234,7 +234,7 @@ def test_storyboard_shots_queued_before_a_crash_land_on_their_board(studio):
 
 
 def test_a_continuing_shot_whose_shot_failed_fails_saying_why(studio):
-    from studio.board_runner import BoardRunner
+    from studio.jobs.boards import BoardRunner
 
     runner = BoardRunner(studio)
     board = runner.boards.create("broken", model="t-far")
@@ -249,9 +249,10 @@ def test_a_continuing_shot_whose_shot_failed_fails_saying_why(studio):
 def test_an_extension_is_a_queued_job_and_survives_a_restart(studio):
     """Extend (Create, History, `render --extend`) queues a job; one queued before a crash still ends as one
     joined clip, its row the original's child with the joined length."""
-    from studio import extend, media
-    from studio.dispatcher import JobStream
-    from studio.render import RenderRequest
+    from studio.jobs import extend
+    from studio.engine import media
+    from studio.jobs.dispatcher import JobStream
+    from studio.engine.render import RenderRequest
 
     original = studio.engine.run(RenderRequest(prompt="a ball rolls", model="t-far", seed=3, steps=2))[-1]
     source = extend.load_source(studio.history, original.record_id)
@@ -267,7 +268,7 @@ def test_an_extension_is_a_queued_job_and_survives_a_restart(studio):
 def test_a_studio_that_stops_keeps_a_followed_job_for_the_next_start(studio, hold_step):
     """A browser follows a running render and another waits: stopping the studio leaves both queued, and the
     follower's own Cancel event untouched (the review found stop() cancelled followed jobs)."""
-    from studio.dispatcher import JobStream
+    from studio.jobs.dispatcher import JobStream
 
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=2)
     dispatcher = Dispatcher(studio)
@@ -290,7 +291,7 @@ def test_a_studio_that_stops_keeps_a_followed_job_for_the_next_start(studio, hol
 
 
 def test_cancelling_one_shot_in_the_queue_leaves_the_rest_of_the_batch(studio, hold_step):
-    from studio.board_runner import BoardRunner
+    from studio.jobs.boards import BoardRunner
 
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=1)
     runner = BoardRunner(studio)
@@ -311,7 +312,7 @@ def test_cancelling_one_shot_in_the_queue_leaves_the_rest_of_the_batch(studio, h
 def test_a_boards_own_shots_do_not_trip_the_queue_cap(studio, tmp_path):
     """Threshold 1: six shots of one batch wait behind each other, yet none is capped (they are one user's batch);
     a job from elsewhere waiting would count."""
-    from studio.board_runner import BoardRunner
+    from studio.jobs.boards import BoardRunner
 
     (tmp_path / "policies.toml").write_text("[queue]\nthreshold = 1\nmax_steps = 1\n")
     studio.policies = studio.engine.policies = Policies.load(tmp_path / "policies.toml")
@@ -327,8 +328,8 @@ def test_a_boards_own_shots_do_not_trip_the_queue_cap(studio, tmp_path):
 
 
 def test_a_follower_hears_of_a_cancel_made_by_another_process(studio, hold_step):
-    from studio.dispatcher import JobStream
-    from studio.events import Cancelled
+    from studio.jobs.dispatcher import JobStream
+    from studio.engine.events import Cancelled
 
     hold = hold_step(studio.models.get("t-far").pipe.scheduler, at=1)
     dispatcher = Dispatcher(studio)

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from conftest import wait_for_query
 
-from studio.cli import main
-from studio.dispatcher import Dispatcher
-from studio.history import HistoryStore
-from studio.queue_store import QueueStore
-from studio.services import Studio
+from studio.cli.commands import main
+from studio.jobs.dispatcher import Dispatcher
+from studio.store.history import HistoryStore
+from studio.store.queue import QueueStore
+from studio.app.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "diffusers", "gradio", "transformers")
-CLI = ("import sys, json; from studio.cli import main; code = main(sys.argv[1:]); "
+CLI = ("import sys, json; from studio.cli.commands import main; code = main(sys.argv[1:]); "
        f"print('HEAVY ' + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr); "
        "sys.exit(code)")
 

@@ -9,7 +9,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
-from studio.queue_store import QueueStore  # noqa: E402
+from studio.store.queue import QueueStore  # noqa: E402
 from studio.ui import queue_tab  # noqa: E402
 
 CAP = "[queue]\nthreshold = 1\nmax_steps = 1\n"

@@ -1,4 +1,4 @@
-"""Crash recovery is an explicit step, run only by the process that owns the data folder (studio/ownership.py).
+"""Crash recovery is an explicit step, run only by the process that owns the data folder (studio/app/ownership.py).
 
 Opening a studio, its history or its boards changes nothing; the owner's ``recover_after_crash`` marks what a dead
 process left running and removes its partial files. The lock is free again when its holder dies, even by SIGKILL.
@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from studio import cli, ownership
-from studio.board_store import BoardStore
-from studio.history import HistoryStore
-from studio.ownership import FolderLock
-from studio.services import Studio
+from studio.cli import commands as cli
+from studio.app import ownership
+from studio.store.boards import BoardStore
+from studio.store.history import HistoryStore
+from studio.app.ownership import FolderLock
+from studio.app.services import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 # A process that tries to own a data folder, says whether it does, and holds on until its stdin closes.
-HOLDER = ("import sys; from studio.ownership import FolderLock; lock = FolderLock(*sys.argv[1:]); "
+HOLDER = ("import sys; from studio.app.ownership import FolderLock; lock = FolderLock(*sys.argv[1:]); "
           "print('owned' if lock.acquire('http://127.0.0.1:7999') else 'busy', flush=True); sys.stdin.read()")
 
 

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from studio import chunks, media
+from studio.engine import chunks, media
 from studio.errors import InvalidRequest
-from studio.render import Plan, RenderRequest
+from studio.engine.render import Plan, RenderRequest
 
 
 def _events(studio, req, plan=None, cancel=None):
@@ -196,9 +196,9 @@ def test_keyframe_first_t2v_renders_the_first_frame_then_continues_it(studio):
 
 def test_last_jump_sigma_sets_the_grid_of_every_call(tmp_path, models_file, tiny_dirs):
     """A catalogue entry's last_jump_sigma reaches the pipeline: both calls of a keyframe-first render use its grid."""
-    from studio import schedule
+    from studio.engine import schedule
     from studio.config import Settings
-    from studio.services import Studio
+    from studio.app.services import Studio
 
     folder = tiny_dirs["t-bidi"][1]
     path = tmp_path / "jump.toml"

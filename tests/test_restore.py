@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from lora_files import make_lora
 
-from studio import cli, media, restore
+from studio.cli import commands as cli
+from studio.engine import media, restore
 from studio.errors import NoStudioMetadata
-from studio.render import RenderRequest
+from studio.engine.render import RenderRequest
 
 TINY_INNER = 24
 

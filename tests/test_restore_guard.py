@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from PIL import Image, PngImagePlugin
 
-from studio import restore, space
-from studio.render import RenderRequest
-from studio.services import Studio
+from studio.engine import restore, space
+from studio.engine.render import RenderRequest
+from studio.app.services import Studio
 from studio.ui import restore_file
 
 IMAGE_AT = 6  # where Create's image is in restore_file.outputs

@@ -5,11 +5,11 @@ import sqlite3
 
 import pytest
 
-from studio import history as history_mod
-from studio.board_store import BoardStore
-from studio.dispatcher import Dispatcher, JobStream
-from studio.history import HistoryStore, insert_with_fresh_id, new_id
-from studio.queue_store import QueueStore
+from studio.store import history as history_mod
+from studio.store.boards import BoardStore
+from studio.jobs.dispatcher import Dispatcher, JobStream
+from studio.store.history import HistoryStore, insert_with_fresh_id, new_id
+from studio.store.queue import QueueStore
 
 
 class Statements:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from studio import schedule
-from studio.registry import Registry
+from studio.engine import schedule
+from studio.models.registry import Registry
 
 
 def test_native_grid_when_off_or_when_the_budget_already_ends_high():

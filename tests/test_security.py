@@ -24,11 +24,12 @@ from PIL import Image
 
 from conftest import launch_app
 from fake_hub import FakeHub
-from studio import confine, job_shape, media, space
+from studio.engine import confine, media, space
+from studio.jobs import shape as job_shape
 from studio.config import Settings
-from studio.downloads import DownloadManager
+from studio.models.downloads import DownloadManager
 from studio.errors import DownloadFailed, OutsideFolders
-from studio.render import RenderRequest
+from studio.engine.render import RenderRequest
 from studio.ui import extend_action, history as history_ui, owner_api
 from studio.ui.host_check import allowed_hosts
 
@@ -388,7 +389,7 @@ def test_desktop_answers_ignores_http_proxy(app):
     """In a fresh process (urllib caches its default opener, proxies included, at the first call)."""
     _, url, _, _ = app
     env = dict(os.environ, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="", NO_PROXY="")
-    out = subprocess.run([sys.executable, "-c", f"from studio.desktop import answers; print(answers({url!r}))"],
+    out = subprocess.run([sys.executable, "-c", f"from studio.app.desktop import answers; print(answers({url!r}))"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr[-400:]  # through the proxy (nothing listens on :9) it is False
 

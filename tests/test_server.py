@@ -19,10 +19,10 @@ gradio_client = pytest.importorskip("gradio_client")
 from diffusers import FlowMapEulerDiscreteScheduler  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
-from studio import media, space  # noqa: E402
-from studio.render import RenderRequest  # noqa: E402
+from studio.engine import media, space  # noqa: E402
+from studio.engine.render import RenderRequest  # noqa: E402
 from studio.ui import guard  # noqa: E402
-from studio.queue_store import QueueStore  # noqa: E402
+from studio.store.queue import QueueStore  # noqa: E402
 from studio.ui.serving import FOLLOWERS, render_concurrency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,7 +317,7 @@ def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
 
     from studio.ui import owner_api
 
-    from studio.services import Studio
+    from studio.app.services import Studio
 
     launched, started = [], []
     start = Studio.start_dispatcher

@@ -4,8 +4,8 @@ visitor's session in Space mode."""
 from dataclasses import replace
 from types import SimpleNamespace
 
-from studio import cli
-from studio.history import HistoryStore
+from studio.cli import commands as cli
+from studio.store.history import HistoryStore
 from studio.ui import analytics, compare
 
 REQ = {"mode": "t2v", "model": "m", "prompt": "a fox", "seed": 1, "steps": 4}
@@ -79,7 +79,7 @@ def test_space_analytics_first_paint_shows_nobodys_stats(tmp_path, settings):
     """The charts built with the page are the same for every visitor: in Space mode they hold no one's renders."""
     import gradio as gr
 
-    from studio.services import Studio
+    from studio.app.services import Studio
 
     studio = Studio.open(replace(settings, space=True))
     rid = _row(studio.history, "someone else's render", "ok", session=THEIRS, steps=8)

@@ -6,11 +6,11 @@ import types
 from dataclasses import replace
 from pathlib import Path
 
-from studio import space
-from studio.cleanup import Janitor, purge_expired, remove_partial_files
-from studio.history import HistoryStore
-from studio.render import Plan, RenderRequest
-from studio.services import Studio
+from studio.engine import space
+from studio.app.cleanup import Janitor, purge_expired, remove_partial_files
+from studio.store.history import HistoryStore
+from studio.engine.render import Plan, RenderRequest
+from studio.app.services import Studio
 
 
 def test_two_sessions_do_not_see_each_others_renders(studio):
@@ -120,7 +120,7 @@ def test_janitor_purges_an_expired_render_while_it_runs(tmp_path):
 
 
 def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
-    from studio.board_store import BoardStore
+    from studio.store.boards import BoardStore
     from studio.ui import spacemode
 
     boards = BoardStore(studio.history)

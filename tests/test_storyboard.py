@@ -5,11 +5,11 @@ import json
 import pytest
 from PIL import Image
 
-from studio import media
+from studio.engine import media
 from studio.errors import StudioError
-from studio.policy import Policies, QueueCaps, cap_budgets
-from studio.render import RenderRequest
-from studio.board_runner import BoardRunner
+from studio.engine.policy import Policies, QueueCaps, cap_budgets
+from studio.engine.render import RenderRequest
+from studio.jobs.boards import BoardRunner
 
 POLICIES = """
 [queue]

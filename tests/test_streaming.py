@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from studio import preview as pv
-from studio.render import RenderRequest
+from studio.engine import preview as pv
+from studio.engine.render import RenderRequest
 
 
 def _run(studio, req, **kw):

@@ -7,9 +7,9 @@ import tomllib
 import numpy as np
 import pytest
 
-from studio import sweep_metrics as sm
-from studio import sweep_policies, sweep_report
-from studio.policy import Policies
+from studio.engine import metrics as sm
+from studio.jobs import sweep_policies, sweep_report
+from studio.engine.policy import Policies
 
 RNG = np.random.default_rng(0)
 CLIP = RNG.integers(0, 256, (9, 32, 40, 3), dtype=np.uint8)
@@ -134,7 +134,7 @@ def test_writing_policies_keeps_the_rest_of_the_file(tmp_path):
 def test_the_cli_reads_prompt_files_boards_and_image_folders(tmp_path):
     from types import SimpleNamespace
 
-    from studio.cli_sweep import sweep_spec
+    from studio.cli.sweep_commands import sweep_spec
     from studio.errors import StudioError
 
     text = tmp_path / "p.txt"
@@ -163,7 +163,7 @@ def test_the_cli_reads_prompt_files_boards_and_image_folders(tmp_path):
 def test_peak_memory_is_measured_on_cuda_only(monkeypatch):
     import torch
 
-    from studio import denoise
+    from studio.engine import denoise
 
     budget = lambda: ("frames", {"denoise": 1.0})  # noqa: E731
     assert denoise._with_peak_memory("cpu", budget) == ("frames", {"denoise": 1.0})  # nothing guessed on a CPU

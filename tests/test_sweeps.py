@@ -11,11 +11,12 @@ import sys
 
 from conftest import ROOT, wait_for_query
 
-from studio import media, sweep_review, sweep_run
-from studio.cli import main
+from studio.engine import media
+from studio.jobs import sweep_review, sweep_run
+from studio.cli.commands import main
 from studio.config import Settings
-from studio.services import Studio
-from studio.sweep_store import SweepStore
+from studio.app.services import Studio
+from studio.store.sweeps import SweepStore
 
 PROMPTS = ["a red circle moving right on a black background", "a blue square moving up on a white background"]
 

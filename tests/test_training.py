@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio import judge  # noqa: E402
+from studio.engine import judge  # noqa: E402
 from training import data  # noqa: E402
 
 

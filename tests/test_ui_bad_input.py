@@ -36,7 +36,7 @@ def _videos(root):
     """The few hostile videos the UI cases use (the 2-hour one is covered by test_hardening)."""
     import subprocess
 
-    from studio import media
+    from studio.engine import media
 
     root.mkdir(parents=True, exist_ok=True)
     audio = root / "audio.m4a"

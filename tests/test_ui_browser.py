@@ -15,7 +15,7 @@ if not CHROMIUM.is_file():
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip playwright is not installed")
 
 from studio.config import REPO_ROOT, Settings  # noqa: E402
-from studio.services import Studio  # noqa: E402
+from studio.app.services import Studio  # noqa: E402
 from studio.ui import build_app, launch_options  # noqa: E402
 
 ARTIFACTS = REPO_ROOT / "artifacts" / "ui-browser"
@@ -86,7 +86,7 @@ def test_a_finished_shot_fills_its_own_tile_while_the_batch_runs(app_url, page, 
     JSON, put in place by its script), not by re-sending the gallery; the gallery comes whole at the end."""
     from diffusers import FlowMapEulerDiscreteScheduler
 
-    from studio.board_store import BoardStore
+    from studio.store.boards import BoardStore
 
     url, studio = app_url
     boards = BoardStore(studio.history)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from studio.board_runner import BatchDone, ShotEvent
+from studio.jobs.boards import BatchDone, ShotEvent
 from studio.ui import spacemode
 from studio.ui import board_tab
 from studio.ui.session import cancel, cancel_scope, new_cancel

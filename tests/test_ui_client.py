@@ -9,7 +9,7 @@ from gradio_client import handle_file  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
-from studio.history import Query  # noqa: E402
+from studio.store.history import Query  # noqa: E402
 from studio.ui import format as fmt  # noqa: E402
 
 PROMPT = "a red circle moving left on a black background"

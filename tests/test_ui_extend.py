@@ -9,8 +9,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from lora_files import make_lora  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
-from studio import media  # noqa: E402
-from studio.render import RenderRequest  # noqa: E402
+from studio.engine import media  # noqa: E402
+from studio.engine.render import RenderRequest  # noqa: E402
 
 PROMPT = "a red circle moving left on a black background"
 TINY_INNER = 24  # the tiny models' transformer: 2 heads x 12

@@ -15,10 +15,10 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
-from studio import space  # noqa: E402
-from studio.board_store import BoardStore  # noqa: E402
+from studio.engine import space  # noqa: E402
+from studio.store.boards import BoardStore  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
-from studio.history import Query  # noqa: E402
+from studio.store.history import Query  # noqa: E402
 from studio.ui import analytics  # noqa: E402
 
 POLICIES = """

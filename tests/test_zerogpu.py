@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.render import Plan, RenderRequest
+from studio.engine.render import Plan, RenderRequest
 
 _END = "__end__"
 
@@ -98,7 +98,7 @@ def test_gpu_work_runs_in_the_forked_worker_and_the_studio_writes_history_and_fi
 
 def test_cancel_in_the_studio_process_stops_the_forked_worker(zero_gpu, monkeypatch):
     studio, ran_in, _ = zero_gpu
-    from studio import cancel as cancel_mod
+    from studio.engine import cancel as cancel_mod
 
     flags = Path(cancel_mod.FLAG_DIR)
     studio.models.get("t-far")
@@ -134,7 +134,8 @@ def test_a_queued_render_runs_in_its_submitters_context(studio, monkeypatch):
     that ``spaces.GPU`` reads to charge the visitor's quota (a job with no such context would run as nobody)."""
     import contextvars
 
-    from studio import jobs, space
+    from studio.jobs import following as jobs
+    from studio.engine import space
 
     visitor = contextvars.ContextVar("visitor", default=None)
     seen, original = [], space.run_on_gpu

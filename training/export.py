@@ -49,7 +49,7 @@ shape: circle, square, triangle; direction: left, right, up, down; background: b
 
 
 STUDENT_GRID = """- **Budgets above 4 steps: keep the last step's jump from sigma 0.5.** The studio's catalogue gives this model
-  `last_jump_sigma = 0.5` (`studio/schedule.py`): on the scheduler's own grid its short low-noise segments soften the
+  `last_jump_sigma = 0.5` (`studio/engine/schedule.py`): on the scheduler's own grid its short low-noise segments soften the
   edges (shape 0.88 at 4 steps, 0.79 at 16, seen combinations), while jumping from sigma 0.5 straight to the clip
   keeps them (0.88 at 16). With the bare pipeline, pass the unshifted sigmas (the scheduler applies `shift=3` and
   appends 0) in both calls instead of `num_inference_steps`:

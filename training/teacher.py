@@ -95,7 +95,7 @@ def lr_at(step, total, base, warmup, decay_frac=0.25):
 
 def quick_eval(transformer, text_encoder, tokenizer, codec, n=32, steps=8, seed=0, held_out=False, keyframe=False):
     """Judge scores of n clips sampled with the in-process sampler (EMA weights)."""
-    from studio.judge import score_batch
+    from studio.engine.judge import score_batch
 
     from .sampling import encode_text, sample
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
-from ..board_store import Board
+from ..store.boards import Board
 from ..errors import StudioError
 from . import format as fmt
 from . import spacemode

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import continuity, lora
-from ..board_store import shot_loras
+from ..jobs import continuity
+from ..engine import lora
+from ..store.boards import shot_loras
 from ..errors import StudioError
-from ..render import MAX_SEED
-from ..board_runner import BoardRunner
+from ..engine.render import MAX_SEED
+from ..jobs.boards import BoardRunner
 from . import format as fmt
 from . import guard, spacemode
 from .history import placeholder

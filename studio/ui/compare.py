@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from ..errors import InvalidRequest, StudioError
-from ..render import Plan, RenderRequest
+from ..engine.render import Plan, RenderRequest
 from . import charts
 from . import format as fmt
 from . import header

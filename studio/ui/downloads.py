@@ -1,7 +1,7 @@
 """The download panel under the header: for a hub model that is not on this machine, its download size and the
 free disk space, a licence box where the licence is non-commercial, Download and Cancel, and a progress bar
 (bytes, speed, time left) polled by a timer while the download runs in the background. Offline, the button is
-off and says why. The download itself is ``studio.downloads`` (studio/downloads.py)."""
+off and says why. The download itself is ``studio.downloads`` (studio/models/downloads.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import html
 
 import gradio as gr
 
-from .. import downloads as dl
+from ..models import downloads as dl
 from ..errors import StudioError
 from . import header
 

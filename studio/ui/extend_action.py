@@ -14,9 +14,10 @@ from typing import Iterator
 
 import gradio as gr
 
-from .. import confine, extend, jobs
+from ..engine import confine
+from ..jobs import extend, following as jobs
 from ..errors import StudioError
-from ..render import Plan, Result
+from ..engine.render import Plan, Result
 from . import spacemode
 from .session import cancel_scope, friendly_error, updates
 

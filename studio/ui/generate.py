@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from .. import judge, media
+from ..engine import judge, media
 from ..config import ASSETS_DIR
 from ..errors import StudioError
-from ..render import Plan, RenderRequest
+from ..engine.render import Plan, RenderRequest
 from . import format as fmt
 from . import extend_action, header, lora_picker, restore_file
 from .session import cancel, drive, friendly_error

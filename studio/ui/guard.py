@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .. import confine
-from ..desktop import PLACEMENT_NAME
-from ..ownership import ANNOUNCEMENT_NAME, LOCK_NAME
+from ..engine import confine
+from ..app.desktop import PLACEMENT_NAME
+from ..app.ownership import ANNOUNCEMENT_NAME, LOCK_NAME
 
 # What the UI says where a database path was refused.
 NOT_SERVED = ("⚠ This render's file is not shown: its recorded path is outside the studio's renders folder "

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import gradio as gr
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import extend, jobs
+from ..jobs import extend, following as jobs
 from ..errors import StudioError
-from ..history import Query
+from ..store.history import Query
 from . import format as fmt
 from . import extend_action, guard, lora_picker, spacemode
 from .size_controls import size_controls

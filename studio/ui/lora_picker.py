@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import lora
+from ..engine import lora
 
 ROWS = 3
 

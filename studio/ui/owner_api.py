@@ -1,10 +1,10 @@
-"""The owning studio's small HTTP API, for `python -m studio` in another process (client: studio/owner_client.py).
+"""The owning studio's small HTTP API, for `python -m studio` in another process (client: studio/app/owner_client.py).
 
     GET  /studio/api/ping       {"pid", "data_dir", "loaded": {model id: device, memory}, "load_counts"}
-    POST /studio/api/render     a render job (studio/jobs.py) -> its events, one JSON object per line (NDJSON)
+    POST /studio/api/render     a render job (studio/jobs/following.py) -> its events, one JSON object per line (NDJSON)
     POST /studio/api/board-run  a board job -> its events, the same way
     POST /studio/api/queue-add  a render job into the queue (checked first) -> one event: queued (id) or error
-    POST /studio/api/sweep-run, sweep-resume    a sweep spec / {"id"} -> its events (studio/sweep_run.py)
+    POST /studio/api/sweep-run, sweep-resume    a sweep spec / {"id"} -> its events (studio/jobs/sweep_run.py)
     POST /studio/api/sweep-report, sweep-policies   {"id", "write"?} -> one event: answer, or error
 
     _, url, _ = demo.launch(...)
@@ -30,9 +30,10 @@ import time
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from .. import confine, job_shape, jobs, sweep_run
+from ..engine import confine
+from ..jobs import shape as job_shape, following as jobs, sweep_run
 from ..errors import StudioError, internal_error
-from ..owner_client import API, TOKEN_HEADER
+from ..app.owner_client import API, TOKEN_HEADER
 from .guard import MAX_UPLOAD_MB
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ async def _job(request: Request, studio, route: str, limit: int) -> dict:
 
 def _queue_add(studio, job: dict):
     """Check a render job as a render would, then queue it on the studio's dispatcher (it wakes at once)."""
-    from ..queue_store import QueueStore
+    from ..store.queue import QueueStore
 
     try:
         typed = jobs.render_job(job)
@@ -148,7 +149,7 @@ def _queue_add(studio, job: dict):
 def _queue_cancel(studio, job: dict):
     """Cancel a job for `queue cancel ID`: through the dispatcher, so a running one stops at its next step and whoever
     follows it hears so at once."""
-    from ..queue_store import QueueStore
+    from ..store.queue import QueueStore
 
     try:
         dispatcher = studio.running_dispatcher

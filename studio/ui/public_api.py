@@ -28,11 +28,11 @@ from typing import Iterator, Literal, TypedDict
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from .. import lora
+from ..engine import lora
 from ..errors import InvalidRequest, StudioError
-from ..history import Query
-from ..render import Plan, RenderRequest, Result
-from .. import extend as extension
+from ..store.history import Query
+from ..engine.render import Plan, RenderRequest, Result
+from ..jobs import extend as extension
 from . import format as fmt
 from . import guard, spacemode
 from .generate import off_world

@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import StudioError
-from ..queue_store import QueueStore
+from ..store.queue import QueueStore
 from . import spacemode
 
 COLUMNS = ["Job", "State", "Position", "From", "Steps", "Progress", "Prompt"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import lora, restore
+from ..engine import lora, restore
 from ..errors import StudioError
 from . import format as fmt
 from . import guard, lora_picker, spacemode

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..errors import InvalidRequest, StudioError
-from ..events import Waiting
-from ..render import Cancelled, Chunk, Failed, Plan, Preview, Progress, RenderRequest, Result, Status
+from ..engine.events import Waiting
+from ..engine.render import Cancelled, Chunk, Failed, Plan, Preview, Progress, RenderRequest, Result, Status
 from . import format as fmt
 from . import spacemode
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .. import jobs, space
+from ..jobs import following as jobs
+from ..engine import space
 
 FAR_1_3B = "anyflow-far-1.3b"
 
@@ -68,7 +69,7 @@ def start_janitor(studio, interval: float = 600.0, boards=None):
     """Space mode: every ``interval`` seconds, delete renders older than the time to live, boards untouched for
     as long (``boards``: the app's ``BoardStore``), and expired board inputs, exports and GIFs under the renders
     folder. Gradio's own uploads are Gradio's to delete (``delete_cache``, see ``upload_cache``)."""
-    from ..cleanup import Janitor
+    from ..app.cleanup import Janitor
 
     return Janitor(studio.history, studio.settings.space_ttl_hours, interval=interval, boards=boards,
                    renders_dir=studio.settings.renders_dir).start()

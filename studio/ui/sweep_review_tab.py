@@ -1,4 +1,4 @@
-"""The blind Review view of a sweep (studio/sweep_review.py): one clip at a time in the sweep's random order, with
+"""The blind Review view of a sweep (studio/jobs/sweep_review.py): one clip at a time in the sweep's random order, with
 no budget, model or time on the page, Accept / Reject, and the keyboard: a accept, r reject, arrows to move.
 The current clip's id stays on the server (a gr.State); the page gets the clip's position, a count and a video
 copied without metadata under a random name.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .. import sweep_review
+from ..jobs import sweep_review
 from ..errors import StudioError
 
 # Keys for the Review view (in the page's head, see ui/__init__.launch_options): only while it is on screen and the

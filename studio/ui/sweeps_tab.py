@@ -1,6 +1,6 @@
 """The "Sweeps" tab: run a sweep (prompts x seeds x models x budgets), read its report (table, plots against
 steps, cliffs, the grid), download its exports, accept the policies it proposes, and review its clips blind
-(sweep_review_tab.py). The work is studio/sweep_run.py's; this module only lays it out.
+(sweep_review_tab.py). The work is studio/jobs/sweep_run.py's; this module only lays it out.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from .. import sweep_run
+from ..jobs import sweep_run
 from ..errors import StudioError
-from ..sweep_store import SweepStore
+from ..store.sweeps import SweepStore
 from . import charts, sweep_review_tab
 from .session import cancel, cancel_scope
 

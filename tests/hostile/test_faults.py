@@ -37,7 +37,8 @@ class Disk:
         if self.tmpfs:
             subprocess.run(["dd", "if=/dev/zero", f"of={self.filler}", "bs=1k"], capture_output=True)
             return
-        from studio import disk, media, queue_store
+        from studio.store import disk, queue as queue_store
+        from studio.engine import media
 
         def no_space(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -65,19 +66,19 @@ def small_disk(tmp_path, monkeypatch):
 
 
 def _follow(studio, prompt: str) -> list:
-    from studio import jobs
+    from studio.jobs import following as jobs
 
     job = {"request": {"prompt": prompt, "steps": 1, "seed": 1, "model": "t-far"}}
     return list(jobs.follow_job(studio, job, source="cli"))
 
 
 def test_a_full_disk_is_one_message_and_renders_work_again_once_space_is_freed(small_disk, models_file, tiny_dirs):
-    from studio import media
+    from studio.engine import media
     from studio.config import Settings
     from studio.errors import DiskFull
-    from studio.events import Failed, Result
-    from studio.history import Query
-    from studio.services import Studio
+    from studio.engine.events import Failed, Result
+    from studio.store.history import Query
+    from studio.app.services import Studio
 
     studio = Studio.open(Settings(data_dir=small_disk.root / "data", default_model="t-far", models_file=models_file,
                                   device="cpu"))
@@ -123,7 +124,7 @@ def test_app_on_a_full_disk_says_so_in_one_line(small_disk, tiny_dirs):
         "def full(*a, **k): raise sqlite3.OperationalError('database or disk is full')\n"
         "h.sqlite3 = type('S', (), {'connect': staticmethod(full), 'Error': sqlite3.Error, "
         "'DatabaseError': sqlite3.DatabaseError, 'OperationalError': sqlite3.OperationalError})\n"
-        "import studio.disk as d; d.free_mb = lambda p: 0\n")
+        "import studio.store.disk as d; d.free_mb = lambda p: 0\n")
     code = fake + "import sys, app; sys.exit(app.main(sys.argv[1:]))"
     out = subprocess.run([sys.executable, "-c", code, "--data-dir", str(data), "--port", "0"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))

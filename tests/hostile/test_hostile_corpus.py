@@ -94,7 +94,7 @@ def _files(root: Path, media: dict) -> dict:
 
 
 def _run_cli(argv: list[str]) -> tuple[int, str, str]:
-    from studio import cli
+    from studio.cli import commands as cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
