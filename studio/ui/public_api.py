@@ -29,6 +29,7 @@ from ..errors import InvalidRequest, StudioError
 from ..store.history import Query
 from ..engine.render import Plan, RenderRequest
 from ..jobs import extend as extension
+from ..jobs import following
 from . import spacemode
 from .public_api_io import (Caller, Compared, FileData, HistoryEntry, Rendered, api_error, file_out, history_entry,
                             parse_loras, rendered, results, uploaded)
@@ -136,7 +137,7 @@ class PublicApi:
             source = self._source(history_id, clip, sid)
             req, plan = extension.extension_request(self.studio.engine, source, int(frames), prompt=prompt,
                                                     steps=steps)
-            events = extension.queued(self.studio, source, req, plan, source_name="api", session=sid)
+            events = following.follow_extension(self.studio, source, req, plan, source_name="api", session=sid)
             *_, (r, elapsed) = results(events, Plan.single(req.steps), started)
             video = file_out(self.studio, r.video_path)
         except StudioError as exc:
