@@ -100,6 +100,17 @@ def test_no_module_left_at_the_top_of_studio():
     assert sorted(p.stem for p in STUDIO.glob("*.py")) == ["__init__", "__main__", "config", "errors"]
 
 
+MAX_UI_FILE_LINES = 400
+
+
+def test_no_file_in_studio_ui_is_over_400_lines():
+    """Issue 23: a tab is split into modules a newcomer can read, none over 400 lines."""
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (STUDIO / "ui").rglob("*.py")}
+    assert len(sizes) > 10, sizes  # the folder was found
+    over = {name: n for name, n in sizes.items() if n > MAX_UI_FILE_LINES}
+    assert over == {}, f"files in studio/ui over {MAX_UI_FILE_LINES} lines: {over}"
+
+
 def test_the_layer_contract_holds():
     lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     assert lint, "lint-imports is missing: bash scripts/setup.sh --test installs requirements-test.txt"

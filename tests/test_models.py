@@ -231,7 +231,7 @@ def test_studio_i2v_examples_move_the_way_their_captions_say(shapes_studio):
     """The Create tab's I2V examples (first frames where such a clip starts) work on the shipped default."""
     from studio.engine.judge import judge_clip
     from studio.engine.render import RenderRequest
-    from studio.ui.generate import I2V_EXAMPLES
+    from studio.ui.create_layout import I2V_EXAMPLES
 
     for prompt, image in I2V_EXAMPLES:
         for seed in (0, 1):

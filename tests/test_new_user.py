@@ -8,7 +8,7 @@ from studio.errors import StudioError
 from studio.engine.events import Progress
 from studio.engine.render import Plan, RenderRequest
 from studio.ui import format as fmt
-from studio.ui import generate, header
+from studio.ui import create_choices, header
 from studio.ui import session as ui_session
 
 PROMPT = "a red circle moving left on a black background"
@@ -61,10 +61,10 @@ def test_random_weight_models_are_marked_for_tests(studio):
 
 
 def test_shapes_hints_only_with_a_model_that_draws_shapes(studio):
-    hint, *columns = generate.hint_updates(studio, "anyflow-shapes")
-    assert hint == generate.SHAPES_HINT and all(c.visible for c in columns)
-    hint, *columns = generate.hint_updates(studio, "anyflow-far-1.3b")
-    assert hint == generate.MODEL_HINT and not any(c.visible for c in columns)
+    hint, *columns = create_choices.hint_updates(studio, "anyflow-shapes")
+    assert hint == create_choices.SHAPES_HINT and all(c.visible for c in columns)
+    hint, *columns = create_choices.hint_updates(studio, "anyflow-far-1.3b")
+    assert hint == create_choices.MODEL_HINT and not any(c.visible for c in columns)
 
 
 def test_the_download_panel_speaks_plainly():
@@ -83,10 +83,10 @@ def test_the_download_panel_speaks_plainly():
 def test_an_unknown_prompt_on_the_embedded_model_says_what_it_drew(studio):
     (result,) = studio.engine.run(RenderRequest(prompt="a purple hexagon dancing", model="anyflow-shapes", steps=1,
                                                 seed=3))
-    note = generate.off_world(studio, result.request, result.frames)
+    note = create_choices.off_world(studio, result.request, result.frames)
     assert note and "“purple”, “hexagon”, “dancing”" in note and "It drew a" in note
-    assert generate.off_world(studio, dict(result.request, prompt=PROMPT), result.frames) is None
-    assert generate.off_world(studio, {"model": "t-far", "prompt": "a purple hexagon"}, result.frames) is None
+    assert create_choices.off_world(studio, dict(result.request, prompt=PROMPT), result.frames) is None
+    assert create_choices.off_world(studio, {"model": "t-far", "prompt": "a purple hexagon"}, result.frames) is None
 
 
 @pytest.mark.parametrize("prompt,unknown", [(PROMPT, []), ("A Purple hexagon, dancing!", ["purple", "hexagon",

@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from conftest import launch_app  # noqa: E402
 from studio.engine import media  # noqa: E402
-from studio.ui import public_api  # noqa: E402
+from studio.ui import public_api_io  # noqa: E402
 
 PROMPT = "a red circle moving left on a black background"
 PUBLIC = {"/generate", "/compare", "/extend", "/history", "/models"}
@@ -59,7 +59,7 @@ def test_generate_with_only_a_prompt(app):
     client, studio, downloads = app
     video, info = client.predict(PROMPT, api_name="/generate")
     assert_video(video, downloads)
-    assert keys_of(public_api.Rendered) <= set(info)
+    assert keys_of(public_api_io.Rendered) <= set(info)
     assert info["steps"] == 4 and info["steps_why"] == "as asked" and info["model"] == "t-far"
     row = studio.history.get(info["history_id"])
     assert row["status"] == "ok" and row["seed"] == info["seed"]
@@ -91,10 +91,10 @@ def test_a_file_is_what_the_client_uploaded_never_a_server_path(tmp_path):
 
     for forged in ("/etc/hostname", f"{get_upload_folder()}/../../etc/hostname", str(tmp_path)):
         with pytest.raises(InvalidRequest, match="handle_file"):
-            public_api.uploaded({"path": forged, "meta": {"_type": "gradio.FileData"}}, "video")
+            public_api_io.uploaded({"path": forged, "meta": {"_type": "gradio.FileData"}}, "video")
     with pytest.raises(InvalidRequest):
-        public_api.uploaded("/etc/hostname", "video")  # a bare string is no upload either
-    assert public_api.uploaded(None, "video") is None
+        public_api_io.uploaded("/etc/hostname", "video")  # a bare string is no upload either
+    assert public_api_io.uploaded(None, "video") is None
 
 
 def test_compare_with_only_a_prompt(app):
@@ -103,7 +103,7 @@ def test_compare_with_only_a_prompt(app):
     assert len(videos) == 3 and [b["steps"] for b in info["budgets"]] == [2, 4, 8]
     for video in videos:
         assert_video(video, downloads)
-    assert keys_of(public_api.Compared) <= set(info)
+    assert keys_of(public_api_io.Compared) <= set(info)
     assert all(b["seconds"] > 0 and b["history_id"] for b in info["budgets"])
 
 
@@ -112,7 +112,7 @@ def test_extend_a_history_id_and_an_uploaded_clip(app, sample_media):
     _, first = client.predict(PROMPT, steps=1, api_name="/generate")
     video, info = client.predict(history_id=first["history_id"], api_name="/extend")
     assert_video(video, downloads, min_frames=first["frames"] + 1)
-    assert info["extends"] == first["history_id"] and keys_of(public_api.Rendered) <= set(info)
+    assert info["extends"] == first["history_id"] and keys_of(public_api_io.Rendered) <= set(info)
     video, info = client.predict(clip=handle_file(str(sample_media["video"])), frames=4, steps=1, prompt=PROMPT,
                                  api_name="/extend")
     assert_video(video, downloads, min_frames=9)
@@ -124,7 +124,7 @@ def test_history_lists_renders_with_the_documented_keys(app):
     client, _, _ = app
     client.predict(PROMPT, steps=1, api_name="/generate")
     rows = client.predict(api_name="/history")
-    assert rows and keys_of(public_api.HistoryEntry) <= set(rows[0])
+    assert rows and keys_of(public_api_io.HistoryEntry) <= set(rows[0])
     assert client.predict(search="zebra", api_name="/history") == []
     models = client.predict(api_name="/models")
     assert {"t-far", "t-bidi"} <= {m["id"] for m in models} and any(m["default"] for m in models)
