@@ -12,6 +12,7 @@ import pytest
 
 from studio.jobs import dispatcher as dispatcher_module
 from studio.jobs import following as jobs
+from studio.jobs import kinds
 from studio.cli.commands import main
 from studio.jobs.dispatcher import Dispatcher, JobStream
 from studio.errors import InvalidRequest, StudioError
@@ -58,14 +59,14 @@ def test_the_loop_survives_any_error_but_a_closed_database(bare, monkeypatch, ca
 
 def test_a_programming_error_is_an_internal_error_with_a_traceback(bare, monkeypatch, caplog):
     jid = bare.store.add(_job())
-    monkeypatch.setattr(jobs, "plan_for_row", lambda *a: (_ for _ in ()).throw(TypeError("unhashable: 'list'")))
+    monkeypatch.setattr(kinds.RenderJob, "plan", lambda *a: (_ for _ in ()).throw(TypeError("unhashable: 'list'")))
     with caplog.at_level(logging.ERROR, logger="studio.jobs.dispatcher"):
         [job] = bare.run_pending()
     assert job["id"] == jid and job["state"] == "failed"
     assert job["error"].startswith("Internal error (TypeError: unhashable: 'list')") and "not your input" in job["error"]
     assert any(r.exc_info and isinstance(r.exc_info[1], TypeError) for r in caplog.records)
     bad = bare.store.add(_job())  # bad input stays bad input: its own message, no traceback
-    monkeypatch.setattr(jobs, "plan_for_row", lambda *a: (_ for _ in ()).throw(InvalidRequest({"steps": "1-128"})))
+    monkeypatch.setattr(kinds.RenderJob, "plan", lambda *a: (_ for _ in ()).throw(InvalidRequest({"steps": "1-128"})))
     caplog.clear()
     [job] = bare.run_pending()
     assert job["id"] == bad and job["error"] == "Invalid request - steps: 1-128" and not caplog.records
@@ -79,7 +80,7 @@ def test_render_events_and_queue_add_say_internal_error_for_a_bug(monkeypatch, c
     assert any(r.exc_info for r in caplog.records)
     from studio.ui import owner_api
 
-    monkeypatch.setattr(jobs, "checked", lambda *a: (_ for _ in ()).throw(KeyError("oops")))
+    monkeypatch.setattr(jobs, "render_job", lambda *a: (_ for _ in ()).throw(KeyError("oops")))
     [event] = list(owner_api._queue_add(None, _job()))
     assert event["type"] == "error" and event["message"].startswith("Internal error (KeyError")
 
@@ -87,7 +88,7 @@ def test_render_events_and_queue_add_say_internal_error_for_a_bug(monkeypatch, c
 @pytest.mark.parametrize("job", [{"preview": "4"}, {"preview": True}, {"compare": 5}, {"compare": [1, None]}])
 def test_bad_budgets_are_bad_input_not_a_type_error(job):
     with pytest.raises(InvalidRequest):
-        jobs._check_budgets(job)
+        kinds.check_budgets(job)
 
 
 def test_a_follower_hears_one_cancelled(bare, monkeypatch):
