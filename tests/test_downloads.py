@@ -232,7 +232,7 @@ def test_the_panel_shows_size_free_disk_and_licence_then_progress_until_done(onl
     assert box.visible and "Download size 309.2 KB · 5.0 GB free" in info and "non-commercial" in info
     assert licence.visible and button.interactive and not timer.active
     refused = panel_ui.start(studio, "hub-nc", False)
-    assert "accept it first" in refused[2] and hub.gets == []
+    assert "Tick the licence box" in refused[2] and "--accept-license" not in refused[2] and hub.gets == []
     watch, reached = _watch_until(hub, 8192)
     monkeypatch.setattr(studio.downloads, "start", lambda *a, _start=studio.downloads.start, **k: _start(
         *a, **k, on_progress=watch))

@@ -29,7 +29,7 @@ def start_error(exc: StudioError) -> str:
     if "Could not reach the hub" in text:
         return f"{UNREACHABLE}; check the network and press Download again."
     if "--accept-license" in text:
-        return text.split(" Read it", 1)[0] + ". " + LICENCE_HINT
+        return text.split(" Read it", 1)[0].rstrip(".") + ". " + LICENCE_HINT
     return text
 
 
