@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..engine import input_files
-from ..errors import FolderOwned, OwnerNotAnswering, StudioError, StudioStopped
+from ..errors import FolderOwned, MediaError, OwnerNotAnswering, StudioError, StudioStopped
 from .ownership import ANNOUNCEMENT_NAME, LOCK_NAME, Announcement, current_owner
 
 API = "studio/api"
@@ -104,9 +104,18 @@ def find_studio(data_dir: str | Path, standalone: bool = False, wait: float = ST
     return owner
 
 
+def _detail(exc: urllib.error.HTTPError) -> str | None:
+    """The studio's own message in a refusal (FastAPI's ``{"detail": ...}``), if it sent one."""
+    try:
+        detail = json.loads(exc.read(64 * 1024) or b"{}").get("detail")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(detail)[:500] if isinstance(detail, str) else None
+
+
 def _why(exc: Exception) -> str:
     if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} from {exc.url}"
+        return _detail(exc) or f"HTTP {exc.code} from {exc.url}"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     return str(exc) or type(exc).__name__
@@ -135,12 +144,12 @@ def upload_limit_mb(owner: Announcement) -> float:
 def attach(path: str | None, what: str = "--image", limit_mb: float = input_files.DEFAULT_LIMIT_MB
            ) -> dict | str | None:
     """A file to send with a job: its name and bytes, read with a bound (input_files.py). A path that names
-    nothing is sent as given, for the studio to say so; a device, a FIFO, a folder or a file over ``limit_mb``
-    is refused here (MediaError), before anything is read."""
+    nothing, a device, a FIFO, a folder or a file over ``limit_mb`` is refused here (MediaError), before anything
+    is read or sent (the studio takes no paths from outside its folders)."""
     if not path:
         return path
     if not os.path.lexists(Path(path).expanduser()):
-        return path
+        raise MediaError(f"{what}: file not found: {path}")
     data = input_files.read(path, what, limit_mb)
     return {"file": Path(path).name, "data": base64.b64encode(data).decode("ascii")}
 
