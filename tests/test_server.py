@@ -334,7 +334,7 @@ def test_app_runs_one_render_at_a_time_unless_told(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gr.Blocks, "launch", launch)
     monkeypatch.setattr(gr.Blocks, "block_thread", lambda demo: None)
-    monkeypatch.setattr(owner_api, "serve", lambda server, studio, url: None)
+    monkeypatch.setattr(owner_api, "serve", lambda server, studio, url, *limit: None)
     assert app_module.main(["--data-dir", str(tmp_path / "one")]) == 0
     assert app_module.main(["--data-dir", str(tmp_path / "three"), "--concurrency", "3"]) == 0
     assert started == [1, 3]  # jobs the studio runs at once
@@ -347,6 +347,10 @@ def test_sql_only_through_parameters():
         ('where.append(f"[{column}] = :{column}")'), ('db.execute(f"PRAGMA user_version = {number}")'),
         ('db.conn.execute(f"PRAGMA user_version = {int(number)}")'),
         ('return int(self.db.execute(f"SELECT count(*) FROM ({sql})", {"query": match, **args}).fetchone()[0])'),
+            # a table name asserted to be one of two, column names from the code's own dict, "?" placeholders
+        ('rows = self.db.execute(f"SELECT id, claimed_by FROM {table} WHERE status = \'running\'").fetchall()'),
+        ('self.db.execute(f"UPDATE {table} SET {sets} WHERE id = ? AND status = \'running\'",'),
+        ('rows = self.db.execute(f"SELECT state, count(*) FROM jobs WHERE {where} GROUP BY state", args).fetchall()'),
     }
     offenders = []
     for path in (ROOT / "studio").rglob("*.py"):

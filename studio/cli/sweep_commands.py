@@ -140,9 +140,10 @@ def sweep_spec(args) -> dict:
     return spec
 
 
-def _attach(spec: dict) -> dict:
-    """Each prompt's image or clip sent along to the owning studio."""
-    prompts = [dict(p, **{k: owner_client.attach(p[k]) for k in ("image", "video") if p.get(k)})
+def _attach(spec: dict, limit_mb: float) -> dict:
+    """Each prompt's image or clip sent along to the owning studio (each under its upload limit)."""
+    prompts = [dict(p, **{k: owner_client.attach(p[k], f"prompt {k}", limit_mb) for k in ("image", "video")
+                          if p.get(k)})
                if isinstance(p, dict) else p for p in spec["prompts"]]
     return dict(spec, prompts=prompts)
 
@@ -176,7 +177,7 @@ def _run_or_resume(args, open_studio) -> int:
         job, route = {"id": args.id}, "sweep-resume"
         run_here = lambda studio, j: sweep_run.resume_events(studio, j["id"])  # noqa: E731
     printer = SweepPrinter(args.json, args.quiet)
-    events = cli_jobs._events(args, route, job, _attach if route == "sweep-run" else (lambda j: j), run_here)
+    events = cli_jobs._events(args, route, job, _attach if route == "sweep-run" else (lambda j, _limit: j), run_here)
     try:
         for event in events:
             printer.show(event)
