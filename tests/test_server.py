@@ -347,7 +347,7 @@ def test_sql_only_through_parameters():
         ('where.append(f"[{column}] = :{column}")'), ('db.execute(f"PRAGMA user_version = {number}")'),
         ('db.conn.execute(f"PRAGMA user_version = {int(number)}")'),
         ('return int(self.db.execute(f"SELECT count(*) FROM ({sql})", {"query": match, **args}).fetchone()[0])'),
-            # a table name asserted to be one of two, column names from the code's own dict, "?" placeholders
+        # a table name asserted to be one of two, column names from the code's own dict, "?" placeholders
         ('rows = self.db.execute(f"SELECT id, claimed_by FROM {table} WHERE status = \'running\'").fetchall()'),
         ('self.db.execute(f"UPDATE {table} SET {sets} WHERE id = ? AND status = \'running\'",'),
         ('rows = self.db.execute(f"SELECT state, count(*) FROM jobs WHERE {where} GROUP BY state", args).fetchall()'),
