@@ -285,7 +285,7 @@ def test_a_studio_that_stops_keeps_a_followed_job_for_the_next_start(studio, hol
     hold.release.set()
     stopper.join()
     reader.join(10)
-    assert not reader.is_alive() and seen[-1] == "status"  # told the render waits for the next start
+    assert not reader.is_alive() and seen[-1] == "requeued"  # told the render waits for the next start
     assert not follower_cancel.is_set()
     assert [dispatcher.store.get(j)["state"] for j in (running, waiting)] == ["queued", "queued"]
 

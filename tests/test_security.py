@@ -149,7 +149,7 @@ def test_extend_create_reads_no_file_outside_the_studio(app, outside):
     answers = {}
     for name, value in _hostile_paths(outside, studio).items():
         started = time.monotonic()
-        last, text = call(url, "extend_create", [{"record_id": value}, 8, ""])
+        last, text = call(url, "extend_create", [{"record_id": value}, 8, "", 0, 2])
         assert time.monotonic() - started < 20, f"{name}: a FIFO or a device must not be read"
         assert last == "complete", (name, text[-300:])
         _assert_nothing_of(outside, url, text)
@@ -157,7 +157,7 @@ def test_extend_create_reads_no_file_outside_the_studio(app, outside):
         answers[name] = text.replace(json.dumps(value)[1:-1], "VALUE").replace(value, "VALUE")
     assert answers["absolute"] == answers["missing"], "a refusal must not say whether an outside file exists"
     for odd in ([1, 2], {"x": 1}, 7, "not json at all"):  # the hidden JSON itself, as anything
-        last, text = call(url, "extend_create", [odd, 8, ""])
+        last, text = call(url, "extend_create", [odd, 8, "", 0, 2])
         assert last == "complete" and "Pick a finished render" in text and "Traceback" not in text
     assert studio.history.count() == before, "nothing was rendered from any of them"
 
@@ -167,7 +167,7 @@ def test_a_clip_inside_the_renders_folder_still_extends(app, outside):
     _, url, studio, _ = app
     inside = studio.settings.renders_dir / "kept.mp4"
     inside.write_bytes(outside["video"].read_bytes())
-    last, text = call(url, "extend_create", [{"record_id": str(inside)}, 4, "it keeps going"], timeout=120)
+    last, text = call(url, "extend_create", [{"record_id": str(inside)}, 4, "it keeps going", 0, 2], timeout=120)
     assert last == "complete" and "extended `" in text, text[-400:]
 
 
