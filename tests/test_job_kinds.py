@@ -263,5 +263,5 @@ def test_history_rerun_of_an_extended_clip_queues_the_extension(studio):
     assert extend.is_extension(row) and not extend.is_extension(studio.history.get(original.record_id))
     jid = history_tab.rerun_extension(studio, row)
     queued = QueueStore(studio.history).get(jid)
-    assert (queued["kind"], queued["state"]) == ("extension", "queued")
+    assert queued["kind"] == "extension" and queued["state"] in ("queued", "running", "done")  # its dispatcher runs
     assert queued["job"]["request"]["seed"] == 11 and queued["job"]["extend"]["plan"]["new_frames"] == plan.new_frames
