@@ -378,9 +378,9 @@ class RayFarm:
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
-            except Exception as exc:  # noqa: BLE001 - a lost Ray raises what it likes in a stream begun on it
-                self._looked = 0.0  # look at the Ray now: a worker lost, or all of it?
-                if self.epoch == epoch and self.up():
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a lost Ray raises what it likes (SystemExit too)
+                self._looked = 0.0  # look at the Ray now: a worker lost, or all of it? (waits for a restart)
+                if self.up() and self.epoch == epoch:
                     if not isinstance(exc, (*_lost_errors(ray), _FalseCancel)):
                         raise
                 else:  # the whole Ray was lost, not a worker: no retry is spent, the unfinished budgets wait
@@ -569,6 +569,9 @@ def _own_raylet_died(ray) -> bool:
 
 
 def _import_ray():
+    # a call on an actor of a Ray that was lost must fail, not start a Ray of its own behind the farm's back
+    # (Ray's auto-connect), which would make the farm's own restart (ray.init) fail: read when ray is imported
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
     except ImportError:

@@ -3,6 +3,7 @@ one): three queued jobs; the raylet this process started is killed while the fir
 line: {"states": [...], "statuses": [...], "epoch": n, "back_s": s, "rows": n}."""
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ def _job(prompt: str, steps: int) -> dict:
 
 
 def main(data_dir: str, models_file: str) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = Settings(data_dir=Path(data_dir), default_model="t-far", models_file=Path(models_file), device="cpu")
     studio = Studio.open(settings)
     studio.engine.executor = farm = RayFarm(settings, workers=1).start()  # no --ray-address: its own local Ray
@@ -49,7 +51,7 @@ def main(data_dir: str, models_file: str) -> None:
         time.sleep(0.5)
     states = [studio.dispatcher().store.get(j)["state"] for j in jids]
     rows = sum(len(studio.history.finished_budgets(j)) for j in jids)
-    report = {"states": states, "statuses": statuses, "epoch": farm.epoch, "killed": len(raylets),
+    report = {"errors": [studio.dispatcher().store.get(j)["error"] for j in jids], "states": states, "statuses": statuses, "epoch": farm.epoch, "killed": len(raylets),
               "back_s": round(time.monotonic() - killed, 1), "rows": rows}
     studio.stop_dispatcher()
     farm.close()
