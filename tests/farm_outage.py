@@ -4,6 +4,7 @@ line: {"states": [...], "statuses": [...], "epoch": n, "back_s": s, "rows": n}."
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -29,6 +30,8 @@ def main(data_dir: str, models_file: str) -> None:
     studio = Studio.open(settings)
     studio.engine.executor = farm = RayFarm(settings, workers=1).start()  # no --ray-address: its own local Ray
     statuses, rendering = [], threading.Event()
+    terms = []  # Ray's own SIGTERM handler (set by ray.init in the main thread) would exit the process: count them
+    signal.signal(signal.SIGTERM, lambda *_: terms.append(time.monotonic()))
 
     def listen(jid, event):
         if isinstance(event, Status):
@@ -52,7 +55,7 @@ def main(data_dir: str, models_file: str) -> None:
     states = [studio.dispatcher().store.get(j)["state"] for j in jids]
     rows = sum(len(studio.history.finished_budgets(j)) for j in jids)
     report = {"errors": [studio.dispatcher().store.get(j)["error"] for j in jids], "states": states, "statuses": statuses, "epoch": farm.epoch, "killed": len(raylets),
-              "back_s": round(time.monotonic() - killed, 1), "rows": rows}
+              "back_s": round(time.monotonic() - killed, 1), "rows": rows, "sigterms": len(terms)}
     studio.stop_dispatcher()
     farm.close()
     studio.close()
