@@ -50,6 +50,7 @@ NO_WORKER_S = 120.0  # a job waiting for a worker fails after the cluster has ha
 _CANCEL_POLL_S = 0.05
 REVIVE_S = 120.0  # a lost worker is waited for this long before the farm routes to it again regardless
 _REVIVE_POLL_S = 0.5
+RECONNECT_S = 10.0  # a lost Ray is started again (the farm's own) or looked for again (a cluster's) this often
 
 
 class FarmError(StudioError):
@@ -161,6 +162,10 @@ class RayFarm:
         self._synced = 0.0
         self._actor_class = None
         self._packer = farm_loras.Packer()
+        self._outage = threading.Lock()  # one look at (or restart of) a lost Ray at a time
+        self._down_since: float | None = None  # when the farm's Ray was found lost (None: it is up)
+        self._looked = self._tried = 0.0
+        self.epoch = 0  # +1 each time a lost Ray is back: an attempt begun before it ran on the old one
 
     # ---- start, nodes, stop ------------------------------------------------------------------
     def start(self) -> "RayFarm":
@@ -207,7 +212,7 @@ class RayFarm:
             gone = [w for w in self._workers if w.node_id not in nodes]
             self._workers = [w for w in self._workers if w.node_id in nodes]
             for w in gone:  # pinned to a node that left: Ray would keep trying to restart it
-                ray.kill(w.actor, no_restart=True)
+                _kill(ray, w.actor)
             for node_id, node in nodes.items():
                 have = sum(w.node_id == node_id for w in self._workers)
                 for _ in range(have, self._wanted(node)):
@@ -235,9 +240,78 @@ class RayFarm:
 
     def slots(self) -> int:
         """Renders the farm can run at once now: its workers, after a look for nodes that joined or left (at most
-        every SYNC_S). The dispatcher asks before it claims jobs, so a new node gets work without a restart."""
+        every SYNC_S). The dispatcher asks before it claims jobs, so a new node gets work without a restart; 0
+        while the farm's Ray is lost, so queued jobs stay queued."""
+        if not self.up():
+            return 0
         self._sync_workers()
         return self.size
+
+    # ---- a lost Ray --------------------------------------------------------------------------
+    @property
+    def own_ray(self) -> bool:
+        return not self.address  # no --ray-address: the farm started a local Ray of its own
+
+    def outage(self) -> str:
+        """What a job waiting for a lost Ray is told."""
+        if self.own_ray:
+            return "The farm's own Ray was lost; the studio starts it again, and jobs wait until it is back."
+        return f"The Ray cluster at {self.address} is gone; jobs wait until it is back (looked for every {RECONNECT_S:g} s)."
+
+    def up(self) -> bool:
+        """Whether the farm's Ray is up (looked at every SYNC_S). A lost one is started again (a Ray of its own)
+        or joined again (a cluster's), every RECONNECT_S until it is back; each step is said in the log."""
+        with self._outage:
+            now = time.monotonic()
+            if self._down_since is None:
+                if now - self._looked < SYNC_S:
+                    return True
+                self._looked = now
+                if not self._lost():
+                    return True
+                self._down_since, self._tried = now, 0.0
+                log.warning("farm: %s", self.outage())
+            if now - self._tried < RECONNECT_S:
+                return False
+            self._tried = now
+            if not self._reconnect():
+                self._tried = time.monotonic()
+                return False
+            log.warning("farm: Ray is back after %.0f s (%s); %d workers", time.monotonic() - self._down_since,
+                        "started again" if self.own_ray else f"the cluster at {self.address}", self.size)
+            self._down_since, self.epoch, self._looked = None, self.epoch + 1, time.monotonic()
+            return True
+
+    def _lost(self) -> bool:
+        """True when no node of the farm's Ray is alive, its GCS does not answer, or (a Ray of its own) the raylet
+        it started has died (seen at once; the GCS takes some seconds to call the node dead)."""
+        import ray
+
+        if self.own_ray and _own_raylet_died(ray):
+            return True
+        try:
+            return not any(n.get("Alive") for n in ray.nodes())
+        except Exception:  # noqa: BLE001 - not connected, or the GCS is gone
+            return True
+
+    def _reconnect(self) -> bool:
+        """Start the farm's own Ray again, or join the cluster again, with new workers; False if not (yet)."""
+        import ray
+
+        with self._free:
+            self._workers = []  # their actors went with the Ray that was lost
+            self._free.notify_all()
+        try:
+            ray.shutdown()
+            self._init(ray)
+            self._actor_class = ray.remote(FarmWorker)
+            self._sync_workers(force=True)
+        except Exception as exc:  # noqa: BLE001 - FarmError (unreachable), or Ray's own errors while it starts
+            log.warning("farm: Ray is not back yet (%s); trying again in %g s", exc, RECONNECT_S)
+            return False
+        if self.own_ray:
+            log.warning("farm: started the farm's own Ray again")
+        return bool(self._workers)
 
     def close(self) -> None:
         import ray
@@ -245,7 +319,7 @@ class RayFarm:
         with self._free:
             workers, self._workers = self._workers, []
         for w in workers:
-            ray.kill(w.actor, no_restart=True)
+            _kill(ray, w.actor)
         if self._owns_ray:
             ray.shutdown()
 
@@ -256,6 +330,8 @@ class RayFarm:
         is set meanwhile, or when the cluster has had no worker at all for NO_WORKER_S."""
         alone_since = None
         while True:
+            if not self.up():
+                return None  # the Ray was lost: ``run`` waits for it to be back
             self._sync_workers()
             if cancel is not None and cancel.is_set():
                 return None
@@ -286,7 +362,11 @@ class RayFarm:
         job_id, done, attempt, worker = secrets.token_hex(8), 0, 0, None
         loras, work = self._packer.pack(work.loras), replace(work, loras=())  # files travel, never their paths
         while True:
+            yield from self._wait_up(work.cancel)
+            epoch = self.epoch
             worker = self._acquire(work.model.model_id, avoid=worker, cancel=work.cancel)
+            if worker is None and not work.cancel.is_set() and not self.up():
+                continue  # the Ray was lost while it waited: wait for it to be back, not NO_WORKER_S
             if worker is None:  # cancelled while it waited, or no worker is left in the cluster
                 yield (denoise.Stopped(done, "cancelled", "Cancelled by the user.") if work.cancel.is_set() else
                        denoise.Stopped(done, "failed", f"No farm worker is left: every node left the cluster "
@@ -300,7 +380,15 @@ class RayFarm:
                     done += isinstance(event, denoise.Frames)
                     yield event
                 return
-            except (*_lost_errors(ray), _FalseCancel) as exc:
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a lost Ray raises what it likes (SystemExit too)
+                self._looked = 0.0  # look at the Ray now: a worker lost, or all of it? (waits for a restart)
+                if self.up() and self.epoch == epoch:
+                    if not isinstance(exc, (*_lost_errors(ray), _FalseCancel)):
+                        raise
+                else:  # the whole Ray was lost, not a worker: no retry is spent, the unfinished budgets wait
+                    handed[0] = True  # its actor went with that Ray
+                    yield Status(f"{self.outage()} This render runs again then (its finished budgets are kept).")
+                    continue
                 handed[0] = True  # busy until it answers again (Ray restarts it): no retry lands on it meanwhile
                 threading.Thread(target=self._revive, args=(worker,), name="farm-revive", daemon=True).start()
                 worker.models.clear()
@@ -318,6 +406,15 @@ class RayFarm:
                 events.close()  # an abandoned attempt is cancelled (and hands its worker over) before we look
                 if not handed[0]:
                     self._release(worker)
+
+    def _wait_up(self, cancel) -> Iterator:
+        """While the farm's Ray is lost: one Status saying so, then wait (a cancel ends the wait)."""
+        told = False
+        while not cancel.is_set() and not self.up():
+            if not told:
+                told = True
+                yield Status(self.outage())
+            cancel.wait(SYNC_S)
 
     def _attempt(self, work, attempt_id: str, done: int, worker: _Worker, loras: tuple, handed: list) -> Iterator:
         """One run of the budgets from ``done`` on one worker, indices as the whole plan numbers them. Abandoned
@@ -456,7 +553,27 @@ def _speaks_grpc(conn: socket.socket, timeout: float) -> bool:
     return header[3] == 0x04  # frame type SETTINGS
 
 
+def _kill(ray, actor) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001 - its Ray is gone already (a lost raylet): so is the actor
+        pass
+
+
+def _own_raylet_died(ray) -> bool:
+    """True if the raylet this process started (a local Ray of its own) has exited. Ray's Node object is not
+    public API: where it is not as expected, False (the GCS says the node is dead a few seconds later anyway)."""
+    try:
+        node = ray._private.worker._global_node
+        return node is not None and any(kind == "raylet" for kind, _ in node.dead_processes())
+    except Exception:  # noqa: BLE001 - another Ray version's internals
+        return False
+
+
 def _import_ray():
+    # a call on an actor of a Ray that was lost must fail, not start a Ray of its own behind the farm's back
+    # (Ray's auto-connect), which would make the farm's own restart (ray.init) fail: read when ray is imported
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
     except ImportError:

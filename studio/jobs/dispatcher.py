@@ -73,11 +73,13 @@ class Dispatcher:
 
     @property
     def capacity(self) -> int:
-        """Jobs run at once: the slots given, else one per farm worker, else 1."""
-        if self.slots:
-            return self.slots
+        """Jobs run at once: the slots given, else one per farm worker (0 while the farm's Ray is lost: queued
+        jobs stay queued, never failed for an outage), else 1."""
         executor = self.studio.engine.executor
-        return max(1, executor.slots() if hasattr(executor, "slots") else 1)
+        if hasattr(executor, "slots"):
+            free = executor.slots()  # the farm looks at its Ray (and starts a lost one of its own again)
+            return 0 if free == 0 else self.slots or free
+        return self.slots or 1
 
     # ---- the thread -------------------------------------------------------------------------
     def start(self) -> None:
