@@ -56,8 +56,8 @@ def _pump(run, cancel: threading.Event, events: queue.Queue) -> None:
         for event in run(cancel):
             events.put(event)
     except Exception as exc:  # a bug, not bad input: say so in the stream and in the log
-        log.exception("job failed")
-        events.put({"type": "error", "message": f"the studio failed on this job: {type(exc).__name__}: {exc}"})
+        log.exception("job failed: internal error")
+        events.put({"type": "error", "message": internal_error(exc)})
     finally:
         events.put(_END)
 
@@ -71,6 +71,8 @@ async def _lines(run):
         while True:
             try:
                 event = await asyncio.to_thread(events.get, True, KEEPALIVE_S / 2)
+            except RuntimeError:  # the studio is shutting down (no new threads): the stream ends with no end line,
+                return            # so its client says the studio stopped and where its job waits
             except queue.Empty:
                 if time.monotonic() - last >= KEEPALIVE_S:
                     last = time.monotonic()
