@@ -72,13 +72,13 @@ def test_duplicating_a_shot_keeps_its_loras(runner):
 def test_shot_editor_lora_field(tmp_path, tiny_dirs):
     """The shot editor's "file:strength, ..." text: parsed into the shot, shown back, a bad one refused."""
     from conftest import launch_app, page_client
-    from studio.store.boards import BoardStore
+    from studio.jobs.shot_rules import board_store
 
     demo, url, studio = launch_app(tmp_path / "app", tiny_dirs)
     try:
         client = page_client(url)
         client.predict("Styled", "t-far", api_name="/board_create")
-        store = BoardStore(studio.history)
+        store = board_store(studio.history)
         (board,) = store.list()
         client.predict(board["id"], "", "t2v", "a red ball", 1, 0, None, None, False,
                        "ink.safetensors:0.5, grain.safetensors", api_name="/shot_add")

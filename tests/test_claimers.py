@@ -11,7 +11,7 @@ from pathlib import Path
 
 from studio.jobs import dispatcher as dispatcher_module
 from studio.store import liveness
-from studio.store.boards import BoardStore
+from studio.jobs.shot_rules import board_store
 from studio.store.history import HistoryStore
 from studio.store.queue import QueueStore
 from studio.app.services import Studio
@@ -24,7 +24,7 @@ JOB = {"request": {"prompt": "a render beside the owner", "steps": 1, "seed": 0,
 BESIDE = f"""
 import json, sys
 from pathlib import Path
-from studio.store.boards import BoardStore
+from studio.jobs.shot_rules import board_store
 from studio.store.history import HistoryStore
 from studio.store.liveness import identity
 from studio.store.queue import QueueStore
@@ -34,7 +34,7 @@ queue = QueueStore(store)
 queue.add({JOB!r}, source="cli")
 job = queue.claim(identity())
 rid = store.start({{"prompt": "mid-render", "mode": "t2v", "model": "t-bidi"}}, 1, job["id"], "single", 0)
-boards = BoardStore(store)
+boards = board_store(store)
 batch = boards.start_batch(boards.create("a board").id, "preview")
 partial = data / "renders" / "2026-01-01" / f".{{rid}}.part.mp4"
 partial.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def test_a_live_non_owners_partial_file_survives_a_new_owners_start_up(settings,
         assert partial.exists() and orphan.exists() and studio.history.get(rid)["status"] == "running"
         queue = QueueStore(studio.history)
         assert queue.get(jid)["state"] == "running"
-        assert BoardStore(studio.history).batches(status=None)[0]["status"] == "running"
+        assert board_store(studio.history).batches(status=None)[0]["status"] == "running"
         proc.stdin.close()
         assert proc.wait(timeout=60) == 0  # the render beside it dies (here: ends without finishing anything)
         monkeypatch.setattr(dispatcher_module, "SWEEP_S", 0.2)
@@ -111,7 +111,7 @@ def test_a_live_non_owners_partial_file_survives_a_new_owners_start_up(settings,
         assert job["state"] == "done" and job["attempts"] == 2, job
         assert not partial.exists() and orphan.exists()  # the sweep removes only the dead rows' files
         assert studio.history.get(rid)["status"] == "ok"  # its row taken back by the re-run
-        assert BoardStore(studio.history).batches(status=None)[0]["status"] == "interrupted"
+        assert board_store(studio.history).batches(status=None)[0]["status"] == "interrupted"
     finally:
         studio.close()
         if proc.poll() is None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from studio.store.boards import BoardStore
+from studio.jobs.shot_rules import board_store
 from studio.app.cleanup import Janitor, purge_expired, purge_expired_files
 from studio.store.history import HistoryStore
 
@@ -81,7 +81,7 @@ def test_a_pass_reports_its_error_and_goes_on(store, monkeypatch, caplog):
 
 def test_expired_inputs_exports_and_gifs_go_fresh_ones_stay(store, tmp_path):
     renders = tmp_path / "renders"
-    boards = BoardStore(store)
+    boards = board_store(store)
     board = boards.create("kept board", session=SID)
     used = _file(renders / SID / "inputs" / "used.png", age_days=3)  # a live board's shot still points at it
     boards.add_shot(board.id, "a shot", mode="i2v", image=str(used))
@@ -100,7 +100,7 @@ def test_purge_expired_counts_files_when_given_the_folder(store, tmp_path):
     renders = tmp_path / "renders"
     _render(store, renders, "old", old=True)
     gif = _file(renders / SID / "2020-01-01" / "old.gif", 3)
-    boards = BoardStore(store)
+    boards = board_store(store)
     assert purge_expired(store, 24, boards=boards, renders_dir=renders) == 2
     assert not gif.exists()
     assert purge_expired(store, 24, boards=boards, renders_dir=renders) == 0

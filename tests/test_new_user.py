@@ -156,9 +156,9 @@ def test_the_console_names_the_studios_share_switch():
 # ---- 5: storyboard ------------------------------------------------------------------------------------------
 def test_a_continuation_shot_shows_the_mode_it_renders_in(studio):
     from studio.jobs import continuity
-    from studio.store.boards import BoardStore
+    from studio.jobs.shot_rules import board_store
 
-    boards = BoardStore(studio.history)
+    boards = board_store(studio.history)
     board = boards.create("b")
     boards.add_shot(board.id, prompt=PROMPT)
     boards.add_shot(board.id, prompt=PROMPT, continues=True)

@@ -14,7 +14,7 @@ import pytest
 
 from studio.cli import commands as cli
 from studio.app import ownership
-from studio.store.boards import BoardStore
+from studio.jobs.shot_rules import board_store
 from studio.store.history import HistoryStore
 from studio.app.ownership import FolderLock
 from studio.app.services import Studio
@@ -35,7 +35,7 @@ def _leftovers(data_dir):
     """What a process killed mid-render leaves: a running row, a running board batch, a partial file."""
     store = HistoryStore(data_dir / "history.db")
     rid = store.start({"prompt": "cut short", "mode": "t2v", "model": "t-far"}, 4, "p", "single", 0)
-    boards = BoardStore(store)
+    boards = board_store(store)
     batch = boards.start_batch(boards.create("a board").id, "preview")
     store.close()
     partial = data_dir / "renders" / "2026-01-01" / ".cut.part.mp4"
@@ -47,7 +47,7 @@ def _leftovers(data_dir):
 def _state(data_dir, rid, batch):
     store = HistoryStore(data_dir / "history.db")
     try:
-        return store.get(rid)["status"], BoardStore(store).batches(status=None)[0]["status"]
+        return store.get(rid)["status"], board_store(store).batches(status=None)[0]["status"]
     finally:
         store.close()
 
@@ -55,7 +55,7 @@ def _state(data_dir, rid, batch):
 def test_opening_changes_nothing(settings):
     rid, batch, partial = _leftovers(settings.data_dir)
     studio = Studio.open(settings)
-    BoardStore(studio.history)
+    board_store(studio.history)
     studio.close()
     assert _state(settings.data_dir, rid, batch) == ("running", "running") and partial.exists()
 

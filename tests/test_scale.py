@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from studio.store import history as history_mod
-from studio.store.boards import BoardStore
+from studio.jobs.shot_rules import board_store
 from studio.jobs.dispatcher import Dispatcher, JobStream
 from studio.store.history import HistoryStore, insert_with_fresh_id, new_id
 from studio.store.queue import QueueStore
@@ -74,7 +74,7 @@ def test_ids_made_before_keep_working(store):
     store.start({"prompt": "new", "mode": "t2v"}, 1, "plan", "single", 0)
     assert store.get(old)["prompt"] == "old"
     assert store.get_many([old])[old]["prompt"] == "old"
-    boards = BoardStore(store)
+    boards = board_store(store)
     board = boards.create("old board", board_id="20261101-120000-def456")
     assert boards.add_shot(board.id, "a shot").board_id == "20261101-120000-def456"
 
@@ -94,7 +94,7 @@ def test_followed_jobs_places_come_from_two_queries_whatever_their_number(store)
 
 
 def test_adding_a_shot_runs_the_same_statements_on_a_big_board(store):
-    boards = BoardStore(store)
+    boards = board_store(store)
     small, big = boards.create("small"), boards.create("big")
     for _ in range(3):
         boards.add_shot(small.id, "s")

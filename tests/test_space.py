@@ -120,10 +120,10 @@ def test_janitor_purges_an_expired_render_while_it_runs(tmp_path):
 
 
 def test_expired_boards_go_too_unless_a_batch_is_running(studio, settings):
-    from studio.store.boards import BoardStore
+    from studio.jobs.shot_rules import board_store
     from studio.ui import spacemode
 
-    boards = BoardStore(studio.history)
+    boards = board_store(studio.history)
     old, busy, fresh = (boards.create(name) for name in ("old", "busy", "fresh"))
     boards.add_shot(old.id, "a shot on an old board")
     boards.start_batch(busy.id, "preview")

@@ -86,10 +86,10 @@ def test_a_finished_shot_fills_its_own_tile_while_the_batch_runs(app_url, page, 
     JSON, put in place by its script), not by re-sending the gallery; the gallery comes whole at the end."""
     from diffusers import FlowMapEulerDiscreteScheduler
 
-    from studio.store.boards import BoardStore
+    from studio.jobs.shot_rules import board_store
 
     url, studio = app_url
-    boards = BoardStore(studio.history)
+    boards = board_store(studio.history)
     board = boards.create("live tiles", preview_policy="draft")  # 2 steps a call
     for i in range(3):
         boards.add_shot(board.id, f"{PROMPT}, take {i}", seed=i)

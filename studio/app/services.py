@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from ..store import disk
 from ..config import Settings
-from ..store.boards import BoardStore
+from ..jobs.shot_rules import board_store
 from .cleanup import Recovery, recover_after_crash
 from ..models.downloads import DownloadManager
 from ..errors import StudioError
@@ -99,7 +99,7 @@ class Studio:
         from ..store.queue import QueueStore
 
         jobs = QueueStore(self.history).requeue_running(at_start)  # a dead process's running jobs wait again
-        return replace(recover_after_crash(self.history, BoardStore(self.history), self.settings.renders_dir,
+        return replace(recover_after_crash(self.history, board_store(self.history), self.settings.renders_dir,
                                            at_start), jobs=jobs)
 
     def sweep_dead(self) -> Recovery:

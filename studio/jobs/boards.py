@@ -20,7 +20,8 @@ from typing import Iterator
 
 from . import continuity
 from ..engine import media
-from ..store.boards import STAGES, Board, BoardStore, Shot, shot_loras
+from ..store.boards import STAGES, Board, BoardStore, Shot
+from .shot_rules import board_store, shot_loras
 from ..errors import InvalidRequest, StudioError
 from .dispatcher import JobStream
 from .kinds import ShotJob
@@ -65,7 +66,7 @@ def portable(value, base: Path | None):
 class BoardRunner:
     def __init__(self, studio, boards: BoardStore | None = None):
         self.studio = studio
-        self.boards = boards or BoardStore(studio.history)
+        self.boards = boards or board_store(studio.history)
 
     # ---- running -------------------------------------------------------------------
     def shot_request(self, board: Board, shot: Shot) -> RenderRequest:

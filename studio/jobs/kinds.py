@@ -25,7 +25,8 @@ from pathlib import Path
 
 from . import continuity, extend, sweep_jobs
 from ..engine import media
-from ..store.boards import BoardStore, job_key
+from ..store.boards import job_key
+from .shot_rules import board_store
 from ..errors import InvalidRequest, StudioError
 from ..engine.events import Result
 from .kind import JobKind
@@ -149,7 +150,7 @@ class ShotJob(RenderJob):
     def request(self, studio, row: dict, store) -> dict:
         """The shot's request as queued; a shot that continues another takes that shot's render at this stage
         (finished by now: its job, ``row["after"]``, ran first) as context, or fails saying why not."""
-        info, boards = self.info, BoardStore(studio.history)
+        info, boards = self.info, board_store(studio.history)
         board = boards.get(info["board"])  # StudioError if the board was deleted since
         shot = next((s for s in board.shots if s.id == info["shot"]), None)
         if shot is None:
@@ -168,7 +169,7 @@ class ShotJob(RenderJob):
 
     def _place(self, studio, rid: str) -> str | None:
         info = self.info
-        return BoardStore(studio.history).place_render(info["shot"], info["stage"], rid, info.get("revision") or 0)
+        return board_store(studio.history).place_render(info["shot"], info["stage"], rid, info.get("revision") or 0)
 
     def on_result(self, studio, row: dict, event: Result) -> Result:
         event = super().on_result(studio, row, event)
@@ -184,7 +185,7 @@ class ShotJob(RenderJob):
         row and the placing)."""
         info = self.info
         try:
-            shot = BoardStore(studio.history).get_shot(info["shot"])
+            shot = board_store(studio.history).get_shot(info["shot"])
         except StudioError:
             return
         if getattr(shot, f"{info['stage']}_id") is None:

@@ -14,16 +14,14 @@ no longer the shot's is never placed on it (``place_render``).
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import asdict, dataclass, field
 
+from typing import Protocol
+
 from . import liveness
-from ..engine import lora
-from ..errors import InvalidRequest, StudioError
+from ..errors import StudioError
 from .history import HistoryStore, insert_with_fresh_id, new_id, utc_now
 from .queue import QueueStore
-from ..models.registry import MODES
-from ..engine.request import MAX_SEED
 
 # Fields that change what a shot renders: editing any of them invalidates its renders.
 RENDER_FIELDS = ("mode", "prompt", "negative_prompt", "seed", "image", "video", "frames", "continues", "loras")
@@ -100,19 +98,26 @@ def _shot(row: dict) -> Shot:
     return Shot(**row)
 
 
-def shot_loras(value) -> list[list]:
-    """A shot's LoRAs as stored and compared: [[file, strength], ...]; InvalidRequest for a bad list."""
-    errors: dict = {}
-    pairs = lora.normalise(value, errors)
-    if errors:
-        raise InvalidRequest(errors)
-    return [[f, s] for f, s in pairs]
+class ShotRules(Protocol):
+    """What a shot may hold. The store keeps shots; what a mode, a seed or a LoRA list may be is decided by the
+    layers above it (the models' modes, the engine's seed range and LoRA checks): ``jobs.shot_rules`` gives the
+    studio's rules, and every ``BoardStore`` is made with them."""
+
+    def mode(self, value) -> str:
+        """``value`` as a shot's mode; StudioError when it is none."""
+
+    def new_seed(self) -> int:
+        """A fresh random seed."""
+
+    def loras(self, value) -> list[list]:
+        """A shot's LoRAs as stored and compared: [[file, strength], ...]; InvalidRequest for a bad list."""
 
 
 class BoardStore:
-    def __init__(self, history: HistoryStore):
+    def __init__(self, history: HistoryStore, rules: ShotRules):
         self.db = history.db
         self._lock = history.lock
+        self.rules = rules
         self.history = history
         self._queue = QueueStore(history)
 
@@ -222,13 +227,12 @@ class BoardStore:
                  seed: int | None = None, image: str | None = None, video: str | None = None,
                  frames: int | None = None, position: int | None = None, approved: bool = False,
                  continues: bool = False, loras=()) -> Shot:
-        if mode not in MODES:
-            raise StudioError(f"Shot mode must be one of {', '.join(MODES)}, not {mode!r}.")
-        seed = random.randint(0, MAX_SEED) if seed is None else int(seed)
+        mode = self.rules.mode(mode)
+        seed = self.rules.new_seed() if seed is None else int(seed)
         row = {"id": None, "board_id": board_id, "position": position, "mode": mode, "prompt": prompt,
                "negative_prompt": negative_prompt or "", "seed": seed, "image": image, "video": video,
                "frames": frames, "approved": int(bool(approved)), "preview_id": None, "final_id": None,
-               "updated_at": utc_now(), "continues": int(bool(continues)), "loras": json.dumps(shot_loras(loras))}
+               "updated_at": utc_now(), "continues": int(bool(continues)), "loras": json.dumps(self.rules.loras(loras))}
         row["id"] = insert_with_fresh_id(lambda sid: self._insert_shot(row, sid, position))
         return _shot(row)
 
@@ -260,10 +264,10 @@ class BoardStore:
         bad = set(changes) - set(RENDER_FIELDS) - {"approved"}
         if bad:
             raise StudioError(f"Shots have no editable field(s) {', '.join(sorted(bad))}.")
-        if "mode" in changes and changes["mode"] not in MODES:
-            raise StudioError(f"Shot mode must be one of {', '.join(MODES)}.")
+        if "mode" in changes:
+            changes["mode"] = self.rules.mode(changes["mode"])
         if "loras" in changes:
-            changes["loras"] = shot_loras(changes["loras"])
+            changes["loras"] = self.rules.loras(changes["loras"])
         updates = dict(changes)
         if "loras" in updates:
             updates["loras"] = json.dumps(updates["loras"])
@@ -289,7 +293,7 @@ class BoardStore:
 
     def reroll(self, shot_id: str) -> Shot:
         """A new random seed (clears the shot's renders and approval)."""
-        return self.update_shot(shot_id, seed=random.randint(0, MAX_SEED))
+        return self.update_shot(shot_id, seed=self.rules.new_seed())
 
     def duplicate_shot(self, shot_id: str) -> Shot:
         s = self.get_shot(shot_id)
