@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.store.boards import BoardStore  # noqa: E402
+from studio.jobs.shot_rules import board_store  # noqa: E402
 from studio.store.history import HistoryStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,6 +46,19 @@ def shots(n: int) -> list[dict]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def browser_cpu() -> float:
+    """CPU seconds of every Chromium process now running (the page's browser shares the studio's cores)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"chromium" in (entry / "cmdline").read_bytes():
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
 
 
 def rss_mib(pid: int) -> float:
@@ -114,7 +127,7 @@ def cli_batch(studio: Studio, name: str, n: int) -> tuple[float, float]:
 def page_batch(studio: Studio, page, name: str, n: int) -> tuple[float, float]:
     history = HistoryStore(studio.data / "history.db")
     try:
-        boards = BoardStore(history)
+        boards = board_store(history)
         board = boards.create(name, preview_policy=POLICY)
         for shot in shots(n):
             boards.add_shot(board.id, shot["prompt"], seed=shot["seed"])
@@ -125,7 +138,7 @@ def page_batch(studio: Studio, page, name: str, n: int) -> tuple[float, float]:
     page.wait_for_function(f"document.querySelectorAll('#board-gallery .thumbnail-item').length === {n}",
                            timeout=300_000)
     settle(studio.proc.pid)
-    cpu, started = cpu_seconds(studio.proc.pid), time.perf_counter()
+    cpu, started, browser = cpu_seconds(studio.proc.pid), time.perf_counter(), browser_cpu()
     page.click("#board-preview-all")
     page.wait_for_function("document.querySelector('#board-status')?.innerText.includes('✓ Done')",
                            timeout=3_600_000, polling=200)
@@ -133,6 +146,7 @@ def page_batch(studio: Studio, page, name: str, n: int) -> tuple[float, float]:
     status = page.inner_text("#board-status")
     if f"{n} rendered" not in status:
         raise SystemExit(f"the page batch did not render every shot: {status}")
+    print(f"  page batch: the browser used {browser_cpu() - browser:.1f} s CPU", flush=True)
     return wall, cpu_seconds(studio.proc.pid) - cpu
 
 

@@ -16,7 +16,7 @@ from gradio_client import handle_file  # noqa: E402
 
 from conftest import launch_app, page_client  # noqa: E402
 from studio.engine import space  # noqa: E402
-from studio.store.boards import BoardStore  # noqa: E402
+from studio.jobs.shot_rules import board_store  # noqa: E402
 from studio.config import ASSETS_DIR  # noqa: E402
 from studio.store.history import Query  # noqa: E402
 from studio.ui import analytics  # noqa: E402
@@ -63,19 +63,20 @@ def galleries(outputs):
 
 
 def live_updates(outputs) -> list[dict]:
-    """The Storyboard's live component's values (one finished shot each), in order, each once."""
+    """The finished shots in the Storyboard's live component's values (a list each: the shots finished since the
+    last one), in order, each once."""
     found, seen = [], set()
     for out in outputs:
         for v in out if isinstance(out, (list, tuple)) else [out]:
-            if isinstance(v, str) and v.startswith('{"shot"') and v not in seen:
+            if isinstance(v, str) and v.startswith('[{"shot"') and v not in seen:
                 seen.add(v)
-                found.append(json.loads(v))
+                found.extend(json.loads(v))
     return found
 
 
 def test_storyboard_preview_all_then_finals(app):
     client, studio = app
-    store = BoardStore(studio.history)
+    store = board_store(studio.history)
     client.predict("Circles", "t-far", api_name="/board_create")
     (board,) = [b for b in store.list() if b["name"] == "Circles"]
     for i, prompt in enumerate(["a red circle moving left", "a blue square moving right", "a green circle falling"]):
@@ -89,9 +90,10 @@ def test_storyboard_preview_all_then_finals(app):
     assert [d["index"] for d in finished] == [0, 1, 2], finished
     assert all(d["caption"].endswith(" preview") and d["tile"].startswith("data:image/png;base64,")
                and d["row"][6].startswith("1 step") for d in finished)
-    # the gallery is sent whole once, when the batch ends, with every thumbnail
-    rendered = [sum(item["caption"].endswith(" preview") for item in g) for g in galleries(outs)]
-    assert [n for n in rendered if n] == [3], rendered
+    # the batch streams none of the gallery (the page draws the whole board once, chained after the batch)
+    assert galleries(outs) == []
+    opened = client.predict(board["id"], api_name="/board_open")
+    assert [sum(item["caption"].endswith(" preview") for item in g) for g in galleries([opened])] == [3]
     assert any("Rendering 3 previews at **preview** (1 step)" in t for t in texts(outs))
     assert any(t.startswith("✓ Done: previews") and "3 rendered" in t for t in texts(outs))
     shots = store.get(board["id"]).shots
@@ -124,7 +126,7 @@ def test_storyboard_preview_all_then_finals(app):
 
 def test_shot_editing_reorder_and_reroll(app):
     client, studio = app
-    store = BoardStore(studio.history)
+    store = board_store(studio.history)
     client.predict("Edits", "t-far", api_name="/board_create")
     (board,) = [b for b in store.list() if b["name"] == "Edits"]
     for prompt in ("first shot", "second shot"):
@@ -225,7 +227,7 @@ def test_space_sessions_do_not_see_each_other(tmp_path, tiny_dirs):
         assert "visitor b fox" in own and "visitor b" not in details
         # boards are per session too
         a.predict("A's board", "t-far", api_name="/board_create")
-        store = BoardStore(studio.history)
+        store = board_store(studio.history)
         (board,) = store.list()
         assert board["session"] == session_a
         assert "A's board" in str(a.predict(board["id"], api_name="/board_open"))  # the owner opens it

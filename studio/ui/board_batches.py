@@ -2,13 +2,16 @@
 
 Updates are proportional to what changed: a finished shot sends the status line and its own tile and table row
 (``c.live``, a few kB, patched into the page by board_layout.LIVE_JS); the table and the finals note follow at
-most every LIVE_EVERY_S; the whole board, thumbnails included, and the player are sent once when the batch ends.
-Re-sending every thumbnail after every shot made a 200-shot batch from the page cost 3.4x its renders (Gradio
-re-checks each gallery file on each update).
+most every LIVE_EVERY_S; the whole board, thumbnails included, and the player are sent once when the batch ends
+(``run_end``, chained after the batch, from what it left in ``c.batch_end``). Re-sending every thumbnail after
+every shot made a 200-shot batch from the page cost 3.4x its renders (Gradio re-checks each gallery file on each
+update); so did a batch streaming to all 35 of the tab's outputs (Gradio rebuilds each output an update leaves
+out) and saying the queue place of every waiting shot each second (3.5x at 60 shots).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 
@@ -20,8 +23,9 @@ from . import format as fmt
 from . import spacemode
 from .session import cancel_scope
 
-STATUS_EVERY_S = 0.3
-LIVE_EVERY_S = 5.0  # how often a running batch refreshes the table and the finals note
+STATUS_EVERY_S = 1.0  # at most one step-progress message a second (each costs the page a repaint)
+LIVE_EVERY_S = 30.0  # how often a running batch refreshes the table and the finals note
+TILES_EVERY_S = 1.0  # finished shots' tiles go to the page together, at most this often (a message a second)
 
 @dataclass
 class Batch:
@@ -40,6 +44,8 @@ class Batch:
     last_live: float = 0.0  # when the thumbnails and table were last sent (``live_board``)
     player: tuple | None = None  # the last finished shot's (video, label), for the player
     fresh: dict = field(default_factory=dict)  # shots finished in this batch, as read again (id -> Shot)
+    tiles: list = field(default_factory=list)  # finished shots' tiles and rows not yet sent (``shot_delta``)
+    last_tiles: float = 0.0  # when tiles were last sent
     numbers: dict = field(default_factory=dict)  # shot id -> its number on the board (1-based)
 
     def number(self, shot_id: str) -> int:
@@ -55,9 +61,27 @@ class BatchHandlers:
     # updates are made inside handlers: a component built here, in the Blocks context, would be rendered
     def buttons(self, running: bool) -> dict:
         c = self.c
-        out = {c.preview_btn: gr.Button(interactive=not running), c.finals_btn: gr.Button(interactive=not running),
-               c.stop_btn: gr.Button(interactive=running)}
-        return out if running else {**out, c.progress_bar: ""}
+        return {c.preview_btn: gr.Button(interactive=not running), c.finals_btn: gr.Button(interactive=not running),
+                c.stop_btn: gr.Button(interactive=running)}
+
+    def end(self, text: str, sel=None, with_editor: bool = True, player=None) -> dict:
+        """A batch's last update: its status line, the buttons idle, and what ``run_end`` draws the board from."""
+        c = self.c
+        return {c.status: text, **self.buttons(False),
+                c.batch_end: {"text": text, "sel": sel, "with_editor": with_editor, "player": player}}
+
+    def run_end(self, bid, end, session_v):
+        """Chained after a batch: the whole board (thumbnails, table, the selected shot's editor) and the player,
+        once."""
+        c = self.c
+        if not isinstance(end, dict):
+            return {**self.buttons(False), c.progress_bar: ""}
+        out = {**self.view(self.ui.sid(session_v), bid, end.get("sel"), text=end.get("text"),
+                           with_editor=bool(end.get("with_editor"))), **self.buttons(False), c.progress_bar: ""}
+        if end.get("sel") is None and end.get("player"):
+            video, label = end["player"]
+            out[c.shot_video] = gr.Video(value=video, label=label)
+        return out
 
     def batch(self, board, stage, only, before) -> tuple[Batch, str | None]:
         """What a stage would render on this board, and why it renders nothing (None: it renders)."""
@@ -85,14 +109,14 @@ class BatchHandlers:
         sid = self.ui.sid(session_v)
         board = self.ui.board(bid, sid)
         if board is None:
-            yield self.view(sid, bid, text="Create or pick a board first.")
+            yield self.end("Create or pick a board first.")
             return
         if not board.shots:
-            yield self.view(sid, bid, text="This board has no shots yet: add one on the right.")
+            yield self.end("This board has no shots yet: add one on the right.")
             return
         batch, refusal = self.batch(board, stage, only, before)
         if refusal:
-            yield self.view(sid, bid, text=refusal)
+            yield self.end(refusal)
             return
         yield {**self.buttons(True), self.c.status: f"… {batch.intro}"}
         with cancel_scope(session_v) as cancel_event:
@@ -107,28 +131,30 @@ class BatchHandlers:
                         if update:
                             yield update
             except StudioError as exc:
-                yield {**self.fail(exc, sid, board.id), **self.buttons(False)}
+                gr.Warning(str(exc))
+                yield self.end(f"⚠ {exc}", keep, with_editor=False)  # keep what the artist typed
 
     def shot_update(self, batch, ev, sid, progress, elapsed) -> dict | None:
         """One engine event of one shot of a batch: progress, a status line, or its finished render."""
         c, e = self.c, ev.event
-        if e.kind == "waiting" and batch.rendering:  # every waiting shot, every second: nothing to say
-            return None
+        if e.kind == "waiting" and (batch.rendering or time.perf_counter() - batch.last_status < STATUS_EVERY_S):
+            return None  # every waiting shot is told its place each second: say it when nothing renders, seldom
         n = batch.number(ev.shot_id)
         lead = f"{batch.word.title()} {ev.index + 1} of {ev.total} (shot {n})"
         if e.kind in ("progress", "status"):
             batch.rendering.add(ev.shot_id)
         elif e.kind in ("result", "failed", "cancelled"):
             batch.rendering.discard(ev.shot_id)
-        if e.kind == "progress":
-            progress((e.step, e.total), desc=lead, unit="steps")  # one reading: shot k of n, step s of S
+        if e.kind == "progress":  # each message costs the page a repaint: at most one every STATUS_EVERY_S
             now = time.perf_counter()
-            if now - batch.last_status >= STATUS_EVERY_S:
+            if now - batch.last_status >= STATUS_EVERY_S and e.step < e.total:  # the last step: its result says
                 batch.last_status = now
+                progress((e.step, e.total), desc=lead, unit="steps")  # one reading: shot k of n, step s of S
                 return {c.status: f"… {batch.intro}  \n{lead} · step {e.step} of {e.total} · {fmt.seconds(elapsed)}"}
         elif e.kind == "status":
             return {c.status: f"… {batch.intro}  \n{lead} · {e.message}"}
-        elif e.kind == "waiting" and not batch.rendering:  # nothing of this batch runs yet: say where it stands
+        elif e.kind == "waiting":  # nothing of this batch runs yet: say where it stands
+            batch.last_status = time.perf_counter()
             return {c.status: f"… {batch.intro}  \n{lead} · waiting in the render queue: "
                               f"{fmt.place(e.position, e.waiting)}"}
         elif e.kind == "result":
@@ -139,22 +165,29 @@ class BatchHandlers:
                 label += f" (capped from {row.get('requested_steps')})"
             cap = f"  \n⚠ {e.notes[0]}" if e.notes else ""
             batch.player = (e.video_path, label)
-            out = {c.status: f"… {batch.intro}  \n✓ {lead} done · {fmt.seconds(elapsed)}{cap}",
-                   c.live: self.finished_shot(batch, ev.shot_id)}
-            return {**out, **self.live_board(batch, sid)}
+            self.finished_shot(batch, ev.shot_id)
+            if cap or time.perf_counter() - batch.last_tiles >= TILES_EVERY_S:
+                out = {c.status: f"… {batch.intro}  \n✓ {lead} done · {fmt.seconds(elapsed)}{cap}",
+                       c.live: self.send_tiles(batch)}
+                return {**out, **self.live_board(batch, sid)}
         elif e.kind == "failed":
             gr.Warning(f"Shot {n}: {e.message}")
         return None
 
-    def finished_shot(self, batch, shot_id) -> str:
-        """The live component's value for a shot that just finished: its tile and row (``shot_delta``), from the
-        shot read again (its new render) on the board as it stands (a continuing shot's staleness)."""
+    def finished_shot(self, batch, shot_id) -> None:
+        """A shot that just finished: its tile and row (``shot_delta``) wait in ``batch.tiles``, from the shot read
+        again (its new render) on the board as it stands (a continuing shot's staleness)."""
         try:
             batch.fresh[shot_id] = self.ui.boards.get_shot(shot_id)
         except StudioError:  # deleted meanwhile
-            return gr.skip()
+            return
         board = replace(batch.board, shots=[batch.fresh.get(s.id, s) for s in batch.board.shots])
-        return self.ui.shot_delta(board, batch.fresh[shot_id])
+        batch.tiles.append(self.ui.shot_delta(board, batch.fresh[shot_id]))
+
+    def send_tiles(self, batch) -> str:
+        """The live component's value: the tiles waiting, as a JSON list (board_layout.LIVE_JS puts each in place)."""
+        tiles, batch.tiles, batch.last_tiles = batch.tiles, [], time.perf_counter()
+        return json.dumps(tiles, ensure_ascii=False) if tiles else gr.skip()
 
     def live_board(self, batch, sid) -> dict:
         """The table (rows out of view are drawn from its value) and the finals note, at most every LIVE_EVERY_S
@@ -189,10 +222,8 @@ class BatchHandlers:
                                          for s, m in ev.failed.items())
         sel = batch.only[0] if batch.only else keep  # the shot the artist had selected stays selected
         # nothing selected: the player keeps the last shot that finished
-        out = {**self.view(sid, batch.board.id, sel, text=text, with_editor=sel is not None), **self.buttons(False)}
-        if sel is None and batch.player:
-            out[self.c.shot_video] = gr.Video(value=batch.player[0], label=batch.player[1])
-        return out
+        return {**self.end(text, sel, with_editor=sel is not None, player=batch.player),
+                self.c.live: self.send_tiles(batch)}
 
     def on_preview_all(self, bid, sel, session_v, progress=gr.Progress()):
         yield from self.run_stage(bid, "preview", None, session_v, progress, keep=sel or None)
@@ -202,7 +233,7 @@ class BatchHandlers:
 
     def on_repreview(self, bid, sel, session_v, progress=gr.Progress()):
         if not sel:
-            yield self.view(self.ui.sid(session_v), bid, text="Select a shot first.")
+            yield self.end("Select a shot first.")
             return
         yield from self.run_stage(bid, "preview", [sel], session_v, progress)
 
@@ -210,8 +241,8 @@ class BatchHandlers:
         sid = self.ui.sid(session_v)
         board = self.ui.board(bid, sid)
         if board is None or not sel or not any(s.id == sel for s in board.shots):
-            yield self.view(sid, bid, text="Select a shot first.")
+            yield self.end("Select a shot first.")
             return
         shot = self.ui.boards.reroll(sel)
-        yield self.view(sid, bid, sel, text=f"… New seed {shot.seed} for shot {shot.position + 1}; previewing it.")
+        yield {self.c.status: f"… New seed {shot.seed} for shot {shot.position + 1}; previewing it."}
         yield from self.run_stage(bid, "preview", [sel], session_v, progress, before=f"Seed {shot.seed}. ")

@@ -11,28 +11,33 @@ import pandas as pd
 from .board_views import (COLUMNS, DEFAULT_FRAMES, EMPTY_STATUS, GALLERY_COLUMNS, MODE_CHOICES, BoardViews,
                           default_policies, gallery_height)
 
-# Runs in the browser: on each new value of the live component, the finished shot's thumbnail and caption go
-# into its gallery tile, and its cells into its table row where that row is drawn (the table draws only the rows
-# in view; the others are drawn from the table's value, refreshed every few seconds and when the batch ends).
+# Runs in the browser: on each new value of the live component (a list: the shots finished since the last one),
+# each finished shot's thumbnail and caption go into its gallery tile, and its cells into its table row where that
+# row is drawn (the table draws only the rows in view; the others are drawn from the table's value, refreshed every
+# LIVE_EVERY_S and when the batch ends).
 LIVE_JS = """
 watch('value', () => {
-  let d;
-  try { d = JSON.parse(props.value || '{}'); } catch (e) { return; }
-  if (typeof d.index !== 'number') return;
-  const tile = document.querySelectorAll('#board-gallery .thumbnail-item')[d.index];
+  let tiles;
+  try { tiles = JSON.parse(props.value || '[]'); } catch (e) { return; }
+  if (!Array.isArray(tiles)) return;
+  const items = document.querySelectorAll('#board-gallery .thumbnail-item');
+  const rows = [...document.querySelectorAll('#board-shots tbody tr')].map(tr => [tr, tr.querySelectorAll('td')]);
+  for (const d of tiles) {
+  if (typeof d.index !== 'number') continue;
+  const tile = items[d.index];
   if (tile) {
     const img = tile.querySelector('img');
     if (img && d.tile) { img.src = d.tile; img.alt = d.caption; }
     const caption = tile.querySelector('.caption-label');
     if (caption) caption.textContent = d.caption;
   }
-  for (const tr of document.querySelectorAll('#board-shots tbody tr')) {
-    const cells = tr.querySelectorAll('td');
-    if (cells.length !== d.row.length || cells[0].innerText.trim() !== d.row[0]) continue;
+  for (const [tr, cells] of rows) {
+    if (cells.length !== d.row.length || cells[0].textContent.trim() !== d.row[0]) continue;
     cells.forEach((td, i) => {
       const span = td.querySelector('span') || td;
-      if (span.innerText !== d.row[i]) span.textContent = d.row[i];
+      if (span.textContent !== d.row[i]) span.textContent = d.row[i];
     });
+  }
   }
 });
 """
@@ -91,6 +96,7 @@ class BoardComponents:
     board_id: gr.Textbox
     shot_id: gr.Textbox
     shot_ids: gr.State
+    batch_end: gr.State  # how a batch ended (run_end draws the whole board from it: see stream_outs)
     open_btn: gr.Button
     pick_btn: gr.Button
     # made outside the tab
@@ -119,8 +125,16 @@ class BoardComponents:
         return [*self.board_view, self.shot_id, *self.editor, self.status]
 
     @property
-    def run_outs(self) -> list:
-        return [*self.outs, self.preview_btn, self.finals_btn, self.stop_btn, self.progress_bar, self.live]
+    def stream_outs(self) -> list:
+        """What a running batch updates. Few on purpose: Gradio rebuilds every output an update leaves out (a new
+        component and its config, about 1 ms each), so a batch streams to these and the whole board follows once,
+        when it ends (``end_outs``, from ``batch_end``)."""
+        return [self.status, self.live, self.table, self.finals_note, self.preview_btn, self.finals_btn,
+                self.stop_btn, self.batch_end]
+
+    @property
+    def end_outs(self) -> list:
+        return [*self.outs, self.preview_btn, self.finals_btn, self.stop_btn, self.progress_bar]
 
     @property
     def selection(self) -> list:
@@ -145,6 +159,7 @@ def layout(ui: BoardViews, model_picker: gr.Dropdown, session: gr.State) -> Boar
     hidden = {"board_id": gr.Textbox(visible=False, elem_id="board-id"),
               "shot_id": gr.Textbox(visible=False, elem_id="shot-id"),
               "shot_ids": gr.State([]),
+              "batch_end": gr.State(None),
               "open_btn": gr.Button(visible=False),  # for scripts and tests: open a board by id
               "pick_btn": gr.Button(visible=False)}  # for scripts and tests: select a shot by id
     return BoardComponents(**left, **right, **hidden, model_picker=model_picker, session=session)

@@ -337,10 +337,13 @@ class BoardTab(BatchHandlers):
     def _wire_batches(self) -> None:
         c = self.c
         batch = dict(concurrency_id="render", show_progress="minimal", show_progress_on=[c.progress_bar])
-        c.preview_btn.click(self.on_preview_all, c.selection, c.run_outs, api_name="board_preview_all", **batch)
-        c.finals_btn.click(self.on_finals, c.selection, c.run_outs, api_name="board_finals", **batch)
-        c.repreview_btn.click(self.on_repreview, c.selection, c.run_outs, api_name="shot_repreview", **batch)
-        c.reroll_btn.click(self.on_reroll, c.selection, c.run_outs, api_name="shot_reroll", **batch)
+        end = ([c.board_id, c.batch_end, c.session], c.end_outs)  # the whole board, once, when a batch ends
+        for btn, handler, name in ((c.preview_btn, self.on_preview_all, "board_preview_all"),
+                                   (c.finals_btn, self.on_finals, "board_finals"),
+                                   (c.repreview_btn, self.on_repreview, "shot_repreview"),
+                                   (c.reroll_btn, self.on_reroll, "shot_reroll")):
+            btn.click(handler, c.selection, c.stream_outs, api_name=name, **batch).then(
+                self.run_end, *end, api_visibility="private")
         c.stop_btn.click(lambda s: "■ Stopping after the current step…" if cancel(s) else gr.skip(), c.session,
                          c.status, queue=False, api_name="board_cancel")
 

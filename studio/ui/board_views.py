@@ -7,7 +7,6 @@ fixed number of queries whatever its size; the batch handlers build one shot's t
 from __future__ import annotations
 
 import base64
-import json
 import random
 import re
 import shutil
@@ -18,7 +17,7 @@ import pandas as pd
 
 from ..jobs import continuity
 from ..engine import lora
-from ..store.boards import shot_loras
+from ..jobs.shot_rules import shot_loras
 from ..errors import StudioError
 from ..engine.render import MAX_SEED
 from ..jobs.boards import BoardRunner
@@ -158,16 +157,16 @@ class BoardViews:
         thumb = guard.servable(row.get("thumb_path"), allowed or guard.roots(self.studio)) if row else None
         return thumb, f"#{shot.position + 1}{' ✓' if shot.approved else ''}{' ' + stage if stage else ''}"
 
-    def shot_delta(self, board, shot) -> str:
+    def shot_delta(self, board, shot) -> dict:
         """What the page changes when one shot finished: its tile (the thumbnail inline, a few kB) and its
-        table row, as JSON for the Storyboard's live component (``board_live``); nothing else is re-sent."""
+        table row, for the Storyboard's live component (``board_live``, a JSON list of these); nothing else is
+        re-sent."""
         rows = Prefetched(self.studio.history, [shot])
         thumb, caption = self.tile(shot, rows)
         kind = "jpeg" if thumb and thumb.suffix.lower() in (".jpg", ".jpeg") else "png"
         image = f"data:image/{kind};base64," + base64.b64encode(thumb.read_bytes()).decode() if thumb else None
-        return json.dumps({"shot": shot.id, "index": shot.position, "count": len(board.shots), "caption": caption,
-                           "tile": image, "row": [str(v) for v in self.table_row(board, shot, rows)]},
-                          ensure_ascii=False)
+        return {"shot": shot.id, "index": shot.position, "count": len(board.shots), "caption": caption,
+                "tile": image, "row": [str(v) for v in self.table_row(board, shot, rows)]}
 
     def finals_note(self, board, rows: Prefetched | None = None) -> str:
         if board is None or not board.shots:
