@@ -11,6 +11,7 @@
 - video-to-video: PSNR of the kept context frames against the input's, and ``v2v_move``, how far the new frames
   are from a copy of the last context frame (0: frozen or smeared; higher: the clip moves on).
 - the judge (studio/engine/judge.py) on the embedded shapes model, when the prompt is of its world's form.
+- ``clip_score``: the CLIP text-video score (clip_score.py), when a CLIP model is in the hub cache.
 PSNR and SSIM are scikit-image's (``skimage.metrics``); PSNR of identical images is capped at PSNR_CAP dB.
 """
 
@@ -141,10 +142,13 @@ def judged(frames: np.ndarray, prompt: str) -> dict:
 
 
 def measure(frames: np.ndarray, prompt: str, *, judge_on: bool, image: np.ndarray | None = None,
-            context: np.ndarray | None = None) -> dict:
-    """Every per-render metric of one clip (convergence needs the others: see ``convergence``)."""
+            context: np.ndarray | None = None, clip=None) -> dict:
+    """Every per-render metric of one clip (convergence needs the others: see ``convergence``); ``clip``: a
+    text-video scorer (clip_score.py) when a CLIP model is cached."""
     frames = np.asarray(frames)
     out = {"sharpness": float(np.mean(sharpness(frames))), **temporal(frames)}
+    if clip is not None:
+        out["clip_score"] = clip(frames, prompt)
     if image is not None:
         out.update(image_to_video(frames, image))
     if context is not None:

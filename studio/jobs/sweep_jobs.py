@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import media, metrics as sweep_metrics
+from ..engine import clip_score, media, metrics as sweep_metrics
 from ..errors import StudioError
 from ..store.sweeps import SweepStore
 
@@ -112,7 +112,7 @@ def measure(studio, sid: str, item_id: str, render_id: str, frames: np.ndarray, 
         log.warning("sweep %s: input of %s unreadable: %s", sid, item_id, exc)
         image = context = None
     metrics = sweep_metrics.measure(frames, request.get("prompt") or "", judge_on=_judge_on(studio, request["model"]),
-                                    image=image, context=context)
+                                    image=image, context=context, clip=clip_score.cached_scorer())
     path = signature_path(studio, sid, item_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.part.npz")

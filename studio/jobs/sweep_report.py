@@ -36,6 +36,7 @@ METRICS = {
     "judge_direction": ("judge: direction", +1),
     "judge_background": ("judge: background", +1),
     "judge_all": ("judge: all four right", +1),
+    "clip_score": ("CLIP text-video score", +1),
 }
 Z95 = 1.959963984540054
 

@@ -12,12 +12,12 @@ A spec (what the CLI and the tab send): {"prompts": [text | {"prompt", "image"?,
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Iterator
 
 from . import sweep_export, sweep_jobs, sweep_policies, sweep_report
 from ..errors import InvalidRequest, StudioError
 from ..models.registry import MODES
+from ..engine import clip_score
 from ..engine.request import MAX_STEPS, MIN_STEPS
 from ..store.sweeps import SweepStore
 
@@ -156,20 +156,11 @@ def _follow(studio, sid: str, cancel) -> Iterator[dict]:
 
 
 # ---- the report -----------------------------------------------------------------------------------------------
-def _clip_off() -> str:
-    """Why the CLIP text-video score is off (it is on only with a CLIP model in the hub cache)."""
-    from huggingface_hub import constants
-
-    cache = Path(constants.HF_HUB_CACHE)
-    found = sorted(p.name for p in cache.glob("models--*clip*")) if cache.is_dir() else []
-    if not found:
-        return f"off: no CLIP model in the hub cache ({cache}); nothing is downloaded for it"
-    return (f"off: {found[0].replace('models--', '').replace('--', '/')} is in the hub cache, but scoring with it "
-            "is not built yet")
-
-
 def _off(studio, spec: dict, items: list[dict]) -> dict:
-    off = {"clip_score": _clip_off()}
+    off = {}
+    if not any("clip_score" in (i.get("metrics") or {}) for i in items):
+        off["clip_score"] = clip_score.why_off() or ("off: a CLIP model is in the hub cache now, but no render of "
+                                                     "this sweep was measured with it")
     if not any(k.startswith("judge_") for i in items for k in (i.get("metrics") or {})):
         off["judge"] = ("off: the judge knows only the embedded shapes models and prompts of the form 'a red "
                         "circle moving right on a black background'")
