@@ -4,10 +4,9 @@ line: {"states": [...], "statuses": [...], "epoch": n, "back_s": s, "rows": n}.
 
     python bench/farm_outage.py DATA_DIR MODELS_FILE    # MODELS_FILE names a "t-far" model (tests' tiny_dirs)
 
-Not a test yet: in some runs (3 of 6 here) the process exits with Ray's "accesses the Ray's worker after it is
-shutdown" while the farm restarts its Ray, a thread of the farm still touching the old core worker. Every run that
-lived ended with all three jobs done and one row each (the unit test of the decision logic is in
-tests/test_farm_outage.py)."""
+The test suite runs it (tests/test_farm_outage.py). Before RayGate (ray_farm.py), 3 runs in 6 ended with Ray's
+"accesses the Ray's worker after it is shutdown", killing the process: a farm thread still inside a call on the
+old core worker while the farm shut it down to start it again."""
 
 import json
 import logging

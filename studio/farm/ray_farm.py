@@ -33,6 +33,7 @@ import secrets
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -51,6 +52,53 @@ _CANCEL_POLL_S = 0.05
 REVIVE_S = 120.0  # a lost worker is waited for this long before the farm routes to it again regardless
 _REVIVE_POLL_S = 0.5
 RECONNECT_S = 10.0  # a lost Ray is started again (the farm's own) or looked for again (a cluster's) this often
+_STREAM_POLL_S = 0.5  # the longest a farm thread waits inside one Ray call on a stream (see RayGate)
+_GET_S = 30.0  # the longest it waits for an event already announced by its stream
+_GATE_DRAIN_S = 45.0  # a restart waits this long for the threads inside Ray calls, then tries again later
+
+
+class RayRestarting(Exception):
+    """A Ray call refused: the farm is restarting (or re-joining) its Ray, or the call belongs to a Ray that was
+    lost and replaced since. For the farm it is the same as that Ray lost."""
+
+
+class RayGate:
+    """Every Ray call of the farm's threads goes through ``call(generation)``, so a restart of the farm's Ray
+    (``ray.shutdown()``, then ``ray.init()``) runs only while no thread is inside a call on the old one: Ray ends
+    the whole process when a thread touches a core worker that was shut down. Calls inside are bounded (polls of
+    _STREAM_POLL_S, gets of _GET_S), so a restart waits at most about that long. A thread of an earlier
+    generation (begun on a Ray since lost) is refused for good: its actors went with that Ray."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._inside = 0
+        self._closed = False
+        self.generation = 0
+
+    @contextmanager
+    def call(self, generation: int | None = None):
+        with self._cond:
+            if self._closed or generation not in (None, self.generation):
+                raise RayRestarting()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._inside -= 1
+                self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Refuse new calls, end the generation (calls of the threads begun on it stay refused), and wait for the
+        calls inside to end: True once none is inside."""
+        with self._cond:
+            self._closed = True
+            self.generation += 1
+            return self._cond.wait_for(lambda: self._inside == 0, timeout)
+
+    def open(self) -> None:
+        with self._cond:
+            self._closed = False
 
 
 class FarmError(StudioError):
@@ -146,6 +194,7 @@ class _Worker:
     last_used: float = 0.0
     models: set = field(default_factory=set)  # models it has loaded (as far as the farm routed them)
     label: str = ""
+    generation: int = 0  # the farm's Ray it lives on (RayGate.generation): calls on an older one are refused
 
 
 class RayFarm:
@@ -166,6 +215,7 @@ class RayFarm:
         self._down_since: float | None = None  # when the farm's Ray was found lost (None: it is up)
         self._looked = self._tried = 0.0
         self.epoch = 0  # +1 each time a lost Ray is back: an attempt begun before it ran on the old one
+        self._gate = RayGate()  # every Ray call after start(); a restart shuts the old Ray down only when it is empty
 
     # ---- start, nodes, stop ------------------------------------------------------------------
     def start(self) -> "RayFarm":
@@ -207,6 +257,13 @@ class RayFarm:
         if not force and time.monotonic() - self._synced < SYNC_S:
             return
         self._synced = time.monotonic()
+        try:
+            with self._gate.call():
+                self._sync_nodes(ray)
+        except RayRestarting:
+            pass  # the farm's Ray is being restarted: it starts its workers itself
+
+    def _sync_nodes(self, ray) -> None:
         nodes = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
         with self._free:
             gone = [w for w in self._workers if w.node_id not in nodes]
@@ -216,7 +273,8 @@ class RayFarm:
             for node_id, node in nodes.items():
                 have = sum(w.node_id == node_id for w in self._workers)
                 for _ in range(have, self._wanted(node)):
-                    self._workers.append(_Worker(self._spawn(node_id, node), node_id))
+                    self._workers.append(_Worker(self._spawn(node_id, node), node_id,
+                                                 generation=self._gate.generation))
             self._free.notify_all()
 
     def _wanted(self, node: dict) -> int:
@@ -258,6 +316,10 @@ class RayFarm:
             return "The farm's own Ray was lost; the studio starts it again, and jobs wait until it is back."
         return f"The Ray cluster at {self.address} is gone; jobs wait until it is back (looked for every {RECONNECT_S:g} s)."
 
+    def waiting_note(self) -> str | None:
+        """What the jobs waiting in the queue are told while the farm's Ray is lost (None while it is up)."""
+        return f"{self.outage()} This render waits in the queue." if self._down_since is not None else None
+
     def up(self) -> bool:
         """Whether the farm's Ray is up (looked at every SYNC_S). A lost one is started again (a Ray of its own)
         or joined again (a cluster's), every RECONNECT_S until it is back; each step is said in the log."""
@@ -287,11 +349,12 @@ class RayFarm:
         it started has died (seen at once; the GCS takes some seconds to call the node dead)."""
         import ray
 
-        if self.own_ray and _own_raylet_died(ray):
-            return True
         try:
-            return not any(n.get("Alive") for n in ray.nodes())
-        except Exception:  # noqa: BLE001 - not connected, or the GCS is gone
+            with self._gate.call():
+                if self.own_ray and _own_raylet_died(ray):
+                    return True
+                return not any(n.get("Alive") for n in ray.nodes())
+        except Exception:  # noqa: BLE001 - not connected, the GCS is gone, or a restart under way
             return True
 
     def _reconnect(self) -> bool:
@@ -301,17 +364,25 @@ class RayFarm:
         with self._free:
             self._workers = []  # their actors went with the Ray that was lost
             self._free.notify_all()
+        if not self._gate.close(_GATE_DRAIN_S):  # never shut a core worker down under a thread still using it
+            log.warning("farm: a farm thread is still inside a Ray call; trying again in %g s", RECONNECT_S)
+            return False
+        back = False
         try:
             ray.shutdown()
             self._init(ray)
             self._actor_class = ray.remote(FarmWorker)
-            self._sync_workers(force=True)
+            self._synced = time.monotonic()
+            self._sync_nodes(ray)
+            back = bool(self._workers)
         except Exception as exc:  # noqa: BLE001 - FarmError (unreachable), or Ray's own errors while it starts
             log.warning("farm: Ray is not back yet (%s); trying again in %g s", exc, RECONNECT_S)
             return False
+        finally:
+            self._gate.open()  # the workers started here are of the new generation; those of the lost Ray are not
         if self.own_ray:
             log.warning("farm: started the farm's own Ray again")
-        return bool(self._workers)
+        return back
 
     def close(self) -> None:
         import ray
@@ -320,7 +391,7 @@ class RayFarm:
             workers, self._workers = self._workers, []
         for w in workers:
             _kill(ray, w.actor)
-        if self._owns_ray:
+        if self._owns_ray and self._gate.close(_GATE_DRAIN_S):  # as a restart: never under a thread's Ray call
             ray.shutdown()
 
     # ---- routing -------------------------------------------------------------------------------
@@ -382,7 +453,7 @@ class RayFarm:
                 return
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a lost Ray raises what it likes (SystemExit too)
                 self._looked = 0.0  # look at the Ray now: a worker lost, or all of it? (waits for a restart)
-                if self.up() and self.epoch == epoch:
+                if self.up() and self.epoch == epoch and not isinstance(exc, RayRestarting):
                     if not isinstance(exc, (*_lost_errors(ray), _FalseCancel)):
                         raise
                 else:  # the whole Ray was lost, not a worker: no retry is spent, the unfinished budgets wait
@@ -423,15 +494,15 @@ class RayFarm:
         import ray
 
         rest = replace(work, budgets=work.budgets[done:])
-        stream = worker.actor.render.remote(attempt_id, rest, loras)
+        with self._gate.call(worker.generation):
+            stream = worker.actor.render.remote(attempt_id, rest, loras)
         watching = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(work.cancel, worker, attempt_id, watching),
                                    name="farm-cancel", daemon=True)
         watcher.start()
         finished, lost = False, False
         try:
-            for ref in stream:
-                event = ray.get(ref)
+            for event in self._events(stream, worker.generation):
                 if _unasked_cancel(event, work.cancel):
                     raise _FalseCancel(worker.label)
                 if hasattr(event, "budget_index"):
@@ -441,15 +512,37 @@ class RayFarm:
                     worker.label = event.timings.get("worker", worker.label)
                 yield event
             finished = True
-        except (*_lost_errors(ray), _FalseCancel):
+        except (*_lost_errors(ray), _FalseCancel, RayRestarting):
             lost = True
             raise
         finally:
             watching.set()  # the watcher ends at its next wake-up; not joined, so a render pays no poll period
             if not finished and not lost:  # the consumer went away: stop the attempt, free the worker after it
-                worker.actor.cancel.remote(attempt_id)
+                self._cancel_attempt(worker, attempt_id)
                 handed[0] = True
                 threading.Thread(target=self._drain, args=(stream, worker), name="farm-drain", daemon=True).start()
+
+    def _events(self, stream, generation: int) -> Iterator:
+        """A worker's stream of events, each wait and get inside the gate and bounded, so a restart of the farm's
+        Ray never waits long for this thread (and never shuts Ray down under it)."""
+        import ray
+
+        while True:
+            with self._gate.call(generation):
+                try:
+                    ref = stream._next_sync(timeout_s=_STREAM_POLL_S)  # Ray's own __next__, with a timeout
+                except StopIteration:
+                    return
+                event = None if ref.is_nil() else ray.get(ref, timeout=_GET_S)
+            if event is not None:
+                yield event
+
+    def _cancel_attempt(self, worker: _Worker, attempt_id: str) -> None:
+        try:
+            with self._gate.call(worker.generation):
+                worker.actor.cancel.remote(attempt_id)
+        except RayRestarting:
+            pass  # its Ray was lost: so was the attempt
 
     def _revive(self, worker: _Worker) -> None:
         """A worker whose attempt was lost is routed nothing until its actor answers again (Ray restarts a dead
@@ -461,8 +554,11 @@ class RayFarm:
         try:
             while time.monotonic() < deadline and any(w is worker for w in self._workers):
                 try:
-                    worker.label = ray.get(worker.actor.info.remote(), timeout=_REVIVE_POLL_S * 10)["label"]
+                    with self._gate.call(worker.generation):
+                        worker.label = ray.get(worker.actor.info.remote(), timeout=_REVIVE_POLL_S * 10)["label"]
                     return
+                except RayRestarting:
+                    return  # its Ray was lost: the worker went with it
                 except Exception:  # still restarting, or gone for good: look again shortly
                     time.sleep(_REVIVE_POLL_S)
         finally:
@@ -471,25 +567,22 @@ class RayFarm:
     def _drain(self, stream, worker: _Worker) -> None:
         """An abandoned attempt's remaining events, until its stream ends (within a step of its cancel): only
         then may the worker take another job."""
-        import ray
-
         try:
-            for ref in stream:
-                ray.get(ref)
-        except Exception:  # died meanwhile, or an event lost: the attempt has ended either way
+            for _ in self._events(stream, worker.generation):
+                pass
+        except Exception:  # died meanwhile, an event lost, or its Ray lost: the attempt has ended either way
             pass
         finally:
             self._release(worker)
 
-    @staticmethod
-    def _watch_cancel(token, worker: _Worker, job_id: str, finished: threading.Event) -> None:
+    def _watch_cancel(self, token, worker: _Worker, job_id: str, finished: threading.Event) -> None:
         """While an attempt runs: the studio's cancel (or a consumer gone) becomes ``worker.cancel(job_id)`` at
         once (it waits on the studio's event itself, so the cancel costs one actor call, not a poll period)."""
         event = getattr(token, "event", None)
         while not finished.is_set():
             hit = event.wait(_CANCEL_POLL_S) if event is not None else token.is_set() or finished.wait(_CANCEL_POLL_S)
             if hit and not finished.is_set():
-                worker.actor.cancel.remote(job_id)
+                self._cancel_attempt(worker, job_id)
                 return
 
 
@@ -506,7 +599,8 @@ def _lost_errors(ray) -> tuple:
     left the cluster (the actor, pinned to that node, cannot be restarted: ActorUnschedulableError; NodeDiedError),
     or an event it had sent lived in that node's object store (ObjectLostError)."""
     e = ray.exceptions
-    return (e.RayActorError, e.ActorUnschedulableError, e.NodeDiedError, e.ObjectLostError, e.WorkerCrashedError)
+    return (e.RayActorError, e.ActorUnschedulableError, e.NodeDiedError, e.ObjectLostError, e.WorkerCrashedError,
+            e.GetTimeoutError)  # an event its stream announced that does not come within _GET_S: lost with it
 
 
 def _why(exc: Exception) -> str:

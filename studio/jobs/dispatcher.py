@@ -71,6 +71,12 @@ class Dispatcher:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
+    def paused(self) -> str | None:
+        """Why queued jobs are not claimed now (a farm whose Ray is lost says so), else None."""
+        engine = getattr(self.studio, "engine", None)  # None: a dispatcher of the queue alone (benches, tools)
+        note = getattr(getattr(engine, "executor", None), "waiting_note", None)
+        return note() if note is not None else None
+
     @property
     def capacity(self) -> int:
         """Jobs run at once: the slots given, else one per farm worker (0 while the farm's Ray is lost: queued
@@ -200,7 +206,6 @@ class Dispatcher:
         return outcome
 
     def _run_claimed(self, row: dict) -> None:
-        from ..engine.events import Cancelled, Requeued
 
         jid = row["id"]
         try:
@@ -391,6 +396,7 @@ class JobStream:
         self._events: queue.Queue = queue.Queue()
         self._open: set[str] = set()
         self._looked = -PLACE_S
+        self._told_pause: str | None = None  # the executor's outage, as last told to the waiting jobs
 
     def _put(self, jid: str, event) -> None:
         self._events.put((jid, event))
@@ -422,7 +428,6 @@ class JobStream:
             self._cancel(set(self._open))
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
-        from ..engine.events import Cancelled, Failed
 
         finished, asked, told = False, False, set()  # told: jobs whose end (Cancelled, Failed) was yielded
         try:
@@ -461,6 +466,8 @@ class JobStream:
             return
         self._looked = time.monotonic()
         rows = self.dispatcher.store.places(self._open)  # one query for every followed job
+        pause = self.dispatcher.paused()
+        tell, self._told_pause = pause is not None and pause != self._told_pause, pause
         for jid in sorted(self._open):
             row = rows.get(jid)
             if row is None or (row["state"] in FINISHED and not self.dispatcher._handles(jid)):
@@ -469,6 +476,8 @@ class JobStream:
                     Failed(row["error"] or state, 0, None)
                 self._events.put((jid, _Gone(end)))  # queued behind what the job sent here, if anything
             elif row["place"] is not None:  # told again each time (a progress bar may miss the first telling)
+                if tell:  # once per outage: why it waits (a farm's lost Ray), not only where
+                    yield jid, Status(pause)
                 yield jid, Waiting(*row["place"])
 
     def _cancel(self, jids: set[str]) -> None:
