@@ -173,40 +173,29 @@ def _open_to_render(args):
 def cmd_render(args) -> int:
     from .render_jobs import render
 
-    if args.extend:  # in this process: refused beside a studio (sending it extend jobs is still to do)
+    if args.extend:  # sent to the studio that owns the folder, like any render; else run here
+        from .render_jobs import extend
+
         _check_extend(args)
-        studio = _open_to_render(args)
-        try:
-            return _extend(studio, args)
-        finally:
-            studio.close()
+        return extend(args, _open_to_render)
     return render(args, _open_to_render)
 
 
 
 # render flags an extension does not use: it continues the original's clip (v2v, its size, fps and LoRAs)
 NOT_FOR_EXTEND = ("from_file", "lora", "mode", "image", "video", "height", "width", "fps", "preview", "compare",
-                  "policy", "gif", "json")
+                  "policy", "gif")
 
 
 def _check_extend(args) -> None:
-    """Refuse ``--extend`` with flags it would ignore, or beside a studio that owns the data folder (a second copy
-    of the model and a second writer)."""
-    from ..errors import FolderOwned
-    from ..app.ownership import current_owner
-
+    """Refuse ``--extend`` with flags it would ignore; ``--frames`` becomes the number of new frames."""
     flag = {"from_file": "from"}
     bad = [f"--{flag.get(n, n)}" for n in NOT_FOR_EXTEND if getattr(args, n, None) not in (None, False)]
-    _new_frames(args.frames)  # before a model loads
+    args.frames = _new_frames(args.frames)  # before a model loads or anything is sent
     if bad:
         raise StudioError(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to --extend: an "
                                f"extension continues the original (its mode, size, fps and LoRAs); leave "
                                f"{'it' if len(bad) == 1 else 'them'} out.")
-    data_dir = folder_settings(args).data_dir
-    owner = current_owner(data_dir)
-    if owner is not None and owner.kind == "studio":
-        raise FolderOwned(f"The studio {owner.describe()} owns {data_dir}: extend the render there (the Extend "
-                          f"button under the render, in Create or History), or stop it first and run this again.")
 
 
 def _new_frames(text: str | None) -> int:
@@ -223,27 +212,6 @@ def _new_frames(text: str | None) -> int:
         raise InvalidRequest({"frames": f"--extend needs --frames: the new frames, 1 to {MAX_FRAMES}; got "
                                         f"{frames}"})
     return frames
-
-
-def _extend(studio, args) -> int:
-    """``render --extend``: print the joined clip's mp4 path (see extend.py)."""
-    from ..jobs import extend, following as jobs
-    from ..engine.events import Result
-
-    source = extend.load_source(studio.history, args.extend)
-    req, plan = extend.extension_request(
-        studio.engine, source, _new_frames(args.frames), prompt=args.prompt, seed=args.seed, steps=args.steps,
-        model=args.model, max_context=args.context_frames,
-        negative_prompt=args.negative_prompt or None, guidance_scale=args.guidance_scale)
-    note = plan.note(studio.engine.spec_for(req).temporal_factor)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"extending {source.path.name}: {plan.source_frames} frames + {plan.new_frames} new "
-          f"({plan.context} as context) on {req.model}", file=sys.stderr)
-    for event in extend._raising(jobs.follow_extension(studio, source, req, plan, source_name="cli")):
-        if isinstance(event, Result):
-            print(event.video_path, flush=True)
-    return 0
 
 
 def cmd_history(args) -> int:

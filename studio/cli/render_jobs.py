@@ -204,6 +204,53 @@ class RenderPrinter:
         }
 
 
+# ---- render --extend ------------------------------------------------------------------
+def extend_job(args) -> dict:
+    """``render --extend REF --frames N``'s job (following.extension_job says what each key does)."""
+    fields = {"source": args.extend, "frames": args.frames, "prompt": args.prompt, "model": args.model,
+              "negative_prompt": args.negative_prompt or None, "seed": _number(args.seed, int, "seed"),
+              "steps": _number(args.steps, int, "steps"), "context_frames": _number(args.context_frames, int,
+                                                                                  "context_frames"),
+              "guidance_scale": _number(args.guidance_scale, float, "guidance_scale")}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _number(value, kind: type, name: str):
+    """A flag's text as a number (None stays None); InvalidRequest naming the flag otherwise."""
+    from ..errors import InvalidRequest
+
+    if value is None:
+        return None
+    try:
+        return kind(str(value).strip())
+    except ValueError:
+        word = "a whole number" if kind is int else "a number"
+        raise InvalidRequest({name: f"must be {word}, got {str(value)[:40]!r}"}) from None
+
+
+def attach_source(job: dict, limit_mb: float) -> dict:
+    """The clip to extend sent as a file when it names one here (a history id travels as it is)."""
+    source = job["source"]
+    if os.path.lexists(Path(source).expanduser()):
+        return dict(job, source=owner_client.attach(source, "--extend", limit_mb))
+    return job
+
+
+def extend(args, open_studio) -> int:
+    """Run `render --extend`: the joined clip's mp4 path on stdout (or the JSON summary), like `render`."""
+    args.open_studio = open_studio
+    printer = RenderPrinter(args.json, args.quiet)
+    events = _events(args, "extend", extend_job(args), attach_source, _run_here("extension_events"))
+    try:
+        for event in events:
+            printer.show(event)
+    except KeyboardInterrupt:
+        printer.failure = "Interrupted."
+    finally:
+        events.close()
+    return printer.finish()
+
+
 # ---- board run ------------------------------------------------------------------------
 def board_job(args) -> dict:
     path = Path(args.file)

@@ -36,6 +36,7 @@ from .boards import BoardRunner
 from .dispatcher import JobStream
 from ..errors import InvalidRequest, StudioError, internal_error
 from ..engine.events import Cancelled, Failed, Progress, Requeued, Result, Status, Waiting
+from ..store.queue import QueueStore
 from .kinds import KINDS, ExtensionJob, RenderJob
 
 log = logging.getLogger(__name__)
@@ -155,14 +156,29 @@ def queue_extension_rerun(studio, rid: str, session: str | None = None) -> tuple
     return jid, plan
 
 
-def render_events(studio, job: dict, cancel: threading.Event | None = None) -> Iterator[dict]:
-    """Queue a render job on ``studio`` and yield its events as dicts. Bad input is one ``error`` event."""
+def add_job(studio, job, *, source: str = "cli") -> str:
+    """Check a render job (a dict, or a typed one such as an ExtensionJob) as a render would, pin its seed and queue
+    it, followed by nobody (``queue add``): its job id. With no dispatcher running (a CLI that owns the folder), it
+    waits in the queue for the next ``queue run`` or studio start."""
+    typed = render_job(job)
+    req, plan, _ = typed.plan(studio)
+    typed.pin_seed(req.seed)  # a re-run renders the seed it was queued with
+    plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
+    dispatcher = studio.running_dispatcher
+    if dispatcher is not None:
+        return dispatcher.submit(typed, source=source, plan=plan)
+    return QueueStore(studio.history).add(typed.to_json(), source=source, plan=plan, kind=typed.name)
+
+
+def render_events(studio, job, cancel: threading.Event | None = None, notes: tuple = ()) -> Iterator[dict]:
+    """Queue a render job on ``studio`` (a dict, or a typed job) and yield its events as dicts; ``notes`` go into
+    its start event. Bad input is one ``error`` event."""
     stream = None
     try:
-        req, plan, notes, stream = queue_job(studio, job, source="cli", cancel=cancel)
-        yield {"type": "start", "job": next(iter(stream.jobs), None), "seed": req.seed, "model": req.model, "width": req.width, "height": req.height,
-               "frames": req.frames, "fps": req.fps, "budgets": list(plan.budgets), "plan": plan.kind,
-               "notes": notes}
+        req, plan, more, stream = queue_job(studio, job, source="cli", cancel=cancel)
+        yield {"type": "start", "job": next(iter(stream.jobs), None), "seed": req.seed, "model": req.model,
+               "width": req.width, "height": req.height, "frames": req.frames, "fps": req.fps,
+               "budgets": list(plan.budgets), "plan": plan.kind, "notes": [*notes, *more]}
         for event in stream.events():
             if (out := event_dict(event)) is not None:
                 yield out
@@ -174,6 +190,46 @@ def render_events(studio, job: dict, cancel: threading.Event | None = None) -> I
     finally:
         if stream is not None:
             stream.abandon()  # a client gone after "start": its job leaves the queue
+
+
+# ---- extensions ---------------------------------------------------------------------------
+def extension_job(studio, job: dict, allowed: list[Path] | None = None) -> tuple[ExtensionJob, list[str]]:
+    """An extend job ({"source": history id or clip, "frames": new frames, and optional "prompt", "seed", "steps",
+    "model", "context_frames", "negative_prompt", "guidance_scale"}) as an ExtensionJob, with notes for the user.
+    ``allowed``: the folders a clip may come from (the owner API's ``confine.input_roots``; None: the CLI's user)."""
+    from ..engine.request import MAX_FRAMES
+
+    frames = job.get("frames")
+    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= MAX_FRAMES:
+        raise InvalidRequest({"frames": f"the new frames, 1 to {MAX_FRAMES}; got {str(frames)[:40]}"})
+    source = extend.load_source(studio.history, str(job.get("source") or ""), allowed=allowed)
+    req, plan = extend.extension_request(
+        studio.engine, source, frames, prompt=job.get("prompt"), seed=job.get("seed"), steps=job.get("steps"),
+        model=job.get("model"), max_context=job.get("context_frames"), negative_prompt=job.get("negative_prompt"),
+        guidance_scale=job.get("guidance_scale"))
+    note = plan.note(studio.engine.spec_for(req).temporal_factor)
+    said = f"extending {source.path.name}: {plan.source_frames} frames + {plan.new_frames} new ({plan.context} as " \
+           f"context) on {req.model}"
+    return ExtensionJob(extend.job(source, req, plan)), [*([note] if note else []), said]
+
+
+def extension_events(studio, job: dict, cancel: threading.Event | None = None,
+                     allowed: list[Path] | None = None) -> Iterator[dict]:
+    """Queue an extend job (``extension_job``) and yield its events as dicts, like ``render_events`` (the result is
+    the joined clip); with ``"queue": true``, one ``queued`` event (followed by nobody). Bad input: one ``error``."""
+    try:
+        typed, notes = extension_job(studio, job, allowed)
+        if job.get("queue"):
+            yield {"type": "queued", "id": add_job(studio, typed)}
+            return
+    except StudioError as exc:
+        yield {"type": "error", "message": str(exc)}
+        return
+    except Exception as exc:  # a bug: in the log with its traceback, and said to be one
+        log.exception("extend job failed: internal error")
+        yield {"type": "error", "message": internal_error(exc)}
+        return
+    yield from render_events(studio, typed, cancel, notes=tuple(notes))
 
 
 # ---- board jobs ---------------------------------------------------------------------------

@@ -22,9 +22,11 @@ CANCEL_KEYS = {"id": str}
 SWEEP_KEYS = {"name": str, "prompts": list, "mode": str, "budgets": list, "seeds": object, "models": list,
               "frames": int, "height": int, "width": int, "negative_prompt": str}  # sweep_run.checked_spec says more
 SWEEP_ID_KEYS = {"id": str, "write": bool}
+EXTEND_KEYS = {"source": object, "frames": int, "prompt": str, "negative_prompt": str, "seed": int, "steps": int,
+               "model": str, "context_frames": int, "guidance_scale": float, "queue": bool}
 SHAPES = {"render": RENDER_KEYS, "queue-add": RENDER_KEYS, "board-run": BOARD_KEYS, "queue-cancel": CANCEL_KEYS,
           "sweep-run": SWEEP_KEYS, "sweep-resume": SWEEP_ID_KEYS, "sweep-report": SWEEP_ID_KEYS,
-          "sweep-policies": SWEEP_ID_KEYS}
+          "sweep-policies": SWEEP_ID_KEYS, "extend": EXTEND_KEYS}
 STAGES = ("preview", "final")
 PATH_FIELDS = ("image", "video")
 
@@ -43,12 +45,14 @@ def depth(value) -> int:
 
 def _type_name(kind: type) -> str:
     return {dict: "an object", list: "a list", int: "a whole number", str: "a string", bool: "true or false",
-            object: "a value"}[kind]
+            float: "a number", object: "a value"}[kind]
 
 
 def _is(value, kind: type) -> bool:
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind)
 
 
@@ -75,6 +79,9 @@ def check(route: str, job) -> None:
         raise StudioError("a render job needs a \"request\" object")
     if route == "board-run" and not isinstance(job.get("board"), dict):
         raise StudioError("a board job needs a \"board\" object")
+    if route == "extend" and not (isinstance(job.get("source"), (str, dict)) and _is(job.get("frames"), int)):
+        raise StudioError("an extend job needs a \"source\" (a history id, or the clip sent as a file) and "
+                          "\"frames\" (how many new frames)")
 
 
 def _inputs(route: str, job: dict):
@@ -86,6 +93,8 @@ def _inputs(route: str, job: dict):
         for i, prompt in enumerate(prompts if isinstance(prompts, list) else []):
             if isinstance(prompt, dict):
                 yield from ((f"prompt {i + 1}", prompt.get(f), f) for f in PATH_FIELDS)
+    elif route == "extend":  # a history id, or the clip sent with the job: extend.load_source confines both
+        yield from ()
     elif route == "board-run":
         shots = job["board"].get("shots")
         for i, shot in enumerate(shots if isinstance(shots, list) else []):

@@ -130,17 +130,8 @@ async def _job(request: Request, studio, route: str, limit: int) -> dict:
 
 def _queue_add(studio, job: dict):
     """Check a render job as a render would, then queue it on the studio's dispatcher (it wakes at once)."""
-    from ..store.queue import QueueStore
-
     try:
-        typed = jobs.render_job(job)
-        req, plan, _ = typed.plan(studio)
-        typed.pin_seed(req.seed)  # a re-run renders the seed it was queued with
-        plan = {"kind": plan.kind, "budgets": list(plan.budgets)}
-        dispatcher = studio.running_dispatcher
-        jid = (dispatcher.submit(typed, source="cli", plan=plan) if dispatcher is not None
-               else QueueStore(studio.history).add(typed.to_json(), source="cli", plan=plan, kind=typed.name))
-        yield {"type": "queued", "id": jid}
+        yield {"type": "queued", "id": jobs.add_job(studio, job)}
     except StudioError as exc:
         yield {"type": "error", "message": str(exc)}
     except Exception as exc:  # a bug: in the log with its traceback, and said to be one
@@ -199,6 +190,11 @@ def router(studio, token: str, limit: int | None = None) -> APIRouter:
     @api.post("/board-run")
     async def board_run(request: Request):
         return await stream(request, lambda job, cancel: jobs.board_events(studio, job, cancel))
+
+    @api.post("/extend")
+    async def extend_(request: Request):
+        return await stream(request, lambda job, cancel: jobs.extension_events(
+            studio, job, cancel, allowed=confine.input_roots(studio.settings)))
 
     @api.post("/queue-add")
     async def queue_add(request: Request):
