@@ -6,11 +6,11 @@ leave a sound database (issue 22, item 8). Not a test: prints one line per viola
 Each trial: a fresh data folder on tiny models; the studio (``app.py``, a subprocess that owns the folder) gets a
 mixed workload through its owner API, the path the CLI takes (``queue add``: single renders, a refine plan, a
 compare plan; ``board run``: a board whose second shot continues the first, its preview stage then its final
-stage; a ``queue cancel``; a step change of a waiting job; a star on a finished render). It is killed at random
-moments (SIGKILL; SIGTERM in some trials; with ``--farm ray``, a random farm worker SIGKILLed instead in some) and
-started again, until the work is done; a board stage whose studio died is run again, as a user would. Then the
-invariants of crash_invariants.py are checked. Last line: ``trials N, kills K, violations V``.
-Extensions are not in the workload yet: the CLI does not queue them (`render --extend` is refused beside a studio).
+stage; an extension of a finished render (the owner API's ``extend``, as ``render --extend`` sends it); a
+``queue cancel``; a step change of a waiting job; a star on a finished render). It is killed at random moments
+(SIGKILL; SIGTERM in some trials; with ``--farm ray``, a random farm worker SIGKILLed instead in some) and started
+again, until the work is done; a board stage whose studio died is run again, as a user would. Then the invariants
+of crash_invariants.py are checked. Last line: ``trials N, kills K, violations V``.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ class Workload:
             {"prompt": "a blue square moving up", "seed": 3}][:2 if small else 3]}), encoding="utf-8")
         self.stages = ["preview"] if small else ["preview", "final"]
         self._board: threading.Thread | None = None
+        self.extension: str | None = None  # its job id, once queued
 
     def queue(self, owner) -> None:
         """The renders, once: two singles, a refine, a compare."""
@@ -156,6 +157,31 @@ class Workload:
             for event in owner_client.send(owner, "queue-add", dict({"policy": None, "gif": False}, **job)):
                 if event.get("type") == "queued":
                     self.jobs.append(event["id"])
+
+    def extend(self, owner) -> None:
+        """Extend a finished render by 4 frames, once (the job copies its source when queued)."""
+        from studio.app import owner_client
+        from studio.errors import StudioError
+        from studio.store.history import HistoryStore
+
+        if self.extension is not None:
+            return
+        history = HistoryStore(self.data / "history.db")
+        try:
+            done = [r["id"] for r in history.search(limit=50) if r["status"] == "ok" and r["mode"] == "t2v"
+                    and r["prompt"] in ("refined", "single one")]
+        finally:
+            history.close()
+        if not done:
+            return
+        try:
+            for event in owner_client.send(owner, "extend", {"source": self.rng.choice(done), "frames": 4,
+                                                             "steps": 2, "queue": True}):
+                if event.get("type") == "queued":
+                    self.extension = event["id"]
+                    self.jobs.append(event["id"])
+        except StudioError:  # the studio died under it: queued again after the next start
+            pass
 
     def board(self, owner) -> None:
         """Run the board's stages (again after a crash: resumable) on a thread of its own."""
@@ -226,7 +252,7 @@ class Workload:
             busy = QueueStore(history).list(states=("queued", "running"))
         finally:
             history.close()
-        return not busy and not self.stages
+        return not busy and not self.stages and self.extension is not None
 
 
 def trial(number: int, rng: random.Random, root: Path, models: Path, args) -> tuple[int, list[str]]:
@@ -245,6 +271,7 @@ def trial(number: int, rng: random.Random, root: Path, models: Path, args) -> tu
             while kills < planned:
                 work.board(owner)
                 time.sleep(rng.uniform(0.5, args.window))
+                work.extend(owner)
                 work.poke(owner)
                 if farm and rng.random() < 0.4 and (pids := studio.farm_workers()):
                     os.kill(rng.choice(pids), signal.SIGKILL)  # a farm worker dies; the studio carries on
@@ -255,6 +282,7 @@ def trial(number: int, rng: random.Random, root: Path, models: Path, args) -> tu
             deadline = time.monotonic() + DRAIN_S
             while not work.done() and time.monotonic() < deadline:
                 work.board(owner)
+                work.extend(owner)
                 if not work.stars:
                     work.star()
                 time.sleep(1.0)

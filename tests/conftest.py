@@ -106,6 +106,19 @@ def shared_farm(ray_instance, tiny_dirs, tmp_path_factory):
     farm.close()
 
 
+@pytest.fixture()
+def farm_studio(settings, shared_farm):
+    """(a Studio on ``settings`` whose executor is the shared farm, the farm); the workers stay for the next test."""
+    from studio.farm.ray_farm import RETRIES
+
+    studio = Studio.open(settings)
+    shared_farm.retries = RETRIES
+    studio.engine.executor = shared_farm
+    yield studio, shared_farm
+    studio.engine.executor = None
+    studio.close()
+
+
 class Hold:
     """Where a held render stands: ``reached`` is set when the held step starts waiting; it waits until
     ``release`` is set (at most ``timeout`` seconds, then it fails the render)."""

@@ -19,22 +19,12 @@ ray = pytest.importorskip("ray")
 from studio.engine import media  # noqa: E402
 from studio.jobs.boards import BoardRunner  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
-from studio.farm.ray_farm import RETRIES, FarmError, RayFarm, check_options  # noqa: E402
+from studio.farm.ray_farm import FarmError, RayFarm, check_options  # noqa: E402
 from studio.engine.render import Cancelled, Preview, Progress, RenderRequest, Result, Status  # noqa: E402
 from studio.app.services import Studio  # noqa: E402
 from conftest import _GONE  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture()
-def farm_studio(settings, shared_farm):
-    studio = Studio.open(settings)
-    shared_farm.retries = RETRIES
-    studio.engine.executor = shared_farm
-    yield studio, shared_farm
-    studio.engine.executor = None  # the workers stay for the next test
-    studio.close()
 
 
 def _worker_of(row: dict) -> str:
