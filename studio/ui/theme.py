@@ -35,6 +35,8 @@ CSS = """
 #board-new { max-height: 44px; margin-bottom: 10px; }
 #board-progress { min-height: 24px; }
 #board-live { display: none; }
+/* a batch's status line changes about once a second: a fixed height keeps the table below it from moving */
+#board-status { min-height: 4.6em; contain: layout paint; }
 #space-banner { border-left: 3px solid var(--color-accent); padding-left: 10px; font-size: 0.92em; }
 """
 
