@@ -166,12 +166,7 @@ class Workload:
 
         if self.extension is not None:
             return
-        history = HistoryStore(self.data / "history.db")
-        try:
-            done = [r["id"] for r in history.search(limit=50) if r["status"] == "ok" and r["mode"] == "t2v"
-                    and r["prompt"] in ("refined", "single one")]
-        finally:
-            history.close()
+        done = self._sources()
         if not done:
             return
         try:
@@ -182,6 +177,17 @@ class Workload:
                     self.jobs.append(event["id"])
         except StudioError:  # the studio died under it: queued again after the next start
             pass
+
+    def _sources(self) -> list[str]:
+        """Finished renders of the single, refine and compare jobs (what an extension may continue)."""
+        from studio.store.history import HistoryStore
+
+        history = HistoryStore(self.data / "history.db")
+        try:
+            return [r["id"] for r in history.search(limit=50) if r["status"] == "ok" and r["mode"] == "t2v"
+                    and r["prompt"] in ("refined", "compared", "single one", "single two")]
+        finally:
+            history.close()
 
     def board(self, owner) -> None:
         """Run the board's stages (again after a crash: resumable) on a thread of its own."""
@@ -252,7 +258,8 @@ class Workload:
             busy = QueueStore(history).list(states=("queued", "running"))
         finally:
             history.close()
-        return not busy and not self.stages and self.extension is not None
+        # the extension is queued once a render it can continue exists (none may: the user cancelled them all)
+        return not busy and not self.stages and (self.extension is not None or not self._sources())
 
 
 def trial(number: int, rng: random.Random, root: Path, models: Path, args) -> tuple[int, list[str]]:
