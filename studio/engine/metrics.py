@@ -5,7 +5,7 @@
 - temporal coherence: ``change``, the mean absolute change from one frame to the next (0..1 of full scale: how
   much moves), and ``flicker``, the mean absolute second difference in time (|f[t+1] - 2 f[t] + f[t-1]|): smooth
   motion keeps it low, frames that flash or jitter raise it.
-- convergence: PSNR (dB) and SSIM of a render's signature (a small copy of its frames) against the same seed's
+- convergence: PSNR (dB) and SSIM (of the grey images) of a render's signature (a small copy of its frames) against the same seed's
   highest-budget render, and their mean absolute difference; does each budget approach the top one steadily?
 - image-to-video: PSNR and SSIM of the first frame against the input image, fitted to the render's size.
 - video-to-video: PSNR of the kept context frames against the input's, and ``v2v_move``, how far the new frames
@@ -61,14 +61,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two uint8 RGB images, or the mean over the frames of two clips."""
+    """SSIM of the grey (luma) images of two uint8 RGB images, or its mean over the frames of two clips (one SSIM
+    a frame, not one a channel: a sweep's report measures thousands of frames)."""
     a, b = np.asarray(a), np.asarray(b)
+    if np.array_equal(a, b):
+        return 1.0
     if a.ndim == 3:
         a, b = a[None], b[None]
     side = min(a.shape[1], a.shape[2])
     win = min(7, side if side % 2 else side - 1)
-    return float(np.mean([structural_similarity(x, y, data_range=255, channel_axis=-1, win_size=win)
-                          for x, y in zip(a, b)]))
+    ga, gb = _gray(a), _gray(b)
+    return float(np.mean([structural_similarity(x, y, data_range=255.0, win_size=win) for x, y in zip(ga, gb)]))
 
 
 def fidelity(a: np.ndarray, b: np.ndarray) -> dict:
