@@ -313,17 +313,16 @@ class QueueStore:
 
     def places(self, jids) -> dict[str, dict]:
         """For each of ``jids`` still in the table: its ``state``, ``error`` and ``place`` ((position among the
-        waiting jobs, 1 = next; how many wait) while queued, else None). One query however many are asked: the
-        waiting jobs numbered in order once (the (state, position) index), joined to the asked jobs by id;
-        O(waiting + asked), in SQLite rather than in Python."""
+        waiting jobs, 1 = next; how many wait) while queued, else None). Two queries however many are asked: the
+        waiting jobs in order once (the (state, position) index), and the asked jobs by id; O(waiting + asked)."""
         with self._lock:
-            rows = self.db.execute(
-                "WITH w AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY position, rowid) AS place FROM jobs "
-                "WHERE state = 'queued'), n AS (SELECT count(*) AS waiting FROM w) "
-                "SELECT j.id, j.state, j.error, w.place, n.waiting FROM jobs j JOIN n LEFT JOIN w ON w.id = j.id "
-                "WHERE j.id IN (SELECT value FROM json_each(?))", [json.dumps(list(jids))]).fetchall()
-        return {jid: {"state": state, "error": error, "place": (place, waiting) if place is not None else None}
-                for jid, state, error, place, waiting in rows}
+            waiting = self.db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY position, rowid").fetchall()
+            rows = self.db.execute("SELECT id, state, error FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+                                   [json.dumps(list(jids))]).fetchall()
+        place = {jid: i for i, (jid,) in enumerate(waiting, 1)}
+        return {jid: {"state": state, "error": error,
+                      "place": (place[jid], len(waiting)) if state == "queued" and jid in place else None}
+                for jid, state, error in rows}
 
     def waiting(self, except_batch: str | None = None) -> int:
         """How many jobs wait to run (the number the queue caps look at); ``except_batch``: leave out a storyboard
