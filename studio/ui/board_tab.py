@@ -21,7 +21,7 @@ import gradio as gr
 from ..errors import StudioError
 from .board_batches import BatchHandlers
 from .board_layout import BoardComponents, layout
-from .board_views import (DEFAULT_FRAMES, EMPTY_STATUS, BoardViews, _slug, default_policies, gallery_height,
+from .board_views import (DEFAULT_FRAMES, EMPTY_STATUS, BoardViews, file_slug, default_policies, gallery_height,
                           loras_text, new_seed, parse_loras)
 from . import guard
 from .session import cancel
@@ -264,7 +264,7 @@ class BoardTab(BatchHandlers):
         if board is None:
             return gr.File(value=None, visible=False), gr.Image(visible=False), "Create or pick a board first."
         out_dir = Path(self.studio.settings.renders_dir) / (sid or "") / "exports" / board.id
-        base = _slug(board.name)
+        base = file_slug(board.name)
         out_dir.mkdir(parents=True, exist_ok=True)
         files, notes = [], []
         runner = self.ui.runner

@@ -55,7 +55,7 @@ def loras_text(loras) -> str:
     return ", ".join(f"{f}:{s:g}" for f, s in loras or ())
 
 
-def _slug(name: str) -> str:
+def file_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name or "board").strip("-").lower()[:40] or "board"
 
 
