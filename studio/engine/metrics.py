@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from skimage.filters import laplace
+from scipy.ndimage import convolve
+from skimage.restoration.uft import laplacian
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from . import judge
@@ -38,9 +39,16 @@ def _gray(frames: np.ndarray) -> np.ndarray:
     return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
 
 
+_LAPLACE_OP = laplacian(2, (3, 3))[1][None]  # skimage.filters.laplace's own 3x3 kernel, one frame deep
+
+
 def sharpness(frames: np.ndarray) -> list[float]:
-    """The variance of the Laplacian of each frame (grey, 0-255)."""
-    return [float(laplace(g).var()) for g in _gray(frames)]
+    """The variance of the Laplacian of each frame (grey, 0-255): ``skimage.filters.laplace`` of each frame, done
+    for all frames in one convolution (the same kernel and borders; a frame at a time cost a sweep 5% of its
+    render time)."""
+    gray = _gray(frames)
+    result = convolve(gray, _LAPLACE_OP, mode="reflect")
+    return [float(v) for v in result.reshape(len(gray), -1).var(axis=1)]
 
 
 def temporal(frames: np.ndarray) -> dict:
