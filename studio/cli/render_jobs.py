@@ -109,8 +109,12 @@ def attach_inputs(job: dict, limit_mb: float) -> dict:
 def render(args, open_studio) -> int:
     """Run `render`; ``open_studio(args)`` opens a Studio in this process when no studio owns the folder."""
     args.open_studio = open_studio
+    return _print_events(args, _events(args, "render", render_job(args), attach_inputs, _run_here("render_events")))
+
+
+def _print_events(args, events) -> int:
+    """Print a render's (or an extension's) events as they come; its exit status."""
     printer = RenderPrinter(args.json, args.quiet)
-    events = _events(args, "render", render_job(args), attach_inputs, _run_here("render_events"))
     try:
         for event in events:
             printer.show(event)
@@ -239,16 +243,8 @@ def attach_source(job: dict, limit_mb: float) -> dict:
 def extend(args, open_studio) -> int:
     """Run `render --extend`: the joined clip's mp4 path on stdout (or the JSON summary), like `render`."""
     args.open_studio = open_studio
-    printer = RenderPrinter(args.json, args.quiet)
-    events = _events(args, "extend", extend_job(args), attach_source, _run_here("extension_events"))
-    try:
-        for event in events:
-            printer.show(event)
-    except KeyboardInterrupt:
-        printer.failure = "Interrupted."
-    finally:
-        events.close()
-    return printer.finish()
+    return _print_events(args, _events(args, "extend", extend_job(args), attach_source,
+                                       _run_here("extension_events")))
 
 
 # ---- board run ------------------------------------------------------------------------
